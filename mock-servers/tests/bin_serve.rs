@@ -1,0 +1,88 @@
+//! `mock-mcp serve`: prints the ready line, serves HTTP, exits 0 on SIGTERM.
+
+mod common;
+
+use std::{process::Stdio, time::Duration};
+
+use common::{call, text};
+use rmcp::{ServiceExt, transport::StreamableHttpClientTransport};
+use serde_json::json;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::Command,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mock-mcp");
+
+async fn serve_then_signal(extra: &[&str], signal: &str) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line))
+        .await
+        .expect("no ready line")
+        .unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim_end()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected ready line {line:?}"))
+        .parse()
+        .unwrap();
+    assert_ne!(addr.port(), 0);
+
+    let client = ()
+        .serve(StreamableHttpClientTransport::from_uri(format!(
+            "http://{addr}/mcp"
+        )))
+        .await
+        .unwrap();
+    let echoed = call(&client, "echo", json!({ "text": "from binary" })).await;
+    assert_eq!(text(&echoed), "from binary");
+    client.cancel().await.unwrap();
+
+    let pid = child.id().expect("child pid").to_string();
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("mock-mcp serve did not exit within 5 s of the signal")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+
+    // Nothing else was printed to stdout.
+    let mut rest = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut rest)
+        .await
+        .unwrap();
+    assert_eq!(rest, "");
+}
+
+#[tokio::test]
+async fn serve_exits_zero_on_sigterm() {
+    serve_then_signal(&[], "-TERM").await;
+}
+
+#[tokio::test]
+async fn serve_stateless_exits_zero_on_sigint() {
+    serve_then_signal(&["--stateless"], "-INT").await;
+}
+
+#[tokio::test]
+async fn unknown_flag_is_rejected() {
+    let output = Command::new(BIN)
+        .args(["serve", "--bogus"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+}

@@ -1,0 +1,181 @@
+//! `ProxyHandler`: the rmcp `ServerHandler` of one instance. It merges the upstreams' tools
+//! (`router` names them), routes `tools/call` by name, and bounds every request by the
+//! whole-request timeout and by the client's cancellation.
+
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, ErrorData, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, ServerHandler};
+
+use crate::metrics::RequestTimer;
+use crate::model::InstanceConfig;
+use crate::router::{self, RouteError, ToolIndex};
+use crate::state::AppState;
+
+/// Serves one instance. rmcp creates one per downstream session (or per stateless request);
+/// it holds no resources of its own, only the shared state.
+#[derive(Clone)]
+pub struct ProxyHandler {
+    state: Arc<AppState>,
+    instance_id: Arc<str>,
+}
+
+impl ProxyHandler {
+    pub fn new(state: Arc<AppState>, instance_id: Arc<str>) -> Self {
+        Self { state, instance_id }
+    }
+
+    async fn config(&self) -> Result<Arc<InstanceConfig>, ErrorData> {
+        self.state
+            .configs
+            .get(&self.instance_id)
+            .await
+            .map_err(|e| ErrorData::from(e.as_ref()))
+    }
+
+    /// Runs `fut` unless the request timeout passes or the client cancels first. Dropping
+    /// `fut` drops any upstream lease it holds, which closes per-request clients.
+    async fn bounded<T>(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        fut: impl Future<Output = Result<T, ErrorData>>,
+    ) -> Result<T, ErrorData> {
+        let timeout = self.state.settings.request_timeout;
+        tokio::select! {
+            r = tokio::time::timeout(timeout, fut) => r.unwrap_or_else(|_| {
+                Err(ErrorData::internal_error(format!("request timed out after {timeout:?}"), None))
+            }),
+            _ = ctx.ct.cancelled() => Err(ErrorData::internal_error("request cancelled by the client", None)),
+        }
+    }
+
+    /// The instance's merged tool list: cached per instance, built by asking every upstream
+    /// concurrently. A failing upstream is logged, counted and left out; a partial list is
+    /// returned but not cached.
+    async fn tool_index(&self, config: &InstanceConfig) -> Arc<ToolIndex> {
+        let mut partial = None;
+        let entry = self
+            .state
+            .tools
+            .entry_by_ref(&*self.instance_id)
+            .or_optionally_insert_with(async {
+                let index = Arc::new(self.build_tool_index(config).await);
+                if index.is_complete() {
+                    Some(index)
+                } else {
+                    partial = Some(index);
+                    None
+                }
+            })
+            .await;
+        match entry {
+            Some(entry) => entry.into_value(),
+            None => partial.unwrap_or_default(),
+        }
+    }
+
+    async fn build_tool_index(&self, config: &InstanceConfig) -> ToolIndex {
+        let timeout = self.state.settings.call_timeout;
+        let lists = futures::future::join_all(config.upstreams.iter().map(|upstream| async move {
+            let lease = self.state.pool.acquire(&self.instance_id, upstream).await?;
+            let tools = lease.list_tools(timeout).await;
+            lease.release().await;
+            tools
+        }))
+        .await;
+        let mut ok = Vec::new();
+        let mut failed = Vec::new();
+        for (upstream, result) in config.upstreams.iter().zip(lists) {
+            match result {
+                Ok(tools) => ok.push((upstream.name.clone(), tools)),
+                Err(e) => {
+                    tracing::warn!(instance = %self.instance_id, error = %e, "upstream left out of tools/list");
+                    self.state.metrics.upstream_error(&upstream.name, e.kind());
+                    failed.push(upstream.name.clone());
+                }
+            }
+        }
+        let index = ToolIndex::build(config.prefixed(), ok, failed);
+        if !index.collisions.is_empty() {
+            tracing::error!(instance = %self.instance_id, collisions = ?index.collisions,
+                "tool name collision with prefix = \"never\"; the first upstream's tool wins");
+        }
+        index
+    }
+
+    async fn call(&self, mut request: CallToolRequestParams) -> Result<CallToolResponse, ErrorData> {
+        let config = self.config().await?;
+        let route = match router::route_by_name(&config, &request.name)? {
+            Some(route) => route,
+            None => self
+                .tool_index(&config)
+                .await
+                .route(&request.name)
+                .cloned()
+                .ok_or_else(|| RouteError::UnknownTool(request.name.to_string()))?,
+        };
+        let upstream = config
+            .upstream(&route.upstream)
+            .ok_or_else(|| RouteError::UnknownTool(request.name.to_string()))?;
+        let lease = self
+            .state
+            .pool
+            .acquire(&self.instance_id, upstream)
+            .await
+            .inspect_err(|e| self.state.metrics.upstream_error(&upstream.name, e.kind()))?;
+        request.name = route.tool.into();
+        let result = lease.call_tool(request, self.state.settings.call_timeout).await;
+        lease.release().await;
+        match result {
+            Ok(result) => Ok(CallToolResponse::Complete(result)),
+            Err(e) => {
+                self.state.metrics.upstream_error(&upstream.name, e.kind());
+                Err(e.into())
+            }
+        }
+    }
+}
+
+impl ServerHandler for ProxyHandler {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_server_info(Implementation::new("mcp-proxy", env!("CARGO_PKG_VERSION")))
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let timer = RequestTimer::start(&self.state.metrics, "tools/list");
+        let result = self
+            .bounded(&context, async {
+                let config = self.config().await?;
+                let index = self.tool_index(&config).await;
+                Ok(ListToolsResult::with_all_items(index.tools.as_ref().clone()))
+            })
+            .await;
+        timer.finish(&result);
+        result
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let timer = RequestTimer::start(&self.state.metrics, "tools/call");
+        let result = self.bounded(&context, self.call(request)).await;
+        timer.finish(&result);
+        result
+    }
+}

@@ -1,0 +1,253 @@
+//! Prometheus metrics (SPEC contract names) and the `/metrics` exposition.
+//!
+//! Counters are updated where things happen; gauges that describe the process (fds, children,
+//! tasks, pool, sessions) are sampled at scrape time so they can never drift.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodOutcome {
+    pub method: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamState {
+    pub upstream: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamOutcome {
+    pub upstream: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Query {
+    pub query: String,
+}
+
+/// All of the proxy's metrics. Cloning a metric handle shares the underlying value.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<MethodOutcome, Counter>,
+    pub request_duration: Histogram,
+    pub inflight: Gauge,
+    pub sessions: Gauge,
+    pub upstream_connections: Family<UpstreamState, Gauge>,
+    pub upstream_connects: Family<UpstreamOutcome, Counter>,
+    pub upstream_errors: Family<UpstreamOutcome, Counter>,
+    pub config_cache_hits: Counter,
+    pub config_cache_misses: Counter,
+    pub auth_cache_hits: Counter,
+    pub auth_cache_misses: Counter,
+    pub db_queries: Family<Query, Counter>,
+    pub db_pool_size: Gauge,
+    pub db_pool_idle: Gauge,
+    pub tokio_alive_tasks: Gauge,
+    pub open_fds: Gauge,
+    pub child_processes: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            requests: Family::default(),
+            request_duration: Histogram::new(exponential_buckets(0.000_5, 2.0, 16)),
+            inflight: Gauge::default(),
+            sessions: Gauge::default(),
+            upstream_connections: Family::default(),
+            upstream_connects: Family::default(),
+            upstream_errors: Family::default(),
+            config_cache_hits: Counter::default(),
+            config_cache_misses: Counter::default(),
+            auth_cache_hits: Counter::default(),
+            auth_cache_misses: Counter::default(),
+            db_queries: Family::default(),
+            db_pool_size: Gauge::default(),
+            db_pool_idle: Gauge::default(),
+            tokio_alive_tasks: Gauge::default(),
+            open_fds: Gauge::default(),
+            child_processes: Gauge::default(),
+            registry: Registry::default(),
+        };
+        // prometheus-client appends `_total` to counters.
+        let r = &mut registry;
+        r.register("mcp_proxy_requests", "MCP requests by method and outcome", m.requests.clone());
+        r.register(
+            "mcp_proxy_request_duration_seconds",
+            "Time to handle one MCP request",
+            m.request_duration.clone(),
+        );
+        r.register("mcp_proxy_inflight_requests", "MCP requests being handled", m.inflight.clone());
+        r.register("mcp_proxy_sessions", "Open downstream MCP sessions", m.sessions.clone());
+        r.register(
+            "mcp_proxy_upstream_connections",
+            "Upstream MCP connections by state",
+            m.upstream_connections.clone(),
+        );
+        r.register(
+            "mcp_proxy_upstream_connects",
+            "Upstream connect attempts by outcome",
+            m.upstream_connects.clone(),
+        );
+        r.register(
+            "mcp_proxy_upstream_errors",
+            "Upstream request failures by kind",
+            m.upstream_errors.clone(),
+        );
+        r.register("mcp_proxy_config_cache_hits", "Config cache hits", m.config_cache_hits.clone());
+        r.register(
+            "mcp_proxy_config_cache_misses",
+            "Config cache misses (database reads)",
+            m.config_cache_misses.clone(),
+        );
+        r.register("mcp_proxy_auth_cache_hits", "API-key cache hits", m.auth_cache_hits.clone());
+        r.register(
+            "mcp_proxy_auth_cache_misses",
+            "API-key cache misses (database reads)",
+            m.auth_cache_misses.clone(),
+        );
+        r.register("mcp_proxy_db_queries", "Database queries by name", m.db_queries.clone());
+        r.register("mcp_proxy_db_pool_size", "Database pool connections", m.db_pool_size.clone());
+        r.register("mcp_proxy_db_pool_idle", "Idle database pool connections", m.db_pool_idle.clone());
+        r.register(
+            "mcp_proxy_tokio_alive_tasks",
+            "Tokio tasks alive in the runtime",
+            m.tokio_alive_tasks.clone(),
+        );
+        r.register("mcp_proxy_open_fds", "Open file descriptors of the process", m.open_fds.clone());
+        r.register(
+            "mcp_proxy_child_processes",
+            "Child processes of the proxy (stdio upstreams)",
+            m.child_processes.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    pub fn db_query(&self, name: &str) {
+        self.db_queries
+            .get_or_create(&Query {
+                query: name.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn request(&self, method: &str, outcome: &str) {
+        self.requests
+            .get_or_create(&MethodOutcome {
+                method: method.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn upstream_connect(&self, upstream: &str, outcome: &str) {
+        self.upstream_connects
+            .get_or_create(&UpstreamOutcome {
+                upstream: upstream.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn upstream_error(&self, upstream: &str, kind: &str) {
+        self.upstream_errors
+            .get_or_create(&UpstreamOutcome {
+                upstream: upstream.to_string(),
+                outcome: kind.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn upstream_state(&self, upstream: &str, state: &str) -> Gauge {
+        self.upstream_connections
+            .get_or_create(&UpstreamState {
+                upstream: upstream.to_string(),
+                state: state.to_string(),
+            })
+            .clone()
+    }
+
+    /// Samples the process gauges and renders the text exposition format.
+    pub fn render(&self) -> String {
+        self.open_fds.set(count_dir("/proc/self/fd"));
+        self.child_processes.set(count_children());
+        self.tokio_alive_tasks.set(
+            tokio::runtime::Handle::try_current()
+                .map(|h| h.metrics().num_alive_tasks() as i64)
+                .unwrap_or(0),
+        );
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+fn count_dir(path: &str) -> i64 {
+    std::fs::read_dir(path).map(|d| d.count() as i64).unwrap_or(-1)
+}
+
+/// Direct children of this process, over all its threads.
+fn count_children() -> i64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return -1;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .map(|c| c.split_whitespace().count() as i64)
+        .sum()
+}
+
+/// Times one MCP request: in flight from `start` until `finish`; dropped without `finish`
+/// (the client went away, the future was cancelled) it is counted as `cancelled`.
+pub struct RequestTimer<'a> {
+    metrics: &'a Metrics,
+    method: &'static str,
+    started: std::time::Instant,
+    done: bool,
+}
+
+impl<'a> RequestTimer<'a> {
+    pub fn start(metrics: &'a Metrics, method: &'static str) -> Self {
+        metrics.inflight.inc();
+        Self {
+            metrics,
+            method,
+            started: std::time::Instant::now(),
+            done: false,
+        }
+    }
+
+    pub fn finish<T, E>(mut self, result: &Result<T, E>) {
+        self.record(if result.is_ok() { "ok" } else { "error" });
+    }
+
+    fn record(&mut self, outcome: &str) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        self.metrics.inflight.dec();
+        self.metrics
+            .request_duration
+            .observe(self.started.elapsed().as_secs_f64());
+        self.metrics.request(self.method, outcome);
+    }
+}
+
+impl Drop for RequestTimer<'_> {
+    fn drop(&mut self) {
+        self.record("cancelled");
+    }
+}

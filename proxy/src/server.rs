@@ -1,0 +1,230 @@
+//! The HTTP server: routes (SPEC contract), the authenticated entry into each instance's rmcp
+//! service, and the lifecycle (`start` → `RunningProxy` → shutdown).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::serve::ListenerExt;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth;
+use crate::cache::{AuthCache, ConfigCache, ConfigError};
+use crate::error::http_error;
+use crate::metrics::Metrics;
+use crate::seed::Seed;
+use crate::settings::Settings;
+use crate::shutdown;
+use crate::state::AppState;
+use crate::store::Store;
+use crate::upstream::pool::UpstreamPool;
+use crate::upstream::{ConnectContext, ToolsCache};
+
+/// A proxy that is serving. Dropping it does not stop it; call [`RunningProxy::shutdown`].
+pub struct RunningProxy {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    task: JoinHandle<()>,
+}
+
+impl RunningProxy {
+    /// The token that starts the graceful shutdown when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Base URL of an instance's MCP endpoint.
+    pub fn mcp_url(&self, instance_id: &str) -> String {
+        format!("http://{}/mcp/{instance_id}", self.addr)
+    }
+
+    /// Waits until the server has shut down and released everything.
+    pub async fn wait(self) {
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "server task failed");
+        }
+    }
+
+    /// Starts the graceful shutdown and waits for it to complete.
+    pub async fn shutdown(self) {
+        self.state.shutdown.cancel();
+        self.wait().await;
+    }
+}
+
+/// Connects the store (running migrations), applies the seed if any, binds, and serves.
+pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
+    let metrics = Arc::new(Metrics::default());
+    let store = Store::connect(
+        &settings.resolved_database_url(),
+        settings.db_pool_size,
+        settings.db_acquire_timeout,
+        metrics.clone(),
+    )
+    .await?;
+    if let Some(path) = &settings.seed {
+        let report = store.apply_seed(&Seed::load(path)?).await?;
+        tracing::info!(?report, seed = %path.display(), "seed applied");
+    }
+    let configs = ConfigCache::new(
+        store.clone(),
+        metrics.clone(),
+        settings.config_cache_ttl,
+        settings.config_cache_capacity,
+        settings.config_cache_bypass,
+    );
+    let auth = AuthCache::new(store.clone(), metrics.clone(), settings.auth_cache_ttl, 100_000);
+    let tools: ToolsCache = moka::future::Cache::builder()
+        .max_capacity(settings.config_cache_capacity)
+        .time_to_live(settings.tools_cache_ttl)
+        .build();
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()?;
+    let tracker = TaskTracker::new();
+    let pool = UpstreamPool::new(
+        ConnectContext {
+            http,
+            connect_timeout: settings.connect_timeout,
+            metrics: metrics.clone(),
+        },
+        tools.clone(),
+        tracker.clone(),
+    );
+    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(AppState::new(
+        settings,
+        metrics,
+        store.clone(),
+        configs,
+        auth,
+        tools,
+        pool,
+        tracker.clone(),
+        CancellationToken::new(),
+    ));
+    let background_stop = CancellationToken::new();
+    state.usage.spawn_flusher(
+        store,
+        state.settings.usage_flush_interval,
+        background_stop.clone(),
+        &tracker,
+    );
+    let app = router(state.clone());
+    let task = tokio::spawn(run(listener, app, state.clone(), background_stop));
+    tracing::info!(%addr, "listening");
+    Ok(RunningProxy { addr, state, task })
+}
+
+async fn run(listener: tokio::net::TcpListener, app: Router, state: Arc<AppState>, background_stop: CancellationToken) {
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let stop = state.shutdown.clone();
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    });
+    tokio::select! {
+        _ = state.shutdown.cancelled() => {}
+        result = &mut server => {
+            tracing::error!(?result, "server stopped on its own");
+        }
+    }
+    let deadline = tokio::time::Instant::now() + state.settings.shutdown_deadline;
+    shutdown::drain_requests(&state, deadline).await;
+    // Connections end once their last response is written; past the deadline they are cut.
+    if tokio::time::timeout_at(deadline + Duration::from_millis(500), &mut server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open at the deadline; closing them");
+        server.abort();
+    }
+    shutdown::close_resources(&state, &background_stop).await;
+    tracing::info!("shutdown complete");
+}
+
+/// The routes. Everything but `/mcp/{instance_id}` is unauthenticated and touches no upstream.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.settings.max_body_bytes;
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/mcp/{instance_id}", any(mcp))
+        .fallback(|| async { http_error(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+        .with_state(state)
+}
+
+async fn health() -> Response {
+    axum::Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if state.shutdown.is_cancelled() {
+        return http_error(StatusCode::SERVICE_UNAVAILABLE, "draining", "shutting down");
+    }
+    if !state.store.ping().await {
+        return http_error(StatusCode::SERVICE_UNAVAILABLE, "db_unreachable", "database unreachable");
+    }
+    axum::Json(serde_json::json!({ "status": "ready" })).into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let m = &state.metrics;
+    m.sessions.set(state.session_count().await as i64);
+    m.db_pool_size.set(state.store.pool_size() as i64);
+    m.db_pool_idle.set(state.store.pool_idle() as i64);
+    let mut response = m.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+/// `POST|GET|DELETE /mcp/{instance_id}`: authenticate, then hand the request to the
+/// instance's rmcp service (which answers 406/415/413/400 for malformed MCP requests).
+async fn mcp(State(state): State<Arc<AppState>>, Path(instance_id): Path<String>, request: Request) -> Response {
+    if state.shutdown.is_cancelled() {
+        let mut r = http_error(StatusCode::SERVICE_UNAVAILABLE, "draining", "shutting down");
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
+    let key = auth::extract_key(request.headers(), request.uri().query());
+    let record = match auth::authenticate(&state.auth, &instance_id, key.as_deref()).await {
+        Ok(record) => record,
+        Err(e) => {
+            state.metrics.request("auth", "refused");
+            return e.into_response();
+        }
+    };
+    drop(key);
+    match state.configs.get(&instance_id).await {
+        Ok(_) => {}
+        Err(e) => {
+            return match e.as_ref() {
+                ConfigError::Missing => http_error(StatusCode::NOT_FOUND, "not_found", "no such instance"),
+                ConfigError::Store(e) => {
+                    tracing::error!(error = %e, "config load failed");
+                    http_error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "configuration unavailable")
+                }
+            };
+        }
+    }
+    state.usage.record(&record.id);
+    let service = state.instance_service(&instance_id);
+    service.handle(request).await.map(axum::body::Body::new)
+}

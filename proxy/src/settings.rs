@@ -1,0 +1,92 @@
+//! Every runtime setting of `mcp-proxy serve`, from flags or `MCP_PROXY_*` variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings for a running proxy. `Default` gives the documented defaults, which is what tests
+/// start from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "MCP_PROXY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Database URL: `sqlite://FILE` (embedded default) or `postgres://…`. Falls back to
+    /// `DATABASE_URL`, then to `sqlite://mcp-proxy.db`.
+    #[arg(long, env = "MCP_PROXY_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Seed file loaded (idempotently) at start.
+    #[arg(long, env = "MCP_PROXY_SEED")]
+    pub seed: Option<PathBuf>,
+    /// Maximum database connections in the pool.
+    #[arg(long, env = "MCP_PROXY_DB_POOL_SIZE", default_value_t = 10)]
+    pub db_pool_size: u32,
+    /// How long to wait for a free database connection before failing the request.
+    #[arg(long, env = "MCP_PROXY_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub db_acquire_timeout: Duration,
+    /// Time-to-live of a cached instance config.
+    #[arg(long, env = "MCP_PROXY_CONFIG_CACHE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub config_cache_ttl: Duration,
+    /// Maximum number of cached instance configs.
+    #[arg(long, env = "MCP_PROXY_CONFIG_CACHE_CAPACITY", default_value_t = 10_000)]
+    pub config_cache_capacity: u64,
+    /// Bypass the config cache: read config from the database on every request (debugging).
+    #[arg(long, env = "MCP_PROXY_CONFIG_CACHE_BYPASS")]
+    pub config_cache_bypass: bool,
+    /// Time-to-live of a cached API-key check (bounds how long a revoked key keeps working).
+    #[arg(long, env = "MCP_PROXY_AUTH_CACHE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub auth_cache_ttl: Duration,
+    /// Time-to-live of an instance's merged tool list (also invalidated by `list_changed`).
+    #[arg(long, env = "MCP_PROXY_TOOLS_CACHE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub tools_cache_ttl: Duration,
+    /// How often `last_used_at` is written behind, in one batch.
+    #[arg(long, env = "MCP_PROXY_USAGE_FLUSH_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub usage_flush_interval: Duration,
+    /// Upstream connect (and initialize) timeout.
+    #[arg(long, env = "MCP_PROXY_CONNECT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+    /// Upstream call timeout.
+    #[arg(long, env = "MCP_PROXY_CALL_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub call_timeout: Duration,
+    /// Whole-request timeout (config, connect and call together).
+    #[arg(long, env = "MCP_PROXY_REQUEST_TIMEOUT", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// On SIGTERM/SIGINT, how long in-flight requests get to finish.
+    #[arg(long, env = "MCP_PROXY_SHUTDOWN_DEADLINE", default_value = "9s", value_parser = humantime::parse_duration)]
+    pub shutdown_deadline: Duration,
+    /// Maximum request body in bytes (larger bodies get 413).
+    #[arg(long, env = "MCP_PROXY_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Hosts accepted in the `Host` header (DNS-rebinding protection). Loopback by default;
+    /// add the public host name of a deployment.
+    #[arg(long, env = "MCP_PROXY_ALLOWED_HOSTS", value_delimiter = ',', default_value = "localhost,127.0.0.1,::1")]
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        // Parse an empty command line so `Default` and the CLI can never disagree on a default.
+        // (Like the CLI, this honours `MCP_PROXY_*` variables set in the environment.)
+        <Wrapper as clap::Parser>::try_parse_from(["mcp-proxy"])
+            .expect("the documented defaults always parse")
+            .settings
+    }
+}
+
+impl Settings {
+    /// The database URL to use: the setting, else `DATABASE_URL`, else the embedded default.
+    pub fn resolved_database_url(&self) -> String {
+        resolve_database_url(self.database_url.clone())
+    }
+}
+
+/// `url`, else `DATABASE_URL`, else the embedded default `sqlite://mcp-proxy.db`.
+pub fn resolve_database_url(url: Option<String>) -> String {
+    url.or_else(|| std::env::var("DATABASE_URL").ok())
+        .unwrap_or_else(|| "sqlite://mcp-proxy.db".to_string())
+}

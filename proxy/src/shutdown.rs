@@ -1,0 +1,58 @@
+//! Shutdown: signals, and the drain sequence that closes everything in order.
+//!
+//! Order: stop accepting (axum graceful shutdown, `/ready` → 503, new MCP requests → 503) →
+//! wait for in-flight MCP requests up to the deadline → cancel every downstream session and
+//! SSE stream → wait for connections to finish → close every upstream client and child →
+//! final `last_used_at` flush and the other background tasks → close the DB pool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::state::AppState;
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+/// Waits for in-flight MCP requests to finish or the deadline to pass, then ends every
+/// downstream session. Returns the number of requests still running at the deadline.
+pub async fn drain_requests(state: &AppState, deadline: Instant) -> i64 {
+    loop {
+        let inflight = state.metrics.inflight.get();
+        if inflight <= 0 {
+            break;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(inflight, "shutdown deadline reached with requests in flight");
+            state.sessions_ct.cancel();
+            return inflight;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let responses of just-finished requests reach their sockets before sessions close.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    state.sessions_ct.cancel();
+    0
+}
+
+/// Closes what requests no longer need, after the HTTP server has stopped.
+pub async fn close_resources(state: &Arc<AppState>, background_stop: &CancellationToken) {
+    state.pool.close_all().await;
+    background_stop.cancel();
+    state.tracker.close();
+    if tokio::time::timeout(Duration::from_secs(15), state.tracker.wait()).await.is_err() {
+        tracing::error!(left = state.tracker.len(), "background tasks did not finish in 15 s");
+    }
+    state.clear_instances();
+    state.store.close().await;
+}

@@ -1,0 +1,128 @@
+//! `AppState`: everything a request needs, built once at start and shared by `Arc`.
+//! It also owns the per-instance rmcp services (one session manager per instance, so a
+//! session of one instance can never be used on another).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cache::{AuthCache, ConfigCache};
+use crate::handler::ProxyHandler;
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use crate::store::Store;
+use crate::upstream::ToolsCache;
+use crate::upstream::pool::UpstreamPool;
+use crate::usage::UsageRecorder;
+
+pub type InstanceService = StreamableHttpService<ProxyHandler, LocalSessionManager>;
+
+struct InstanceEntry {
+    service: Arc<InstanceService>,
+    sessions: Arc<LocalSessionManager>,
+}
+
+pub struct AppState {
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub store: Store,
+    pub configs: ConfigCache,
+    pub auth: AuthCache,
+    pub tools: ToolsCache,
+    pub pool: UpstreamPool,
+    pub usage: Arc<UsageRecorder>,
+    /// Every background task and every deferred close runs here; shutdown waits for it.
+    pub tracker: TaskTracker,
+    /// Cancelled when shutdown starts: stop accepting, `/ready` turns 503.
+    pub shutdown: CancellationToken,
+    /// Cancelled after the drain: ends every downstream session and SSE stream.
+    pub sessions_ct: CancellationToken,
+    instances: RwLock<HashMap<String, InstanceEntry>>,
+}
+
+impl AppState {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        store: Store,
+        configs: ConfigCache,
+        auth: AuthCache,
+        tools: ToolsCache,
+        pool: UpstreamPool,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let sessions_ct = CancellationToken::new();
+        Self {
+            settings,
+            metrics,
+            store,
+            configs,
+            auth,
+            tools,
+            pool,
+            usage: Arc::default(),
+            tracker,
+            shutdown,
+            sessions_ct,
+            instances: RwLock::default(),
+        }
+    }
+
+    /// The rmcp service of an instance, created on first use. Only called after the caller
+    /// was authenticated for `instance_id`, so the map is bounded by real instances.
+    pub fn instance_service(self: &Arc<Self>, instance_id: &str) -> Arc<InstanceService> {
+        if let Some(entry) = self.instances.read().unwrap_or_else(|p| p.into_inner()).get(instance_id) {
+            return entry.service.clone();
+        }
+        let mut map = self.instances.write().unwrap_or_else(|p| p.into_inner());
+        map.entry(instance_id.to_string())
+            .or_insert_with(|| {
+                let sessions = Arc::new(LocalSessionManager::default());
+                let config = StreamableHttpServerConfig::default()
+                    .with_allowed_hosts(self.settings.allowed_hosts.clone())
+                    .with_max_request_body_bytes(self.settings.max_body_bytes)
+                    .with_cancellation_token(self.sessions_ct.child_token());
+                let state = self.clone();
+                let id: Arc<str> = Arc::from(instance_id);
+                let service = StreamableHttpService::new(
+                    move || Ok(ProxyHandler::new(state.clone(), id.clone())),
+                    sessions.clone(),
+                    config,
+                );
+                InstanceEntry {
+                    service: Arc::new(service),
+                    sessions,
+                }
+            })
+            .service
+            .clone()
+    }
+
+    /// Open downstream sessions over all instances.
+    pub async fn session_count(&self) -> usize {
+        let managers: Vec<Arc<LocalSessionManager>> = self
+            .instances
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|e| e.sessions.clone())
+            .collect();
+        let mut total = 0;
+        for m in managers {
+            total += m.sessions.read().await.len();
+        }
+        total
+    }
+
+    /// Drops every per-instance service (after the sessions token was cancelled). Breaks the
+    /// `AppState` → service → handler → `AppState` cycle so the state can be freed.
+    pub fn clear_instances(&self) {
+        self.instances.write().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}

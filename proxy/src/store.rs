@@ -1,0 +1,379 @@
+//! The store: the only module that knows SQL. sqlx's `Any` driver gives one code path over
+//! SQLite (embedded default) and PostgreSQL (replicas). Every query is counted in
+//! `mcp_proxy_db_queries_total{query}`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+use crate::auth::hash_key;
+use crate::metrics::Metrics;
+use crate::model::{ApiKeyRecord, InstanceConfig, UpstreamConfig, UpstreamTransport};
+use crate::seed::Seed;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt row in {table}: {message}")]
+    Corrupt {
+        table: &'static str,
+        message: String,
+    },
+    #[error("instance {0:?} does not exist")]
+    NoSuchInstance(String),
+}
+
+/// Connection pool plus the metrics it reports to.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    metrics: Arc<Metrics>,
+}
+
+/// What applying a seed changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SeedReport {
+    pub upstreams: usize,
+    pub instances: usize,
+    pub keys_added: usize,
+}
+
+/// A newly created key: the plaintext is returned once and never stored.
+#[derive(Debug, Clone)]
+pub struct CreatedKey {
+    pub id: String,
+    pub instance_id: String,
+    pub key: String,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Normalises a database URL: a SQLite file is created if missing.
+fn normalise_url(url: &str) -> String {
+    if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode=rwc")
+    } else {
+        url.to_string()
+    }
+}
+
+impl Store {
+    /// Connects, configures SQLite for concurrent use, and runs the migrations.
+    pub async fn connect(
+        url: &str,
+        pool_size: u32,
+        acquire_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let url = normalise_url(url);
+        let is_sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(pool_size.max(1))
+            .acquire_timeout(acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if is_sqlite {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Store { pool, metrics })
+    }
+
+    pub fn pool_size(&self) -> u32 {
+        self.pool.size()
+    }
+
+    pub fn pool_idle(&self) -> usize {
+        self.pool.num_idle()
+    }
+
+    /// Whether the database answers (for `/ready`).
+    pub async fn ping(&self) -> bool {
+        self.metrics.db_query("ping");
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Loads an instance and its upstreams in one flat query.
+    pub async fn instance_config(&self, id: &str) -> Result<Option<InstanceConfig>, StoreError> {
+        self.metrics.db_query("instance_config");
+        let rows = sqlx::query(
+            "SELECT i.id, i.prefix, u.name, u.transport, u.url, u.command, u.args, u.env, u.connection \
+             FROM instances i \
+             LEFT JOIN instance_upstreams iu ON iu.instance_id = i.id \
+             LEFT JOIN upstreams u ON u.name = iu.upstream_name \
+             WHERE i.id = $1 \
+             ORDER BY iu.position, u.name",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let prefix: String = first.try_get("prefix")?;
+        let prefix = prefix.parse().map_err(|message| StoreError::Corrupt {
+            table: "instances",
+            message,
+        })?;
+        let mut upstreams = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(upstream) = upstream_from_row(row)? {
+                upstreams.push(upstream);
+            }
+        }
+        Ok(Some(InstanceConfig {
+            id: first.try_get("id")?,
+            prefix,
+            upstreams,
+        }))
+    }
+
+    /// Looks up an API key by the SHA-256 of its plaintext.
+    pub async fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.metrics.db_query("api_key");
+        let row = sqlx::query(
+            "SELECT id, instance_id, key_hash, revoked_at FROM api_keys WHERE key_hash = $1",
+        )
+        .bind(hex::encode(hash))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let stored: String = row.try_get("key_hash")?;
+        let mut key_hash = [0u8; 32];
+        hex::decode_to_slice(&stored, &mut key_hash).map_err(|e| StoreError::Corrupt {
+            table: "api_keys",
+            message: e.to_string(),
+        })?;
+        Ok(Some(ApiKeyRecord {
+            id: row.try_get("id")?,
+            instance_id: row.try_get("instance_id")?,
+            key_hash,
+            revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+        }))
+    }
+
+    /// Writes `last_used_at` for many keys in one transaction.
+    pub async fn touch_keys(&self, used: &[(String, i64)]) -> Result<(), StoreError> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        self.metrics.db_query("touch_keys");
+        let mut tx = self.pool.begin().await?;
+        for (id, at) in used {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = $1 \
+                 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+            )
+            .bind(*at)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `last_used_at` of a key, if it has been used.
+    pub async fn key_last_used(&self, key_id: &str) -> Result<Option<i64>, StoreError> {
+        self.metrics.db_query("key_last_used");
+        let row = sqlx::query("SELECT last_used_at FROM api_keys WHERE id = $1")
+            .bind(key_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get::<Option<i64>, _>("last_used_at")?,
+            None => None,
+        })
+    }
+
+    /// Applies a seed in one transaction: upstreams and instances are upserted, each seeded
+    /// instance's upstream list is replaced, keys are added if absent (never removed).
+    pub async fn apply_seed(&self, seed: &Seed) -> Result<SeedReport, StoreError> {
+        self.metrics.db_query("apply_seed");
+        let now = now_ms();
+        let mut report = SeedReport::default();
+        let mut tx = self.pool.begin().await?;
+        for u in &seed.upstreams {
+            let (transport, url, command, args, env) = match &u.transport {
+                UpstreamTransport::StreamableHttp { url } => {
+                    ("streamable-http", Some(url.clone()), None, "[]".to_string(), "{}".to_string())
+                }
+                UpstreamTransport::Stdio { command, args, env } => (
+                    "stdio",
+                    None,
+                    Some(command.clone()),
+                    serde_json::to_string(args).expect("strings serialise"),
+                    serde_json::to_string(env).expect("strings serialise"),
+                ),
+            };
+            sqlx::query(
+                "INSERT INTO upstreams (name, transport, url, command, args, env, connection, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (name) DO UPDATE SET transport = excluded.transport, url = excluded.url, \
+                 command = excluded.command, args = excluded.args, env = excluded.env, \
+                 connection = excluded.connection, updated_at = excluded.updated_at",
+            )
+            .bind(u.name.as_str())
+            .bind(transport)
+            .bind(url)
+            .bind(command)
+            .bind(args)
+            .bind(env)
+            .bind(u.connection.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            report.upstreams += 1;
+        }
+        for i in &seed.instances {
+            sqlx::query(
+                "INSERT INTO instances (id, prefix, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO UPDATE SET prefix = excluded.prefix, updated_at = excluded.updated_at",
+            )
+            .bind(i.id.as_str())
+            .bind(i.prefix.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM instance_upstreams WHERE instance_id = $1")
+                .bind(i.id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            for (position, name) in i.upstreams.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO instance_upstreams (instance_id, upstream_name, position) VALUES ($1, $2, $3)",
+                )
+                .bind(i.id.as_str())
+                .bind(name.as_str())
+                .bind(position as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for key in &i.api_keys {
+                let result = sqlx::query(
+                    "INSERT INTO api_keys (id, instance_id, key_hash, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (key_hash) DO NOTHING",
+                )
+                .bind(new_key_id())
+                .bind(i.id.as_str())
+                .bind(hex::encode(hash_key(key)))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                report.keys_added += result.rows_affected() as usize;
+            }
+            report.instances += 1;
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Creates a random key for an instance; the plaintext is only in the returned value.
+    pub async fn create_key(&self, instance_id: &str) -> Result<CreatedKey, StoreError> {
+        self.metrics.db_query("create_key");
+        let exists = sqlx::query("SELECT id FROM instances WHERE id = $1")
+            .bind(instance_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NoSuchInstance(instance_id.to_string()));
+        }
+        let key = format!("mcp_{}", hex::encode(rand::random::<[u8; 24]>()));
+        let id = new_key_id();
+        sqlx::query(
+            "INSERT INTO api_keys (id, instance_id, key_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id.as_str())
+        .bind(instance_id)
+        .bind(hex::encode(hash_key(&key)))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(CreatedKey {
+            id,
+            instance_id: instance_id.to_string(),
+            key,
+        })
+    }
+
+    /// Marks a key revoked (it stops working once the auth cache entry expires).
+    pub async fn revoke_key(&self, key_id: &str) -> Result<bool, StoreError> {
+        self.metrics.db_query("revoke_key");
+        let result = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(key_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+}
+
+fn new_key_id() -> String {
+    format!("key_{}", hex::encode(rand::random::<[u8; 8]>()))
+}
+
+fn upstream_from_row(row: &AnyRow) -> Result<Option<UpstreamConfig>, StoreError> {
+    let Some(name) = row.try_get::<Option<String>, _>("name")? else {
+        return Ok(None);
+    };
+    let corrupt = |message: String| StoreError::Corrupt {
+        table: "upstreams",
+        message: format!("{name}: {message}"),
+    };
+    let transport: String = row.try_get("transport")?;
+    let transport = match transport.as_str() {
+        "streamable-http" => UpstreamTransport::StreamableHttp {
+            url: row
+                .try_get::<Option<String>, _>("url")?
+                .ok_or_else(|| corrupt("streamable-http upstream without url".into()))?,
+        },
+        "stdio" => {
+            let args: String = row.try_get("args")?;
+            let env: String = row.try_get("env")?;
+            UpstreamTransport::Stdio {
+                command: row
+                    .try_get::<Option<String>, _>("command")?
+                    .ok_or_else(|| corrupt("stdio upstream without command".into()))?,
+                args: serde_json::from_str::<Vec<String>>(&args).map_err(|e| corrupt(e.to_string()))?,
+                env: serde_json::from_str::<BTreeMap<String, String>>(&env)
+                    .map_err(|e| corrupt(e.to_string()))?,
+            }
+        }
+        other => return Err(corrupt(format!("unknown transport {other:?}"))),
+    };
+    let connection: String = row.try_get("connection")?;
+    let connection = connection.parse().map_err(corrupt)?;
+    Ok(Some(UpstreamConfig {
+        name,
+        transport,
+        connection,
+    }))
+}
