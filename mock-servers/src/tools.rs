@@ -171,3 +171,16 @@ impl ServerHandler for MockTools {
         self.tool_router.call(tcc).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::format_number;
+
+    #[test]
+    fn integral_sums_have_no_fraction() {
+        assert_eq!(format_number(2.0 + 3.0), "5");
+        assert_eq!(format_number(-4.0), "-4");
+        assert_eq!(format_number(0.5 + 2.0), "2.5");
+        assert_eq!(format_number(1e21), "1000000000000000000000");
+    }
+}
