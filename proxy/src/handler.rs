@@ -127,14 +127,16 @@ impl ProxyHandler {
             .acquire(&self.instance_id, upstream)
             .await
             .inspect_err(|e| self.state.metrics.upstream_error(&upstream.name, e.kind()))?;
-        request.name = route.tool.into();
+        let exposed = std::mem::replace(&mut request.name, route.tool.into());
         let result = lease.call_tool(request, self.state.settings.call_timeout).await;
         lease.release().await;
         match result {
             Ok(result) => Ok(CallToolResponse::Complete(result)),
             Err(e) => {
                 self.state.metrics.upstream_error(&upstream.name, e.kind());
-                Err(e.into())
+                let mut error = ErrorData::from(e);
+                error.message = format!("{} (calling tool {exposed:?})", error.message).into();
+                Err(error)
             }
         }
     }
