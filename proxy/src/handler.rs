@@ -131,7 +131,7 @@ impl ProxyHandler {
         let result = lease.call_tool(request, self.state.settings.call_timeout).await;
         lease.release().await;
         match result {
-            Ok(result) => Ok(CallToolResponse::Complete(result)),
+            Ok(response) => Ok(response),
             Err(e) => {
                 self.state.metrics.upstream_error(&upstream.name, e.kind());
                 let mut error = ErrorData::from(e);

@@ -95,6 +95,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
             http,
             connect_timeout: settings.connect_timeout,
             metrics: metrics.clone(),
+            tracker: tracker.clone(),
         },
         tools.clone(),
         tracker.clone(),

@@ -5,6 +5,7 @@
 //! child process). [`UpstreamClient::close`] is the release point: idempotent, bounded in time,
 //! and the only place the connection gauge goes down. `Drop` is the fallback and logs.
 
+pub mod cancel;
 pub mod pool;
 pub mod stdio;
 pub mod streamable_http;
@@ -14,8 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use prometheus_client::metrics::gauge::Gauge;
-use rmcp::model::{CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ErrorData, Implementation, Tool};
-use rmcp::service::{NotificationContext, Peer, RunningService, ServiceError};
+use rmcp::model::{CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, ServerResult, ClientCapabilities, ClientConfig, ErrorData, Implementation, Tool};
+use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RunningService, ServiceError};
+use tokio_util::task::TaskTracker;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 
 use crate::metrics::Metrics;
@@ -75,6 +77,8 @@ pub struct ConnectContext {
     pub http: reqwest::Client,
     pub connect_timeout: Duration,
     pub metrics: Arc<Metrics>,
+    /// Where deferred work of a client (cancel notifications) runs.
+    pub tracker: TaskTracker,
 }
 
 /// The proxy's client-side handler for one upstream connection: identifies the proxy and
@@ -106,6 +110,8 @@ pub struct UpstreamClient {
     service: tokio::sync::Mutex<Option<RunningService<RoleClient, UpstreamHandler>>>,
     closed: AtomicBool,
     active: Gauge,
+    cancels: Arc<cancel::CancelQueue>,
+    tracker: TaskTracker,
 }
 
 impl UpstreamClient {
@@ -159,6 +165,8 @@ impl UpstreamClient {
         Ok(UpstreamClient {
             name,
             config: config.clone(),
+            cancels: cancel::CancelQueue::new(service.peer().clone()),
+            tracker: ctx.tracker.clone(),
             peer: service.peer().clone(),
             service: tokio::sync::Mutex::new(Some(service)),
             closed: AtomicBool::new(false),
@@ -190,17 +198,37 @@ impl UpstreamClient {
         }
     }
 
-    /// Calls one tool within `timeout`. Dropping the returned future abandons the request.
+    /// Calls one tool within `timeout`; the upstream's answer (complete, input-required or
+    /// task) passes through unchanged. If the returned future is dropped (downstream
+    /// cancellation) or the timeout passes, the upstream gets `notifications/cancelled`.
     pub async fn call_tool(
         &self,
         params: CallToolRequestParams,
         timeout: Duration,
-    ) -> Result<CallToolResult, UpstreamError> {
-        match tokio::time::timeout(timeout, self.peer.call_tool(params)).await {
-            Ok(r) => r.map_err(|e| UpstreamError::from_service(&self.name, e)),
-            Err(_) => Err(UpstreamError::CallTimeout {
+    ) -> Result<CallToolResponse, UpstreamError> {
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let handle = self
+            .peer
+            .send_request_with_option(request, PeerRequestOptions::no_options())
+            .await
+            .map_err(|e| UpstreamError::from_service(&self.name, e))?;
+        let guard = cancel::AbandonGuard::new(&self.cancels, &self.tracker, handle.id.clone());
+        let result = tokio::time::timeout(timeout, handle.await_response()).await;
+        let Ok(result) = result else {
+            drop(guard); // armed: the upstream is told to stop
+            return Err(UpstreamError::CallTimeout {
                 upstream: self.name.clone(),
                 after: timeout,
+            });
+        };
+        guard.disarm();
+        match result.map_err(|e| UpstreamError::from_service(&self.name, e))? {
+            ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
+            ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
+            _ => Err(UpstreamError::Transport {
+                upstream: self.name.clone(),
+                cause: "unexpected response type to tools/call".into(),
             }),
         }
     }
@@ -211,6 +239,8 @@ impl UpstreamClient {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        // Cancels of abandoned calls go out before the transport closes.
+        self.cancels.flush().await;
         let service = self.service.lock().await.take();
         if let Some(mut service) = service {
             match service.close_with_timeout(CLOSE_TIMEOUT).await {
