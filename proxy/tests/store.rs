@@ -1,0 +1,267 @@
+//! Contract: one store code path over SQLite (always) and PostgreSQL (when
+//! `TEST_DATABASE_URL` is set; skipped with a message otherwise): migrations at start, an
+//! idempotent seed, an instance config in one flat query, hashed keys, batched usage writes,
+//! and a config cache that is single-flight, bounded by TTL, invalidatable and bypassable.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcp_proxy::auth::hash_key;
+use mcp_proxy::cache::{AuthCache, ConfigCache, ConfigError};
+use mcp_proxy::metrics::Metrics;
+use mcp_proxy::model::{ConnectionMode, PrefixMode, UpstreamTransport};
+use mcp_proxy::seed::Seed;
+use mcp_proxy::store::Store;
+use mcp_proxy::usage::UsageRecorder;
+
+const SEED: &str = r#"
+[[upstream]]
+name = "zeta"
+transport = "streamable-http"
+url = "http://127.0.0.1:9001/mcp"
+
+[[upstream]]
+name = "alpha"
+transport = "stdio"
+command = "mock-mcp"
+args = ["stdio", "--x"]
+env = { A = "1" }
+connection = "per-request"
+
+[[instance]]
+id = "demo"
+upstreams = ["zeta", "alpha"]
+api_keys = ["demo-key-0001", "demo-key-0002"]
+prefix = "always"
+
+[[instance]]
+id = "empty"
+upstreams = []
+"#;
+
+/// A database for one test: a temp SQLite file, or a fresh schema in the PostgreSQL of
+/// `TEST_DATABASE_URL`.
+struct TestDb {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    label: &'static str,
+    /// PostgreSQL: the base URL and the schema to drop when done.
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    async fn cleanup(&self) {
+        if let Some((base, schema)) = &self.pg {
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(base).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn databases() -> Vec<TestDb> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dbs = vec![TestDb {
+        url: format!("sqlite://{}", dir.path().join("store.db").display()),
+        _dir: Some(dir),
+        label: "sqlite",
+        pg: None,
+    }];
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(base) if !base.is_empty() => {
+            let schema = format!("t_{}", hex::encode(rand_bytes()));
+            sqlx::any::install_default_drivers();
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base).await.expect("TEST_DATABASE_URL connects");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let sep = if base.contains('?') { '&' } else { '?' };
+            dbs.push(TestDb {
+                url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+                _dir: None,
+                label: "postgres",
+                pg: Some((base.clone(), schema)),
+            });
+        }
+        _ => eprintln!("TEST_DATABASE_URL is not set: PostgreSQL store tests skipped (SQLite ran)"),
+    }
+    dbs
+}
+
+fn rand_bytes() -> [u8; 6] {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let mut out = [0u8; 6];
+    out.copy_from_slice(&(nanos ^ (std::process::id() as u128) << 64).to_le_bytes()[..6]);
+    out
+}
+
+async fn open(db: &TestDb) -> (Store, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::default());
+    let store = Store::connect(&db.url, 5, Duration::from_secs(5), metrics.clone()).await.unwrap();
+    (store, metrics)
+}
+
+fn queries(metrics: &Metrics, name: &str) -> u64 {
+    metrics
+        .db_queries
+        .get_or_create(&mcp_proxy::metrics::Query { query: name.into() })
+        .get()
+}
+
+#[tokio::test]
+async fn seed_is_idempotent_and_config_is_one_query() {
+    for db in databases().await {
+        let (store, metrics) = open(&db).await;
+        let seed = Seed::parse(SEED).unwrap();
+        let first = store.apply_seed(&seed).await.unwrap();
+        assert_eq!((first.upstreams, first.instances, first.keys_added), (2, 2, 2), "{}", db.label);
+        // reconnecting re-runs migrations harmlessly; re-seeding adds nothing
+        store.close().await;
+        let (store, metrics2) = open(&db).await;
+        let again = store.apply_seed(&seed).await.unwrap();
+        assert_eq!(again.keys_added, 0, "{}", db.label);
+
+        let config = store.instance_config("demo").await.unwrap().unwrap();
+        assert_eq!(queries(&metrics2, "instance_config"), 1, "{}: one query per config", db.label);
+        assert_eq!(config.prefix, PrefixMode::Always);
+        let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["zeta", "alpha"], "{}: seed order kept", db.label);
+        assert_eq!(config.upstreams[1].connection, ConnectionMode::PerRequest);
+        match &config.upstreams[1].transport {
+            UpstreamTransport::Stdio { command, args, env } => {
+                assert_eq!(command, "mock-mcp");
+                assert_eq!(args, &["stdio", "--x"]);
+                assert_eq!(env["A"], "1");
+            }
+            other => panic!("{other:?}"),
+        }
+        let empty = store.instance_config("empty").await.unwrap().unwrap();
+        assert!(empty.upstreams.is_empty());
+        assert!(store.instance_config("nope").await.unwrap().is_none());
+        drop(metrics);
+        store.close().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn keys_are_hashed_revocable_and_usage_is_batched() {
+    for db in databases().await {
+        let (store, metrics) = open(&db).await;
+        store.apply_seed(&Seed::parse(SEED).unwrap()).await.unwrap();
+        let record = store.api_key_by_hash(&hash_key("demo-key-0001")).await.unwrap().unwrap();
+        assert_eq!(record.instance_id, "demo");
+        assert!(!record.revoked);
+        assert!(store.api_key_by_hash(&hash_key("not-a-key")).await.unwrap().is_none());
+
+        let created = store.create_key("demo").await.unwrap();
+        assert!(created.key.starts_with("mcp_") && created.key.len() > 40);
+        let found = store.api_key_by_hash(&hash_key(&created.key)).await.unwrap().unwrap();
+        assert_eq!(found.id, created.id);
+        assert!(store.revoke_key(&created.id).await.unwrap());
+        assert!(!store.revoke_key(&created.id).await.unwrap(), "revoking twice changes nothing");
+        assert!(store.api_key_by_hash(&hash_key(&created.key)).await.unwrap().unwrap().revoked);
+        assert!(store.create_key("nope").await.is_err());
+
+        // 1000 noted uses of two keys become one batched write
+        let usage = UsageRecorder::default();
+        for _ in 0..500 {
+            usage.record(&record.id);
+            usage.record(&created.id);
+        }
+        assert_eq!(usage.pending(), 2);
+        assert_eq!(usage.flush(&store).await.unwrap(), 2, "{}", db.label);
+        assert_eq!(queries(&metrics, "touch_keys"), 1);
+        assert!(store.key_last_used(&record.id).await.unwrap().is_some());
+        assert_eq!(usage.flush(&store).await.unwrap(), 0, "nothing pending, nothing written");
+        assert_eq!(queries(&metrics, "touch_keys"), 1);
+
+        // a failed flush keeps the batch for the next one
+        usage.record(&record.id);
+        store.close().await;
+        assert!(usage.flush(&store).await.is_err());
+        assert_eq!(usage.pending(), 1, "{}: nothing lost", db.label);
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn config_cache_is_single_flight_invalidatable_and_bypassable() {
+    for db in databases().await {
+        let (store, metrics) = open(&db).await;
+        store.apply_seed(&Seed::parse(SEED).unwrap()).await.unwrap();
+        let cache = ConfigCache::new(store.clone(), metrics.clone(), Duration::from_secs(60), 100, false);
+        // 50 concurrent cold reads: one query
+        let reads = (0..50).map(|_| cache.get("demo"));
+        let results = futures::future::join_all(reads).await;
+        assert!(results.iter().all(|r| r.as_ref().unwrap().id == "demo"));
+        assert_eq!(queries(&metrics, "instance_config"), 1, "{}: single flight", db.label);
+        for _ in 0..100 {
+            cache.get("demo").await.unwrap();
+        }
+        assert_eq!(queries(&metrics, "instance_config"), 1);
+        assert_eq!(metrics.config_cache_misses.get(), 1);
+        assert_eq!(metrics.config_cache_hits.get(), 149);
+        // an unknown instance is not cached (a newly seeded one must be visible at once)
+        assert!(matches!(cache.get("later").await.unwrap_err().as_ref(), ConfigError::Missing));
+        store
+            .apply_seed(&Seed::parse("[[instance]]\nid = \"later\"\nupstreams = []\n").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(cache.get("later").await.unwrap().id, "later");
+        // explicit invalidation
+        cache.invalidate("demo").await;
+        let before = queries(&metrics, "instance_config");
+        cache.get("demo").await.unwrap();
+        assert_eq!(queries(&metrics, "instance_config"), before + 1);
+        // TTL
+        let short = ConfigCache::new(store.clone(), metrics.clone(), Duration::from_millis(100), 100, false);
+        short.get("demo").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let before = queries(&metrics, "instance_config");
+        short.get("demo").await.unwrap();
+        assert_eq!(queries(&metrics, "instance_config"), before + 1, "{}: expired after TTL", db.label);
+        // bypass: every read queries
+        let bypass = ConfigCache::new(store.clone(), metrics.clone(), Duration::from_secs(60), 100, true);
+        let before = queries(&metrics, "instance_config");
+        for _ in 0..3 {
+            bypass.get("demo").await.unwrap();
+        }
+        assert_eq!(queries(&metrics, "instance_config"), before + 3);
+
+        let auth = AuthCache::new(store.clone(), metrics.clone(), Duration::from_secs(60), 100);
+        for _ in 0..10 {
+            assert!(auth.lookup(&hash_key("demo-key-0002")).await.unwrap().is_some());
+            assert!(auth.lookup(&hash_key("unknown-key")).await.unwrap().is_none());
+        }
+        assert_eq!(queries(&metrics, "api_key"), 2, "{}: unknown keys are cached too", db.label);
+        store.close().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn the_proxy_serves_from_each_database() {
+    for db in databases().await {
+        let mock = mock_mcp::MockServer::start(Default::default()).await.unwrap();
+        let seed = common::http_seed(&[("echo", &mock.url(), "shared")], "demo", "demo-key-0001", "auto");
+        let url = db.url.clone();
+        let proxy = common::start_proxy(&seed, |s| s.database_url = Some(url)).await;
+        let client = common::client(&proxy.url("demo"), "demo-key-0001").await;
+        let r = client
+            .call_tool(common::call("echo", serde_json::json!({ "text": db.label })))
+            .await
+            .unwrap();
+        assert_eq!(common::text(&r), db.label);
+        let ready = reqwest::get(format!("{}/ready", proxy.base())).await.unwrap();
+        assert_eq!(ready.status(), 200, "{}", db.label);
+        client.cancel().await.unwrap();
+        proxy.shutdown().await;
+        db.cleanup().await;
+    }
+}
