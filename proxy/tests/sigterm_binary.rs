@@ -1,0 +1,59 @@
+//! Contract: the `mcp-proxy serve` binary exits 0 on SIGTERM and its stdio children are
+//! closed and reaped with it, never orphaned. (Own file: it counts child processes, so it must
+//! not share a process with other tests that spawn children.)
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use mcp_loadgen::probe;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[tokio::test]
+async fn the_binary_exits_0_on_sigterm_and_leaves_no_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed_path = dir.path().join("seed.toml");
+    std::fs::write(&seed_path, stdio_seed("local", "shared", "demo", "demo-key-0001")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut proxy = tokio::process::Command::new(proxy_bin())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--seed")
+        .arg(&seed_path)
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.path().join("p.db").display()))
+        .env("RUST_LOG", "mcp_proxy=info")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = proxy.id().unwrap();
+    let mut lines = BufReader::new(proxy.stderr.take().unwrap()).lines();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("proxy logs listening")
+            .unwrap()
+            .expect("proxy exited early");
+        if line.contains("listening") {
+            break;
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let client = client(&format!("http://127.0.0.1:{port}/mcp/demo"), "demo-key-0001").await;
+    let r = client.call_tool(call("echo", json!({ "text": "hi" }))).await.unwrap();
+    assert_eq!(text(&r), "hi");
+    let children = probe::child_pids(pid).unwrap();
+    assert_eq!(children.len(), 1, "one stdio child");
+    let child = children[0];
+
+    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(15), proxy.wait()).await.expect("exits within 15 s").unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+    // not orphaned: an orphan would be re-parented and still exist
+    assert!(eventually(Duration::from_secs(2), || probe::process_state(child).is_none()).await, "stdio child {child} outlived the proxy");
+    drop(client);
+}
