@@ -64,7 +64,10 @@ pub fn child_pids(pid: u32) -> io::Result<Vec<u32>> {
         let Ok(text) = fs::read_to_string(task.path().join("children")) else {
             continue;
         };
-        pids.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        pids.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
     }
     pids.sort_unstable();
     pids.dedup();
@@ -115,7 +118,10 @@ mod tests {
         // `true` exits at once; until we wait on it, it is a zombie child of this process.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while process_state(pid) != Some('Z') {
-            assert!(std::time::Instant::now() < deadline, "child never became a zombie");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "child never became a zombie"
+            );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         assert!(child_pids(me).unwrap().contains(&pid));

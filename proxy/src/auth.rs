@@ -12,7 +12,9 @@ use std::sync::Arc;
 /// Why a request was refused. Mapped to HTTP in [`crate::error`] only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    #[error("missing API key: send `Authorization: Bearer KEY`, `X-API-Key: KEY` or `?api_key=KEY`")]
+    #[error(
+        "missing API key: send `Authorization: Bearer KEY`, `X-API-Key: KEY` or `?api_key=KEY`"
+    )]
     Missing,
     #[error("invalid API key")]
     Invalid,
@@ -32,8 +34,14 @@ pub fn hash_key(key: &str) -> [u8; 32] {
 }
 
 /// Takes the API key from `Authorization: Bearer`, then `X-API-Key`, then `?api_key=`.
-pub fn extract_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<std::borrow::Cow<'a, str>> {
-    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+pub fn extract_key<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+) -> Option<std::borrow::Cow<'a, str>> {
+    if let Some(value) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let mut parts = value.splitn(2, ' ');
         if let (Some(scheme), Some(token)) = (parts.next(), parts.next())
             && scheme.eq_ignore_ascii_case("bearer")
@@ -52,7 +60,8 @@ pub fn extract_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option
 }
 
 fn form_urlencoded_get<'a>(query: &'a str, name: &str) -> Option<std::borrow::Cow<'a, str>> {
-    form_urlencoded::parse(query.as_bytes()).find_map(|(k, v)| (k == name && !v.is_empty()).then_some(v))
+    form_urlencoded::parse(query.as_bytes())
+        .find_map(|(k, v)| (k == name && !v.is_empty()).then_some(v))
 }
 
 /// Decides whether `key` opens `instance_id`. The stored hash is compared with the presented
@@ -64,7 +73,10 @@ pub async fn authenticate(
 ) -> Result<Arc<ApiKeyRecord>, AuthError> {
     let key = key.ok_or(AuthError::Missing)?;
     let hash = hash_key(key);
-    let record = cache.lookup(&hash).await.map_err(|_| AuthError::Unavailable)?;
+    let record = cache
+        .lookup(&hash)
+        .await
+        .map_err(|_| AuthError::Unavailable)?;
     let record = record.ok_or(AuthError::Invalid)?;
     if !bool::from(record.key_hash.ct_eq(&hash)) {
         return Err(AuthError::Invalid);
@@ -87,7 +99,10 @@ mod tests {
     fn extracts_from_each_place_in_order() {
         let mut h = HeaderMap::new();
         assert_eq!(extract_key(&h, Some("api_key=q1")).as_deref(), Some("q1"));
-        assert_eq!(extract_key(&h, Some("a=1&api_key=a%2Bb")).as_deref(), Some("a+b"));
+        assert_eq!(
+            extract_key(&h, Some("a=1&api_key=a%2Bb")).as_deref(),
+            Some("a+b")
+        );
         assert_eq!(extract_key(&h, Some("api_key=")), None);
         h.insert("x-api-key", HeaderValue::from_static("x1"));
         assert_eq!(extract_key(&h, Some("api_key=q1")).as_deref(), Some("x1"));

@@ -31,9 +31,18 @@ pub struct ConfigCache {
 }
 
 impl ConfigCache {
-    pub fn new(store: Store, metrics: Arc<Metrics>, ttl: Duration, capacity: u64, bypass: bool) -> Self {
+    pub fn new(
+        store: Store,
+        metrics: Arc<Metrics>,
+        ttl: Duration,
+        capacity: u64,
+        bypass: bool,
+    ) -> Self {
         Self {
-            cache: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+            cache: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
             store,
             metrics,
             bypass,
@@ -90,17 +99,28 @@ pub struct AuthCache {
 impl AuthCache {
     pub fn new(store: Store, metrics: Arc<Metrics>, ttl: Duration, capacity: u64) -> Self {
         Self {
-            cache: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+            cache: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
             store,
             metrics,
         }
     }
 
-    pub async fn lookup(&self, hash: &[u8; 32]) -> Result<Option<Arc<ApiKeyRecord>>, Arc<StoreError>> {
+    pub async fn lookup(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<Arc<ApiKeyRecord>>, Arc<StoreError>> {
         let entry = self
             .cache
             .entry_by_ref(hash)
-            .or_try_insert_with(async { self.store.api_key_by_hash(hash).await.map(|r| r.map(Arc::new)) })
+            .or_try_insert_with(async {
+                self.store
+                    .api_key_by_hash(hash)
+                    .await
+                    .map(|r| r.map(Arc::new))
+            })
             .await?;
         if entry.is_fresh() {
             self.metrics.auth_cache_misses.inc();

@@ -14,7 +14,11 @@ use crate::upstream::UpstreamError;
 
 /// HTTP response for a refused request: `{"error": code, "message": text}`.
 pub fn http_error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
-    (status, Json(json!({ "error": code, "message": message.to_string() }))).into_response()
+    (
+        status,
+        Json(json!({ "error": code, "message": message.to_string() })),
+    )
+        .into_response()
 }
 
 impl IntoResponse for AuthError {
@@ -28,14 +32,16 @@ impl IntoResponse for AuthError {
         };
         let mut response = http_error(status, code, &self);
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(axum::http::header::WWW_AUTHENTICATE, "Bearer".parse().expect("static header"));
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                "Bearer".parse().expect("static header"),
+            );
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, "1".parse().expect("static header"));
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                "1".parse().expect("static header"),
+            );
         }
         response
     }
@@ -71,7 +77,9 @@ impl From<RouteError> for ErrorData {
 impl From<&ConfigError> for ErrorData {
     fn from(e: &ConfigError) -> ErrorData {
         match e {
-            ConfigError::Missing => ErrorData::invalid_request("this instance no longer exists", None),
+            ConfigError::Missing => {
+                ErrorData::invalid_request("this instance no longer exists", None)
+            }
             ConfigError::Store(e) => {
                 ErrorData::internal_error(format!("configuration unavailable: {e}"), None)
             }

@@ -107,7 +107,10 @@ impl ProxyHandler {
         index
     }
 
-    async fn call(&self, mut request: CallToolRequestParams) -> Result<CallToolResponse, ErrorData> {
+    async fn call(
+        &self,
+        mut request: CallToolRequestParams,
+    ) -> Result<CallToolResponse, ErrorData> {
         let config = self.config().await?;
         let route = match router::route_by_name(&config, &request.name)? {
             Some(route) => route,
@@ -128,7 +131,9 @@ impl ProxyHandler {
             .await
             .inspect_err(|e| self.state.metrics.upstream_error(&upstream.name, e.kind()))?;
         let exposed = std::mem::replace(&mut request.name, route.tool.into());
-        let result = lease.call_tool(request, self.state.settings.call_timeout).await;
+        let result = lease
+            .call_tool(request, self.state.settings.call_timeout)
+            .await;
         lease.release().await;
         match result {
             Ok(response) => Ok(response),
@@ -163,7 +168,9 @@ impl ServerHandler for ProxyHandler {
             .bounded(&context, async {
                 let config = self.config().await?;
                 let index = self.tool_index(&config).await;
-                Ok(ListToolsResult::with_all_items(index.tools.as_ref().clone()))
+                Ok(ListToolsResult::with_all_items(
+                    index.tools.as_ref().clone(),
+                ))
             })
             .await;
         timer.finish(&result);

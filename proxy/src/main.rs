@@ -8,10 +8,19 @@ use mcp_proxy::settings::resolve_database_url;
 use mcp_proxy::{Settings, seed::Seed, store::Store};
 
 #[derive(Parser)]
-#[command(name = "mcp-proxy", version, about = "MCP proxy: one endpoint per instance over many upstream MCP servers")]
+#[command(
+    name = "mcp-proxy",
+    version,
+    about = "MCP proxy: one endpoint per instance over many upstream MCP servers"
+)]
 struct Cli {
     /// Log format.
-    #[arg(long, global = true, env = "MCP_PROXY_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_PROXY_LOG_FORMAT",
+        default_value = "text"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -34,7 +43,7 @@ struct DbArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the MCP endpoint `/mcp/{instance_id}` plus /health, /ready and /metrics.
-    Serve(Settings),
+    Serve(Box<Settings>),
     /// Load a seed file (upstreams, instances, API keys) idempotently.
     Seed {
         /// The seed TOML file.
@@ -63,7 +72,9 @@ enum KeysCommand {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("mcp_proxy=info,warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -72,15 +83,22 @@ fn init_logging(format: LogFormat) {
 
 async fn open_store(db: DbArgs) -> anyhow::Result<Store> {
     let url = resolve_database_url(db.database_url);
-    Store::connect(&url, 2, std::time::Duration::from_secs(5), Default::default())
-        .await
-        .with_context(|| format!("cannot open database {}", redact(&url)))
+    Store::connect(
+        &url,
+        2,
+        std::time::Duration::from_secs(5),
+        Default::default(),
+    )
+    .await
+    .with_context(|| format!("cannot open database {}", redact(&url)))
 }
 
 /// Hides a password in a database URL before it is printed.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
         _ => url.to_string(),
     }
 }
@@ -91,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
     init_logging(cli.log_format);
     match cli.command {
         Command::Serve(settings) => {
-            let proxy = mcp_proxy::start(settings).await?;
+            let proxy = mcp_proxy::start(*settings).await?;
             let stop = proxy.shutdown_token();
             tokio::spawn(async move {
                 mcp_proxy::shutdown::signal().await;
@@ -118,7 +136,10 @@ async fn main() -> anyhow::Result<()> {
             let store = open_store(db).await?;
             let created = store.create_key(&instance).await?;
             store.close().await;
-            eprintln!("created key {} for instance {}; it is shown only once:", created.id, created.instance_id);
+            eprintln!(
+                "created key {} for instance {}; it is shown only once:",
+                created.id, created.instance_id
+            );
             println!("{}", created.key);
         }
     }

@@ -80,14 +80,26 @@ impl Default for Metrics {
         };
         // prometheus-client appends `_total` to counters.
         let r = &mut registry;
-        r.register("mcp_proxy_requests", "MCP requests by method and outcome", m.requests.clone());
+        r.register(
+            "mcp_proxy_requests",
+            "MCP requests by method and outcome",
+            m.requests.clone(),
+        );
         r.register(
             "mcp_proxy_request_duration_seconds",
             "Time to handle one MCP request",
             m.request_duration.clone(),
         );
-        r.register("mcp_proxy_inflight_requests", "MCP requests being handled", m.inflight.clone());
-        r.register("mcp_proxy_sessions", "Open downstream MCP sessions", m.sessions.clone());
+        r.register(
+            "mcp_proxy_inflight_requests",
+            "MCP requests being handled",
+            m.inflight.clone(),
+        );
+        r.register(
+            "mcp_proxy_sessions",
+            "Open downstream MCP sessions",
+            m.sessions.clone(),
+        );
         r.register(
             "mcp_proxy_upstream_connections",
             "Upstream MCP connections by state",
@@ -103,27 +115,51 @@ impl Default for Metrics {
             "Upstream request failures by kind",
             m.upstream_errors.clone(),
         );
-        r.register("mcp_proxy_config_cache_hits", "Config cache hits", m.config_cache_hits.clone());
+        r.register(
+            "mcp_proxy_config_cache_hits",
+            "Config cache hits",
+            m.config_cache_hits.clone(),
+        );
         r.register(
             "mcp_proxy_config_cache_misses",
             "Config cache misses (database reads)",
             m.config_cache_misses.clone(),
         );
-        r.register("mcp_proxy_auth_cache_hits", "API-key cache hits", m.auth_cache_hits.clone());
+        r.register(
+            "mcp_proxy_auth_cache_hits",
+            "API-key cache hits",
+            m.auth_cache_hits.clone(),
+        );
         r.register(
             "mcp_proxy_auth_cache_misses",
             "API-key cache misses (database reads)",
             m.auth_cache_misses.clone(),
         );
-        r.register("mcp_proxy_db_queries", "Database queries by name", m.db_queries.clone());
-        r.register("mcp_proxy_db_pool_size", "Database pool connections", m.db_pool_size.clone());
-        r.register("mcp_proxy_db_pool_idle", "Idle database pool connections", m.db_pool_idle.clone());
+        r.register(
+            "mcp_proxy_db_queries",
+            "Database queries by name",
+            m.db_queries.clone(),
+        );
+        r.register(
+            "mcp_proxy_db_pool_size",
+            "Database pool connections",
+            m.db_pool_size.clone(),
+        );
+        r.register(
+            "mcp_proxy_db_pool_idle",
+            "Idle database pool connections",
+            m.db_pool_idle.clone(),
+        );
         r.register(
             "mcp_proxy_tokio_alive_tasks",
             "Tokio tasks alive in the runtime",
             m.tokio_alive_tasks.clone(),
         );
-        r.register("mcp_proxy_open_fds", "Open file descriptors of the process", m.open_fds.clone());
+        r.register(
+            "mcp_proxy_open_fds",
+            "Open file descriptors of the process",
+            m.open_fds.clone(),
+        );
         r.register(
             "mcp_proxy_child_processes",
             "Child processes of the proxy (stdio upstreams)",
@@ -195,7 +231,9 @@ impl Metrics {
 }
 
 fn count_dir(path: &str) -> i64 {
-    std::fs::read_dir(path).map(|d| d.count() as i64).unwrap_or(-1)
+    std::fs::read_dir(path)
+        .map(|d| d.count() as i64)
+        .unwrap_or(-1)
 }
 
 /// Direct children of this process, over all its threads.

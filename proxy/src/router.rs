@@ -22,7 +22,9 @@ pub struct Route {
 pub enum RouteError {
     #[error("unknown tool {0:?}: this instance has no upstreams")]
     NoUpstreams(String),
-    #[error("unknown tool {name:?}: expected `namespace{SEP}tool` with a namespace of this instance ({known})")]
+    #[error(
+        "unknown tool {name:?}: expected `namespace{SEP}tool` with a namespace of this instance ({known})"
+    )]
     UnknownNamespace { name: String, known: String },
     #[error("unknown tool {0:?}")]
     UnknownTool(String),
@@ -93,7 +95,11 @@ pub struct ToolIndex {
 impl ToolIndex {
     /// Merges per-upstream lists (in instance order). With `prefixed` each tool is renamed
     /// `namespace__tool`; otherwise names are kept and, on a collision, the first upstream wins.
-    pub fn build(prefixed: bool, lists: Vec<(String, Vec<Tool>)>, failed: Vec<String>) -> ToolIndex {
+    pub fn build(
+        prefixed: bool,
+        lists: Vec<(String, Vec<Tool>)>,
+        failed: Vec<String>,
+    ) -> ToolIndex {
         let mut tools = Vec::new();
         let mut routes = HashMap::new();
         let mut collisions = Vec::new();
@@ -173,9 +179,18 @@ mod tests {
         let c = instance(PrefixMode::Auto, &["a", "b-2"]);
         let r = route_by_name(&c, "b-2__do__it").unwrap().unwrap();
         assert_eq!((r.upstream.as_str(), r.tool.as_str()), ("b-2", "do__it"));
-        assert!(matches!(route_by_name(&c, "c__x"), Err(RouteError::UnknownNamespace { .. })));
-        assert!(matches!(route_by_name(&c, "plain"), Err(RouteError::UnknownNamespace { .. })));
-        assert!(matches!(route_by_name(&c, "a__"), Err(RouteError::UnknownNamespace { .. })));
+        assert!(matches!(
+            route_by_name(&c, "c__x"),
+            Err(RouteError::UnknownNamespace { .. })
+        ));
+        assert!(matches!(
+            route_by_name(&c, "plain"),
+            Err(RouteError::UnknownNamespace { .. })
+        ));
+        assert!(matches!(
+            route_by_name(&c, "a__"),
+            Err(RouteError::UnknownNamespace { .. })
+        ));
         let always = instance(PrefixMode::Always, &["a"]);
         assert_eq!(route_by_name(&always, "a__t").unwrap().unwrap().tool, "t");
     }
@@ -186,7 +201,10 @@ mod tests {
         assert_eq!(route_by_name(&c, "t").unwrap(), None);
         let index = ToolIndex::build(
             false,
-            vec![("a".into(), vec![tool("t"), tool("u")]), ("b".into(), vec![tool("t"), tool("v")])],
+            vec![
+                ("a".into(), vec![tool("t"), tool("u")]),
+                ("b".into(), vec![tool("t"), tool("v")]),
+            ],
             vec![],
         );
         assert_eq!(index.route("t").unwrap().upstream, "a");
@@ -206,6 +224,9 @@ mod tests {
     #[test]
     fn no_upstreams_is_an_error() {
         let c = instance(PrefixMode::Auto, &[]);
-        assert!(matches!(route_by_name(&c, "x"), Err(RouteError::NoUpstreams(_))));
+        assert!(matches!(
+            route_by_name(&c, "x"),
+            Err(RouteError::NoUpstreams(_))
+        ));
     }
 }

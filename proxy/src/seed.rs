@@ -118,7 +118,10 @@ impl Seed {
                 )));
             }
             if !ids.insert(i.id.clone()) {
-                return Err(SeedError::Invalid(format!("instance {:?} is defined twice", i.id)));
+                return Err(SeedError::Invalid(format!(
+                    "instance {:?} is defined twice",
+                    i.id
+                )));
             }
             let mut seen = HashSet::new();
             for name in &i.upstreams {
@@ -156,7 +159,10 @@ impl Seed {
     }
 }
 
-fn validate_upstream(u: SeedUpstream, names: &mut HashSet<String>) -> Result<UpstreamConfig, SeedError> {
+fn validate_upstream(
+    u: SeedUpstream,
+    names: &mut HashSet<String>,
+) -> Result<UpstreamConfig, SeedError> {
     let bad = |msg: String| SeedError::Invalid(format!("upstream {:?}: {msg}", u.name));
     if !is_valid_slug(&u.name) {
         return Err(bad("name must be a slug of [a-z0-9-]+".into()));
@@ -178,7 +184,9 @@ fn validate_upstream(u: SeedUpstream, names: &mut HashSet<String>) -> Result<Ups
                 return Err(bad("transport \"streamable-http\" needs `url`".into()));
             };
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(bad(format!("url {url:?} must start with http:// or https://")));
+                return Err(bad(format!(
+                    "url {url:?} must start with http:// or https://"
+                )));
             }
             if url.starts_with("https://") {
                 return Err(bad(
@@ -259,7 +267,9 @@ prefix = "always"
 
     #[test]
     fn rejects_bad_input_naming_the_problem() {
-        assert!(err("[[upstream]]\nname=\"Echo\"\ntransport=\"stdio\"\ncommand=\"x\"").contains("slug"));
+        assert!(
+            err("[[upstream]]\nname=\"Echo\"\ntransport=\"stdio\"\ncommand=\"x\"").contains("slug")
+        );
         assert!(err("[[upstream]]\nname=\"e\"\ntransport=\"ws\"").contains("unknown transport"));
         assert!(err("[[upstream]]\nname=\"e\"\ntransport=\"stdio\"").contains("needs `command`"));
         assert!(
@@ -268,11 +278,15 @@ prefix = "always"
         assert!(err("[[instance]]\nid=\"a\"\nupstreams=[\"nope\"]").contains("not defined"));
         assert!(err("[[instance]]\nid=\"a/b\"\nupstreams=[]").contains("instance id"));
         assert!(err("bogus = 1").contains("unknown field"));
-        assert!(err("[[instance]]\nid=\"a\"\nupstreams=[]\nprefix=\"sometimes\"").contains("prefix"));
+        assert!(
+            err("[[instance]]\nid=\"a\"\nupstreams=[]\nprefix=\"sometimes\"").contains("prefix")
+        );
         assert!(
             err("[[upstream]]\nname=\"e\"\ntransport=\"stdio\"\ncommand=\"x\"\nconnection=\"pooled\"")
                 .contains("connection")
         );
-        assert!(err("[[instance]]\nid=\"a\"\nupstreams=[]\napi_keys=[\"short\"]").contains("shorter"));
+        assert!(
+            err("[[instance]]\nid=\"a\"\nupstreams=[]\napi_keys=[\"short\"]").contains("shorter")
+        );
     }
 }

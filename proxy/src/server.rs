@@ -80,7 +80,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
         settings.config_cache_capacity,
         settings.config_cache_bypass,
     );
-    let auth = AuthCache::new(store.clone(), metrics.clone(), settings.auth_cache_ttl, 100_000);
+    let auth = AuthCache::new(
+        store.clone(),
+        metrics.clone(),
+        settings.auth_cache_ttl,
+        100_000,
+    );
     let tools: ToolsCache = moka::future::Cache::builder()
         .max_capacity(settings.config_cache_capacity)
         .time_to_live(settings.tools_cache_ttl)
@@ -126,7 +131,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
     Ok(RunningProxy { addr, state, task })
 }
 
-async fn run(listener: tokio::net::TcpListener, app: Router, state: Arc<AppState>, background_stop: CancellationToken) {
+async fn run(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    state: Arc<AppState>,
+    background_stop: CancellationToken,
+) {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
@@ -178,7 +188,11 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
         return http_error(StatusCode::SERVICE_UNAVAILABLE, "draining", "shutting down");
     }
     if !state.store.ping().await {
-        return http_error(StatusCode::SERVICE_UNAVAILABLE, "db_unreachable", "database unreachable");
+        return http_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "db_unreachable",
+            "database unreachable",
+        );
     }
     axum::Json(serde_json::json!({ "status": "ready" })).into_response()
 }
@@ -198,10 +212,15 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 /// `POST|GET|DELETE /mcp/{instance_id}`: authenticate, then hand the request to the
 /// instance's rmcp service (which answers 406/415/413/400 for malformed MCP requests).
-async fn mcp(State(state): State<Arc<AppState>>, Path(instance_id): Path<String>, request: Request) -> Response {
+async fn mcp(
+    State(state): State<Arc<AppState>>,
+    Path(instance_id): Path<String>,
+    request: Request,
+) -> Response {
     if state.shutdown.is_cancelled() {
         let mut r = http_error(StatusCode::SERVICE_UNAVAILABLE, "draining", "shutting down");
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return r;
     }
     let key = auth::extract_key(request.headers(), request.uri().query());
@@ -217,10 +236,16 @@ async fn mcp(State(state): State<Arc<AppState>>, Path(instance_id): Path<String>
         Ok(_) => {}
         Err(e) => {
             return match e.as_ref() {
-                ConfigError::Missing => http_error(StatusCode::NOT_FOUND, "not_found", "no such instance"),
+                ConfigError::Missing => {
+                    http_error(StatusCode::NOT_FOUND, "not_found", "no such instance")
+                }
                 ConfigError::Store(e) => {
                     tracing::error!(error = %e, "config load failed");
-                    http_error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "configuration unavailable")
+                    http_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "store_unavailable",
+                        "configuration unavailable",
+                    )
                 }
             };
         }

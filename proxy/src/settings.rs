@@ -28,7 +28,11 @@ pub struct Settings {
     #[arg(long, env = "MCP_PROXY_CONFIG_CACHE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub config_cache_ttl: Duration,
     /// Maximum number of cached instance configs.
-    #[arg(long, env = "MCP_PROXY_CONFIG_CACHE_CAPACITY", default_value_t = 10_000)]
+    #[arg(
+        long,
+        env = "MCP_PROXY_CONFIG_CACHE_CAPACITY",
+        default_value_t = 10_000
+    )]
     pub config_cache_capacity: u64,
     /// Bypass the config cache: read config from the database on every request (debugging).
     #[arg(long, env = "MCP_PROXY_CONFIG_CACHE_BYPASS")]
@@ -59,7 +63,12 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Hosts accepted in the `Host` header (DNS-rebinding protection). Loopback by default;
     /// add the public host name of a deployment.
-    #[arg(long, env = "MCP_PROXY_ALLOWED_HOSTS", value_delimiter = ',', default_value = "localhost,127.0.0.1,::1")]
+    #[arg(
+        long,
+        env = "MCP_PROXY_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        default_value = "localhost,127.0.0.1,::1"
+    )]
     pub allowed_hosts: Vec<String>,
 }
 

@@ -33,7 +33,10 @@ pub async fn drain_requests(state: &AppState, deadline: Instant) -> i64 {
             break;
         }
         if Instant::now() >= deadline {
-            tracing::warn!(inflight, "shutdown deadline reached with requests in flight");
+            tracing::warn!(
+                inflight,
+                "shutdown deadline reached with requests in flight"
+            );
             state.sessions_ct.cancel();
             return inflight;
         }
@@ -50,8 +53,14 @@ pub async fn close_resources(state: &Arc<AppState>, background_stop: &Cancellati
     state.pool.close_all().await;
     background_stop.cancel();
     state.tracker.close();
-    if tokio::time::timeout(Duration::from_secs(15), state.tracker.wait()).await.is_err() {
-        tracing::error!(left = state.tracker.len(), "background tasks did not finish in 15 s");
+    if tokio::time::timeout(Duration::from_secs(15), state.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            left = state.tracker.len(),
+            "background tasks did not finish in 15 s"
+        );
     }
     state.clear_instances();
     state.store.close().await;

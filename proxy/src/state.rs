@@ -77,7 +77,12 @@ impl AppState {
     /// The rmcp service of an instance, created on first use. Only called after the caller
     /// was authenticated for `instance_id`, so the map is bounded by real instances.
     pub fn instance_service(self: &Arc<Self>, instance_id: &str) -> Arc<InstanceService> {
-        if let Some(entry) = self.instances.read().unwrap_or_else(|p| p.into_inner()).get(instance_id) {
+        if let Some(entry) = self
+            .instances
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(instance_id)
+        {
             return entry.service.clone();
         }
         let mut map = self.instances.write().unwrap_or_else(|p| p.into_inner());
@@ -123,6 +128,9 @@ impl AppState {
     /// Drops every per-instance service (after the sessions token was cancelled). Breaks the
     /// `AppState` → service → handler → `AppState` cycle so the state can be freed.
     pub fn clear_instances(&self) {
-        self.instances.write().unwrap_or_else(|p| p.into_inner()).clear();
+        self.instances
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }

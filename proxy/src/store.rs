@@ -157,7 +157,10 @@ impl Store {
     }
 
     /// Looks up an API key by the SHA-256 of its plaintext.
-    pub async fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError> {
+    pub async fn api_key_by_hash(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
         self.metrics.db_query("api_key");
         let row = sqlx::query(
             "SELECT id, instance_id, key_hash, revoked_at FROM api_keys WHERE key_hash = $1",
@@ -223,9 +226,13 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for u in &seed.upstreams {
             let (transport, url, command, args, env) = match &u.transport {
-                UpstreamTransport::StreamableHttp { url } => {
-                    ("streamable-http", Some(url.clone()), None, "[]".to_string(), "{}".to_string())
-                }
+                UpstreamTransport::StreamableHttp { url } => (
+                    "streamable-http",
+                    Some(url.clone()),
+                    None,
+                    "[]".to_string(),
+                    "{}".to_string(),
+                ),
                 UpstreamTransport::Stdio { command, args, env } => (
                     "stdio",
                     None,
@@ -327,11 +334,12 @@ impl Store {
     /// Marks a key revoked (it stops working once the auth cache entry expires).
     pub async fn revoke_key(&self, key_id: &str) -> Result<bool, StoreError> {
         self.metrics.db_query("revoke_key");
-        let result = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now_ms())
-            .bind(key_id)
-            .execute(&self.pool)
-            .await?;
+        let result =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now_ms())
+                .bind(key_id)
+                .execute(&self.pool)
+                .await?;
         Ok(result.rows_affected() > 0)
     }
 }
@@ -362,7 +370,8 @@ fn upstream_from_row(row: &AnyRow) -> Result<Option<UpstreamConfig>, StoreError>
                 command: row
                     .try_get::<Option<String>, _>("command")?
                     .ok_or_else(|| corrupt("stdio upstream without command".into()))?,
-                args: serde_json::from_str::<Vec<String>>(&args).map_err(|e| corrupt(e.to_string()))?,
+                args: serde_json::from_str::<Vec<String>>(&args)
+                    .map_err(|e| corrupt(e.to_string()))?,
                 env: serde_json::from_str::<BTreeMap<String, String>>(&env)
                     .map_err(|e| corrupt(e.to_string()))?,
             }

@@ -17,13 +17,22 @@ api_keys = ["other-key-0001"]
 
 async fn setup() -> (MockServer, TestProxy) {
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
-    let seed = http_seed(&[("echo", &mock.url(), "shared")], "demo", "demo-key-0001", "auto") + SEED_EXTRA;
+    let seed = http_seed(
+        &[("echo", &mock.url(), "shared")],
+        "demo",
+        "demo-key-0001",
+        "auto",
+    ) + SEED_EXTRA;
     let proxy = start_proxy(&seed, |_| {}).await;
     (mock, proxy)
 }
 
 async fn status_and_body(rb: reqwest::RequestBuilder) -> (StatusCode, serde_json::Value) {
-    let r = rb.json(&initialize_body("2025-11-25")).send().await.unwrap();
+    let r = rb
+        .json(&initialize_body("2025-11-25"))
+        .send()
+        .await
+        .unwrap();
     let status = r.status();
     let body = if status.is_success() {
         rpc_json(r).await
@@ -87,37 +96,68 @@ async fn revoked_key_gets_401_once_the_cache_entry_expires() {
 
 async fn setup_with_short_auth_ttl() -> (MockServer, TestProxy) {
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
-    let seed = http_seed(&[("echo", &mock.url(), "shared")], "demo", "demo-key-0001", "auto");
-    let proxy = start_proxy(&seed, |s| s.auth_cache_ttl = std::time::Duration::from_millis(200)).await;
+    let seed = http_seed(
+        &[("echo", &mock.url(), "shared")],
+        "demo",
+        "demo-key-0001",
+        "auto",
+    );
+    let proxy = start_proxy(&seed, |s| {
+        s.auth_cache_ttl = std::time::Duration::from_millis(200)
+    })
+    .await;
     (mock, proxy)
 }
 
 #[tokio::test]
 async fn auth_is_cached_and_usage_is_written_behind() {
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
-    let seed = http_seed(&[("echo", &mock.url(), "shared")], "demo", "demo-key-0001", "auto");
-    let proxy = start_proxy(&seed, |s| s.usage_flush_interval = std::time::Duration::from_millis(200)).await;
+    let seed = http_seed(
+        &[("echo", &mock.url(), "shared")],
+        "demo",
+        "demo-key-0001",
+        "auto",
+    );
+    let proxy = start_proxy(&seed, |s| {
+        s.usage_flush_interval = std::time::Duration::from_millis(200)
+    })
+    .await;
     let created = proxy.proxy.state.store.create_key("demo").await.unwrap();
     for _ in 0..20 {
         let (s, _) = status_and_body(post(&proxy.url("demo"), Some(&created.key))).await;
         assert_eq!(s, StatusCode::OK);
     }
     let m = &proxy.proxy.state.metrics;
-    assert_eq!(m.auth_cache_misses.get(), 1, "one key lookup for 20 requests");
+    assert_eq!(
+        m.auth_cache_misses.get(),
+        1,
+        "one key lookup for 20 requests"
+    );
     assert_eq!(m.auth_cache_hits.get(), 19);
     let store = proxy.proxy.state.store.clone();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     while store.key_last_used(&created.id).await.unwrap().is_none() {
-        assert!(tokio::time::Instant::now() < deadline, "last_used_at never written");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "last_used_at never written"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let text = reqwest::get(format!("{}/metrics", proxy.base())).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("{}/metrics", proxy.base()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let touches = text
         .lines()
         .find(|l| l.starts_with("mcp_proxy_db_queries_total{query=\"touch_keys\"}"))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0);
-    assert!((1.0..=3.0).contains(&touches), "20 requests must not mean 20 writes: {touches}");
+    assert!(
+        (1.0..=3.0).contains(&touches),
+        "20 requests must not mean 20 writes: {touches}"
+    );
     proxy.shutdown().await;
 }

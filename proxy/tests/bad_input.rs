@@ -13,7 +13,12 @@ const KEY: &str = "demo-key-0001";
 async fn setup() -> (MockServer, TestProxy) {
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
     let a = MockServer::start(MockConfig::default()).await.unwrap();
-    let seed = http_seed(&[("echo", &mock.url(), "shared"), ("two", &a.url(), "shared")], "demo", KEY, "auto");
+    let seed = http_seed(
+        &[("echo", &mock.url(), "shared"), ("two", &a.url(), "shared")],
+        "demo",
+        KEY,
+        "auto",
+    );
     let proxy = start_proxy(&seed, |s| s.max_body_bytes = 64 * 1024).await;
     std::mem::forget(a);
     (mock, proxy)
@@ -21,7 +26,11 @@ async fn setup() -> (MockServer, TestProxy) {
 
 /// Initializes a raw session and returns its id.
 async fn session(url: &str) -> String {
-    let r = post(url, Some(KEY)).json(&initialize_body("2025-11-25")).send().await.unwrap();
+    let r = post(url, Some(KEY))
+        .json(&initialize_body("2025-11-25"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let sid = r.headers()["mcp-session-id"].to_str().unwrap().to_string();
     post(url, Some(KEY))
@@ -38,13 +47,25 @@ async fn malformed_http_level_input_gets_4xx() {
     let (_mock, proxy) = setup().await;
     let url = proxy.url("demo");
     // malformed JSON
-    let r = post(&url, Some(KEY)).body("{not json").send().await.unwrap();
+    let r = post(&url, Some(KEY))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_client_error(), "{}", r.status());
     // a JSON-RPC batch (not accepted by this protocol revision)
-    let r = post(&url, Some(KEY)).json(&json!([initialize_body("2025-11-25")])).send().await.unwrap();
+    let r = post(&url, Some(KEY))
+        .json(&json!([initialize_body("2025-11-25")]))
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_client_error(), "batch: {}", r.status());
     // not JSON-RPC at all
-    let r = post(&url, Some(KEY)).json(&json!({ "hello": "world" })).send().await.unwrap();
+    let r = post(&url, Some(KEY))
+        .json(&json!({ "hello": "world" }))
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_client_error(), "non-rpc: {}", r.status());
     // missing Accept
     let r = reqwest::Client::new()
@@ -71,12 +92,22 @@ async fn malformed_http_level_input_gets_4xx() {
         .send()
         .await
         .unwrap();
-    assert!(r.status().is_client_error(), "unknown session: {}", r.status());
+    assert!(
+        r.status().is_client_error(),
+        "unknown session: {}",
+        r.status()
+    );
     // unknown route
-    let r = reqwest::get(format!("{}/nope", proxy.base())).await.unwrap();
+    let r = reqwest::get(format!("{}/nope", proxy.base()))
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // still serving
-    let r = post(&url, Some(KEY)).json(&initialize_body("2025-11-25")).send().await.unwrap();
+    let r = post(&url, Some(KEY))
+        .json(&initialize_body("2025-11-25"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     proxy.shutdown().await;
 }
@@ -90,17 +121,37 @@ async fn bad_mcp_requests_get_jsonrpc_errors_naming_the_problem() {
         let url = url.clone();
         let sid = sid.clone();
         async move {
-            let r = post(&url, Some(KEY)).header("mcp-session-id", sid).json(&body).send().await.unwrap();
+            let r = post(&url, Some(KEY))
+                .header("mcp-session-id", sid)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), StatusCode::OK);
             rpc_json(r).await
         }
     };
     let cases = [
-        (json!({ "jsonrpc": "2.0", "id": 10, "method": "tools/call", "params": { "name": "nope__echo", "arguments": {} } }), "nope__echo"),
-        (json!({ "jsonrpc": "2.0", "id": 11, "method": "tools/call", "params": { "name": "echo", "arguments": {} } }), "namespace"),
-        (json!({ "jsonrpc": "2.0", "id": 12, "method": "tools/call", "params": { "name": "echo__nosuchtool", "arguments": {} } }), "nosuchtool"),
-        (json!({ "jsonrpc": "2.0", "id": 13, "method": "tools/call", "params": { "arguments": {} } }), ""),
-        (json!({ "jsonrpc": "2.0", "id": 15, "method": "no/such/method" }), ""),
+        (
+            json!({ "jsonrpc": "2.0", "id": 10, "method": "tools/call", "params": { "name": "nope__echo", "arguments": {} } }),
+            "nope__echo",
+        ),
+        (
+            json!({ "jsonrpc": "2.0", "id": 11, "method": "tools/call", "params": { "name": "echo", "arguments": {} } }),
+            "namespace",
+        ),
+        (
+            json!({ "jsonrpc": "2.0", "id": 12, "method": "tools/call", "params": { "name": "echo__nosuchtool", "arguments": {} } }),
+            "nosuchtool",
+        ),
+        (
+            json!({ "jsonrpc": "2.0", "id": 13, "method": "tools/call", "params": { "arguments": {} } }),
+            "",
+        ),
+        (
+            json!({ "jsonrpc": "2.0", "id": 15, "method": "no/such/method" }),
+            "",
+        ),
     ];
     for (body, needle) in cases {
         let id = body["id"].clone();
@@ -109,13 +160,22 @@ async fn bad_mcp_requests_get_jsonrpc_errors_naming_the_problem() {
         let error = &reply["error"];
         assert!(error.is_object(), "expected an error for id {id}: {reply}");
         let message = error["message"].as_str().unwrap_or_default();
-        assert!(message.contains(needle), "id {id}: {message:?} should name {needle:?}");
+        assert!(
+            message.contains(needle),
+            "id {id}: {message:?} should name {needle:?}"
+        );
     }
     // invalid arguments are the upstream's to judge: its tool error passes through as a tool
     // error (isError), naming the missing field
     let reply = rpc(json!({ "jsonrpc": "2.0", "id": 14, "method": "tools/call", "params": { "name": "echo__echo", "arguments": { "wrong": 1 } } })).await;
     assert_eq!(reply["result"]["isError"], true, "{reply}");
-    assert!(reply["result"]["content"][0]["text"].as_str().unwrap().contains("text"), "{reply}");
+    assert!(
+        reply["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("text"),
+        "{reply}"
+    );
     // the valid call still works on the same session
     let reply = rpc(json!({ "jsonrpc": "2.0", "id": 20, "method": "tools/call", "params": { "name": "echo__echo", "arguments": { "text": "ok" } } })).await;
     assert_eq!(reply["result"]["content"][0]["text"], "ok", "{reply}");

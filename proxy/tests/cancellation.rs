@@ -17,14 +17,24 @@ fn sleep_request() -> ClientRequest {
 }
 
 fn active_connections(proxy: &TestProxy) -> i64 {
-    proxy.proxy.state.metrics.upstream_state("echo", "active").get()
+    proxy
+        .proxy
+        .state
+        .metrics
+        .upstream_state("echo", "active")
+        .get()
 }
 
 #[tokio::test]
 async fn cancelled_notification_stops_upstream_work() {
     for mode in ["shared", "per-request"] {
         let mock = MockServer::start(MockConfig::default()).await.unwrap();
-        let seed = http_seed(&[("echo", &mock.url(), mode)], "demo", "demo-key-0001", "auto");
+        let seed = http_seed(
+            &[("echo", &mock.url(), mode)],
+            "demo",
+            "demo-key-0001",
+            "auto",
+        );
         let proxy = start_proxy(&seed, |_| {}).await;
         let client = client(&proxy.url("demo"), "demo-key-0001").await;
         let handle = client
@@ -32,24 +42,36 @@ async fn cancelled_notification_stops_upstream_work() {
             .send_cancellable_request(sleep_request(), PeerRequestOptions::no_options())
             .await
             .unwrap();
-        assert!(eventually(Duration::from_secs(5), || mock.in_flight() == 1).await, "{mode}: call never arrived");
+        assert!(
+            eventually(Duration::from_secs(5), || mock.in_flight() == 1).await,
+            "{mode}: call never arrived"
+        );
         let cancelled_at = std::time::Instant::now();
         handle.cancel(Some("test".into())).await.unwrap();
         assert!(
             eventually(Duration::from_secs(1), || mock.in_flight() == 0).await,
             "{mode}: upstream still working 1 s after the cancel"
         );
-        eprintln!("{mode}: upstream stopped {:?} after the cancel", cancelled_at.elapsed());
+        eprintln!(
+            "{mode}: upstream stopped {:?} after the cancel",
+            cancelled_at.elapsed()
+        );
         let expected_active = if mode == "shared" { 1 } else { 0 };
         assert!(
-            eventually(Duration::from_secs(2), || active_connections(&proxy) == expected_active).await,
+            eventually(Duration::from_secs(2), || active_connections(&proxy)
+                == expected_active)
+            .await,
             "{mode}: active upstream connections {}",
             active_connections(&proxy)
         );
         client.cancel().await.unwrap();
         let metrics = proxy.proxy.state.metrics.clone();
         proxy.shutdown().await;
-        assert_eq!(metrics.upstream_state("echo", "active").get(), 0, "{mode}: shutdown closes the shared client");
+        assert_eq!(
+            metrics.upstream_state("echo", "active").get(),
+            0,
+            "{mode}: shutdown closes the shared client"
+        );
     }
 }
 
@@ -61,7 +83,12 @@ async fn cancelled_notification_stops_upstream_work() {
 async fn client_going_away_stops_upstream_work() {
     for mode in ["shared", "per-request"] {
         let mock = MockServer::start(MockConfig::default()).await.unwrap();
-        let seed = http_seed(&[("echo", &mock.url(), mode)], "demo", "demo-key-0001", "auto");
+        let seed = http_seed(
+            &[("echo", &mock.url(), mode)],
+            "demo",
+            "demo-key-0001",
+            "auto",
+        );
         let proxy = start_proxy(&seed, |_| {}).await;
         let url = proxy.url("demo");
         let call = tokio::spawn(async move {
@@ -72,7 +99,10 @@ async fn client_going_away_stops_upstream_work() {
                     "io.modelcontextprotocol/clientInfo": { "name": "raw", "version": "0" },
                     "io.modelcontextprotocol/clientCapabilities": {}
                 } } });
-            let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
             let r = client
                 .post(&url)
                 .header("Accept", "application/json, text/event-stream")
@@ -88,14 +118,21 @@ async fn client_going_away_stops_upstream_work() {
             let text = r.text().await.unwrap_or_default();
             panic!("the call should never finish: {status} {text}");
         });
-        assert!(eventually(Duration::from_secs(5), || mock.in_flight() == 1).await, "{mode}: call never arrived");
+        assert!(
+            eventually(Duration::from_secs(5), || mock.in_flight() == 1).await,
+            "{mode}: call never arrived"
+        );
         call.abort();
         assert!(
             eventually(Duration::from_secs(1), || mock.in_flight() == 0).await,
             "{mode}: upstream still working 1 s after the client went away"
         );
         let expected_active = if mode == "shared" { 1 } else { 0 };
-        assert!(eventually(Duration::from_secs(2), || active_connections(&proxy) == expected_active).await);
+        assert!(
+            eventually(Duration::from_secs(2), || active_connections(&proxy)
+                == expected_active)
+            .await
+        );
         proxy.shutdown().await;
     }
 }

@@ -51,23 +51,42 @@ async fn five_hundred_failed_connects_leave_nothing_behind() {
 
     for tool in ["refused__echo", "dies__echo", "missing__echo"] {
         // warm up (first use allocates lazily-created process-wide state), then baseline
-        let err = client.call_tool(call(tool, json!({ "text": "x" }))).await.unwrap_err();
+        let err = client
+            .call_tool(call(tool, json!({ "text": "x" })))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("connect failed"), "{err}");
         tokio::time::sleep(Duration::from_millis(200)).await;
         let baseline = snapshot();
         for _ in 0..500 {
-            let err = client.call_tool(call(tool, json!({ "text": "x" }))).await.unwrap_err();
+            let err = client
+                .call_tool(call(tool, json!({ "text": "x" })))
+                .await
+                .unwrap_err();
             assert!(err.to_string().contains("connect failed"), "{err}");
         }
         let settled = eventually(Duration::from_secs(10), || snapshot() == baseline).await;
-        assert!(settled, "{tool}: baseline {baseline:?}, now {:?}", snapshot());
+        assert!(
+            settled,
+            "{tool}: baseline {baseline:?}, now {:?}",
+            snapshot()
+        );
         assert_eq!(snapshot().1.zombies, 0);
     }
-    let metrics = reqwest::get(format!("{}/metrics", proxy.base())).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", proxy.base()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for upstream in ["refused", "dies", "missing"] {
-        let line = format!("mcp_proxy_upstream_connects_total{{upstream=\"{upstream}\",outcome=\"error\"}} 501");
+        let line = format!(
+            "mcp_proxy_upstream_connects_total{{upstream=\"{upstream}\",outcome=\"error\"}} 501"
+        );
         assert!(metrics.contains(&line), "missing {line:?} in\n{metrics}");
-        let active = format!("mcp_proxy_upstream_connections{{upstream=\"{upstream}\",state=\"connecting\"}} 0");
+        let active = format!(
+            "mcp_proxy_upstream_connections{{upstream=\"{upstream}\",state=\"connecting\"}} 0"
+        );
         assert!(metrics.contains(&active), "missing {active:?}");
     }
     client.cancel().await.unwrap();

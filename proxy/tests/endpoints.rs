@@ -8,7 +8,12 @@ use mock_mcp::{MockConfig, MockServer};
 use reqwest::StatusCode;
 
 async fn metrics(proxy: &TestProxy) -> String {
-    reqwest::get(format!("{}/metrics", proxy.base())).await.unwrap().text().await.unwrap()
+    reqwest::get(format!("{}/metrics", proxy.base()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 fn sample(text: &str, name: &str) -> f64 {
@@ -22,15 +27,30 @@ fn sample(text: &str, name: &str) -> f64 {
 #[tokio::test]
 async fn health_ready_and_metrics() {
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
-    let proxy = start_proxy(&http_seed(&[("echo", &mock.url(), "shared")], "demo", "demo-key-0001", "auto"), |_| {}).await;
-    let health = reqwest::get(format!("{}/health", proxy.base())).await.unwrap();
+    let proxy = start_proxy(
+        &http_seed(
+            &[("echo", &mock.url(), "shared")],
+            "demo",
+            "demo-key-0001",
+            "auto",
+        ),
+        |_| {},
+    )
+    .await;
+    let health = reqwest::get(format!("{}/health", proxy.base()))
+        .await
+        .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
-    let ready = reqwest::get(format!("{}/ready", proxy.base())).await.unwrap();
+    let ready = reqwest::get(format!("{}/ready", proxy.base()))
+        .await
+        .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
 
     let c1 = client(&proxy.url("demo"), "demo-key-0001").await;
     let c2 = client(&proxy.url("demo"), "demo-key-0001").await;
-    c1.call_tool(call("echo", serde_json::json!({ "text": "x" }))).await.unwrap();
+    c1.call_tool(call("echo", serde_json::json!({ "text": "x" })))
+        .await
+        .unwrap();
     let text = metrics(&proxy).await;
     for name in [
         "mcp_proxy_requests_total",
@@ -53,7 +73,10 @@ async fn health_ready_and_metrics() {
         assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
     }
     assert_eq!(sample(&text, "mcp_proxy_sessions"), 2.0);
-    assert!(text.contains("mcp_proxy_requests_total{method=\"tools/call\",outcome=\"ok\"} 1"), "{text}");
+    assert!(
+        text.contains("mcp_proxy_requests_total{method=\"tools/call\",outcome=\"ok\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("mcp_proxy_upstream_connections{upstream=\"echo\",state=\"active\"} 1"));
     assert!(sample(&text, "mcp_proxy_open_fds") > 0.0);
     assert!(sample(&text, "mcp_proxy_tokio_alive_tasks") > 0.0);
@@ -75,7 +98,16 @@ async fn health_ready_and_metrics() {
 #[tokio::test]
 async fn older_clients_get_their_protocol_version() {
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
-    let proxy = start_proxy(&http_seed(&[("echo", &mock.url(), "shared")], "demo", "demo-key-0001", "auto"), |_| {}).await;
+    let proxy = start_proxy(
+        &http_seed(
+            &[("echo", &mock.url(), "shared")],
+            "demo",
+            "demo-key-0001",
+            "auto",
+        ),
+        |_| {},
+    )
+    .await;
     for version in ["2025-11-25", "2025-06-18", "2025-03-26"] {
         let r = post(&proxy.url("demo"), Some("demo-key-0001"))
             .json(&initialize_body(version))
@@ -94,7 +126,10 @@ async fn older_clients_get_their_protocol_version() {
         .await
         .unwrap();
     let body = rpc_json(r).await;
-    let got = body["result"]["protocolVersion"].as_str().unwrap_or_default().to_string();
+    let got = body["result"]["protocolVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(got.starts_with("20"), "{body}");
     proxy.shutdown().await;
 }

@@ -19,14 +19,27 @@ async fn in_flight_requests_finish_then_everything_is_released() {
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
     let seed = format!(
         "{}\n{}",
-        http_seed(&[("web", &mock.url(), "shared")], "a", "a-key-00001", "auto"),
+        http_seed(
+            &[("web", &mock.url(), "shared")],
+            "a",
+            "a-key-00001",
+            "auto"
+        ),
         stdio_seed("local", "shared", "b", "b-key-00001")
     );
-    let proxy = start_proxy(&seed, |s| s.usage_flush_interval = Duration::from_secs(3600)).await;
+    let proxy = start_proxy(&seed, |s| {
+        s.usage_flush_interval = Duration::from_secs(3600)
+    })
+    .await;
     let a = client(&proxy.url("a"), "a-key-00001").await;
     let b = client(&proxy.url("b"), "b-key-00001").await;
-    b.call_tool(call("echo", json!({ "text": "warm" }))).await.unwrap();
-    assert_eq!(probe::children(me).unwrap().children, baseline_children.children + 1);
+    b.call_tool(call("echo", json!({ "text": "warm" })))
+        .await
+        .unwrap();
+    assert_eq!(
+        probe::children(me).unwrap().children,
+        baseline_children.children + 1
+    );
 
     // a slow call is in flight when shutdown starts: it must complete
     let slow = tokio::spawn(async move {
@@ -45,7 +58,10 @@ async fn in_flight_requests_finish_then_everything_is_released() {
         .timeout(Duration::from_secs(2))
         .send()
         .await;
-    assert!(during.map(|r| r.status() == 503).unwrap_or(true), "not accepting while draining");
+    assert!(
+        during.map(|r| r.status() == 503).unwrap_or(true),
+        "not accepting while draining"
+    );
 
     let (a, result) = slow.await.unwrap();
     let result = result.expect("the in-flight call completes during the drain");
@@ -62,5 +78,8 @@ async fn in_flight_requests_finish_then_everything_is_released() {
     assert_eq!(kids, baseline_children, "stdio child reaped");
     // usage noted during the run was flushed on shutdown even though the interval never passed
     assert_eq!(state.usage.pending(), 0);
-    assert!(reqwest::get(format!("http://{addr}/health")).await.is_err(), "listener closed");
+    assert!(
+        reqwest::get(format!("http://{addr}/health")).await.is_err(),
+        "listener closed"
+    );
 }

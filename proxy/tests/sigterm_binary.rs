@@ -16,8 +16,16 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 async fn the_binary_exits_0_on_sigterm_and_leaves_no_child() {
     let dir = tempfile::tempdir().unwrap();
     let seed_path = dir.path().join("seed.toml");
-    std::fs::write(&seed_path, stdio_seed("local", "shared", "demo", "demo-key-0001")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(
+        &seed_path,
+        stdio_seed("local", "shared", "demo", "demo-key-0001"),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut proxy = tokio::process::Command::new(proxy_bin())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--seed")
@@ -42,18 +50,36 @@ async fn the_binary_exits_0_on_sigterm_and_leaves_no_child() {
         }
     }
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let client = client(&format!("http://127.0.0.1:{port}/mcp/demo"), "demo-key-0001").await;
-    let r = client.call_tool(call("echo", json!({ "text": "hi" }))).await.unwrap();
+    let client = client(
+        &format!("http://127.0.0.1:{port}/mcp/demo"),
+        "demo-key-0001",
+    )
+    .await;
+    let r = client
+        .call_tool(call("echo", json!({ "text": "hi" })))
+        .await
+        .unwrap();
     assert_eq!(text(&r), "hi");
     let children = probe::child_pids(pid).unwrap();
     assert_eq!(children.len(), 1, "one stdio child");
     let child = children[0];
 
-    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(15), proxy.wait()).await.expect("exits within 15 s").unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(15), proxy.wait())
+        .await
+        .expect("exits within 15 s")
+        .unwrap();
     assert!(exit.success(), "exit status {exit:?}");
     // not orphaned: an orphan would be re-parented and still exist
-    assert!(eventually(Duration::from_secs(2), || probe::process_state(child).is_none()).await, "stdio child {child} outlived the proxy");
+    assert!(
+        eventually(Duration::from_secs(2), || probe::process_state(child)
+            .is_none())
+        .await,
+        "stdio child {child} outlived the proxy"
+    );
     drop(client);
 }

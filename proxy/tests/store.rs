@@ -54,7 +54,9 @@ struct TestDb {
 impl TestDb {
     async fn cleanup(&self) {
         if let Some((base, schema)) = &self.pg {
-            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(base).await.unwrap();
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(base)
+                .await
+                .unwrap();
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
                 .execute(&mut conn)
                 .await
@@ -75,7 +77,9 @@ async fn databases() -> Vec<TestDb> {
         Ok(base) if !base.is_empty() => {
             let schema = format!("t_{}", hex::encode(rand_bytes()));
             sqlx::any::install_default_drivers();
-            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base).await.expect("TEST_DATABASE_URL connects");
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
+                .await
+                .expect("TEST_DATABASE_URL connects");
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
                 .execute(&mut conn)
                 .await
@@ -94,7 +98,10 @@ async fn databases() -> Vec<TestDb> {
 }
 
 fn rand_bytes() -> [u8; 6] {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let mut out = [0u8; 6];
     out.copy_from_slice(&(nanos ^ (std::process::id() as u128) << 64).to_le_bytes()[..6]);
     out
@@ -102,7 +109,9 @@ fn rand_bytes() -> [u8; 6] {
 
 async fn open(db: &TestDb) -> (Store, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::default());
-    let store = Store::connect(&db.url, 5, Duration::from_secs(5), metrics.clone()).await.unwrap();
+    let store = Store::connect(&db.url, 5, Duration::from_secs(5), metrics.clone())
+        .await
+        .unwrap();
     (store, metrics)
 }
 
@@ -119,7 +128,12 @@ async fn seed_is_idempotent_and_config_is_one_query() {
         let (store, metrics) = open(&db).await;
         let seed = Seed::parse(SEED).unwrap();
         let first = store.apply_seed(&seed).await.unwrap();
-        assert_eq!((first.upstreams, first.instances, first.keys_added), (2, 2, 2), "{}", db.label);
+        assert_eq!(
+            (first.upstreams, first.instances, first.keys_added),
+            (2, 2, 2),
+            "{}",
+            db.label
+        );
         // reconnecting re-runs migrations harmlessly; re-seeding adds nothing
         store.close().await;
         let (store, metrics2) = open(&db).await;
@@ -127,7 +141,12 @@ async fn seed_is_idempotent_and_config_is_one_query() {
         assert_eq!(again.keys_added, 0, "{}", db.label);
 
         let config = store.instance_config("demo").await.unwrap().unwrap();
-        assert_eq!(queries(&metrics2, "instance_config"), 1, "{}: one query per config", db.label);
+        assert_eq!(
+            queries(&metrics2, "instance_config"),
+            1,
+            "{}: one query per config",
+            db.label
+        );
         assert_eq!(config.prefix, PrefixMode::Always);
         let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
         assert_eq!(names, ["zeta", "alpha"], "{}: seed order kept", db.label);
@@ -154,18 +173,42 @@ async fn keys_are_hashed_revocable_and_usage_is_batched() {
     for db in databases().await {
         let (store, metrics) = open(&db).await;
         store.apply_seed(&Seed::parse(SEED).unwrap()).await.unwrap();
-        let record = store.api_key_by_hash(&hash_key("demo-key-0001")).await.unwrap().unwrap();
+        let record = store
+            .api_key_by_hash(&hash_key("demo-key-0001"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(record.instance_id, "demo");
         assert!(!record.revoked);
-        assert!(store.api_key_by_hash(&hash_key("not-a-key")).await.unwrap().is_none());
+        assert!(
+            store
+                .api_key_by_hash(&hash_key("not-a-key"))
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         let created = store.create_key("demo").await.unwrap();
         assert!(created.key.starts_with("mcp_") && created.key.len() > 40);
-        let found = store.api_key_by_hash(&hash_key(&created.key)).await.unwrap().unwrap();
+        let found = store
+            .api_key_by_hash(&hash_key(&created.key))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(found.id, created.id);
         assert!(store.revoke_key(&created.id).await.unwrap());
-        assert!(!store.revoke_key(&created.id).await.unwrap(), "revoking twice changes nothing");
-        assert!(store.api_key_by_hash(&hash_key(&created.key)).await.unwrap().unwrap().revoked);
+        assert!(
+            !store.revoke_key(&created.id).await.unwrap(),
+            "revoking twice changes nothing"
+        );
+        assert!(
+            store
+                .api_key_by_hash(&hash_key(&created.key))
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked
+        );
         assert!(store.create_key("nope").await.is_err());
 
         // 1000 noted uses of two keys become one batched write
@@ -178,7 +221,11 @@ async fn keys_are_hashed_revocable_and_usage_is_batched() {
         assert_eq!(usage.flush(&store).await.unwrap(), 2, "{}", db.label);
         assert_eq!(queries(&metrics, "touch_keys"), 1);
         assert!(store.key_last_used(&record.id).await.unwrap().is_some());
-        assert_eq!(usage.flush(&store).await.unwrap(), 0, "nothing pending, nothing written");
+        assert_eq!(
+            usage.flush(&store).await.unwrap(),
+            0,
+            "nothing pending, nothing written"
+        );
         assert_eq!(queries(&metrics, "touch_keys"), 1);
 
         // a failed flush keeps the batch for the next one
@@ -195,12 +242,23 @@ async fn config_cache_is_single_flight_invalidatable_and_bypassable() {
     for db in databases().await {
         let (store, metrics) = open(&db).await;
         store.apply_seed(&Seed::parse(SEED).unwrap()).await.unwrap();
-        let cache = ConfigCache::new(store.clone(), metrics.clone(), Duration::from_secs(60), 100, false);
+        let cache = ConfigCache::new(
+            store.clone(),
+            metrics.clone(),
+            Duration::from_secs(60),
+            100,
+            false,
+        );
         // 50 concurrent cold reads: one query
         let reads = (0..50).map(|_| cache.get("demo"));
         let results = futures::future::join_all(reads).await;
         assert!(results.iter().all(|r| r.as_ref().unwrap().id == "demo"));
-        assert_eq!(queries(&metrics, "instance_config"), 1, "{}: single flight", db.label);
+        assert_eq!(
+            queries(&metrics, "instance_config"),
+            1,
+            "{}: single flight",
+            db.label
+        );
         for _ in 0..100 {
             cache.get("demo").await.unwrap();
         }
@@ -208,7 +266,10 @@ async fn config_cache_is_single_flight_invalidatable_and_bypassable() {
         assert_eq!(metrics.config_cache_misses.get(), 1);
         assert_eq!(metrics.config_cache_hits.get(), 149);
         // an unknown instance is not cached (a newly seeded one must be visible at once)
-        assert!(matches!(cache.get("later").await.unwrap_err().as_ref(), ConfigError::Missing));
+        assert!(matches!(
+            cache.get("later").await.unwrap_err().as_ref(),
+            ConfigError::Missing
+        ));
         store
             .apply_seed(&Seed::parse("[[instance]]\nid = \"later\"\nupstreams = []\n").unwrap())
             .await
@@ -220,14 +281,31 @@ async fn config_cache_is_single_flight_invalidatable_and_bypassable() {
         cache.get("demo").await.unwrap();
         assert_eq!(queries(&metrics, "instance_config"), before + 1);
         // TTL
-        let short = ConfigCache::new(store.clone(), metrics.clone(), Duration::from_millis(100), 100, false);
+        let short = ConfigCache::new(
+            store.clone(),
+            metrics.clone(),
+            Duration::from_millis(100),
+            100,
+            false,
+        );
         short.get("demo").await.unwrap();
         tokio::time::sleep(Duration::from_millis(250)).await;
         let before = queries(&metrics, "instance_config");
         short.get("demo").await.unwrap();
-        assert_eq!(queries(&metrics, "instance_config"), before + 1, "{}: expired after TTL", db.label);
+        assert_eq!(
+            queries(&metrics, "instance_config"),
+            before + 1,
+            "{}: expired after TTL",
+            db.label
+        );
         // bypass: every read queries
-        let bypass = ConfigCache::new(store.clone(), metrics.clone(), Duration::from_secs(60), 100, true);
+        let bypass = ConfigCache::new(
+            store.clone(),
+            metrics.clone(),
+            Duration::from_secs(60),
+            100,
+            true,
+        );
         let before = queries(&metrics, "instance_config");
         for _ in 0..3 {
             bypass.get("demo").await.unwrap();
@@ -236,10 +314,25 @@ async fn config_cache_is_single_flight_invalidatable_and_bypassable() {
 
         let auth = AuthCache::new(store.clone(), metrics.clone(), Duration::from_secs(60), 100);
         for _ in 0..10 {
-            assert!(auth.lookup(&hash_key("demo-key-0002")).await.unwrap().is_some());
-            assert!(auth.lookup(&hash_key("unknown-key")).await.unwrap().is_none());
+            assert!(
+                auth.lookup(&hash_key("demo-key-0002"))
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+            assert!(
+                auth.lookup(&hash_key("unknown-key"))
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
         }
-        assert_eq!(queries(&metrics, "api_key"), 2, "{}: unknown keys are cached too", db.label);
+        assert_eq!(
+            queries(&metrics, "api_key"),
+            2,
+            "{}: unknown keys are cached too",
+            db.label
+        );
         store.close().await;
         db.cleanup().await;
     }
@@ -248,17 +341,29 @@ async fn config_cache_is_single_flight_invalidatable_and_bypassable() {
 #[tokio::test]
 async fn the_proxy_serves_from_each_database() {
     for db in databases().await {
-        let mock = mock_mcp::MockServer::start(Default::default()).await.unwrap();
-        let seed = common::http_seed(&[("echo", &mock.url(), "shared")], "demo", "demo-key-0001", "auto");
+        let mock = mock_mcp::MockServer::start(Default::default())
+            .await
+            .unwrap();
+        let seed = common::http_seed(
+            &[("echo", &mock.url(), "shared")],
+            "demo",
+            "demo-key-0001",
+            "auto",
+        );
         let url = db.url.clone();
         let proxy = common::start_proxy(&seed, |s| s.database_url = Some(url)).await;
         let client = common::client(&proxy.url("demo"), "demo-key-0001").await;
         let r = client
-            .call_tool(common::call("echo", serde_json::json!({ "text": db.label })))
+            .call_tool(common::call(
+                "echo",
+                serde_json::json!({ "text": db.label }),
+            ))
             .await
             .unwrap();
         assert_eq!(common::text(&r), db.label);
-        let ready = reqwest::get(format!("{}/ready", proxy.base())).await.unwrap();
+        let ready = reqwest::get(format!("{}/ready", proxy.base()))
+            .await
+            .unwrap();
         assert_eq!(ready.status(), 200, "{}", db.label);
         client.cancel().await.unwrap();
         proxy.shutdown().await;

@@ -23,14 +23,37 @@ async fn names(client: &Client) -> Vec<String> {
 async fn single_upstream_is_transparent_in_both_modes() {
     for mode in ["shared", "per-request"] {
         let mock = MockServer::start(MockConfig::default()).await.unwrap();
-        let proxy = start_proxy(&http_seed(&[("echo", &mock.url(), mode)], "demo", "demo-key-0001", "auto"), |_| {}).await;
+        let proxy = start_proxy(
+            &http_seed(
+                &[("echo", &mock.url(), mode)],
+                "demo",
+                "demo-key-0001",
+                "auto",
+            ),
+            |_| {},
+        )
+        .await;
         let client = client(&proxy.url("demo"), "demo-key-0001").await;
-        assert_eq!(names(&client).await, ["add", "echo", "poke", "sleep"], "mode {mode}");
-        let r = client.call_tool(call("echo", json!({ "text": "hi" }))).await.unwrap();
+        assert_eq!(
+            names(&client).await,
+            ["add", "echo", "poke", "sleep"],
+            "mode {mode}"
+        );
+        let r = client
+            .call_tool(call("echo", json!({ "text": "hi" })))
+            .await
+            .unwrap();
         assert_eq!(text(&r), "hi");
-        let r = client.call_tool(call("add", json!({ "a": 2, "b": 3 }))).await.unwrap();
+        let r = client
+            .call_tool(call("add", json!({ "a": 2, "b": 3 })))
+            .await
+            .unwrap();
         assert_eq!(text(&r), "5");
-        client.peer().send_request(rmcp::model::ClientRequest::PingRequest(Default::default())).await.unwrap();
+        client
+            .peer()
+            .send_request(rmcp::model::ClientRequest::PingRequest(Default::default()))
+            .await
+            .unwrap();
         assert_eq!(mock.calls(), 2);
         client.cancel().await.unwrap();
         proxy.shutdown().await;
@@ -42,18 +65,41 @@ async fn single_upstream_is_transparent_in_both_modes() {
 async fn two_upstreams_are_prefixed_and_routed() {
     let a = MockServer::start(MockConfig::default()).await.unwrap();
     let b = MockServer::start(MockConfig::default()).await.unwrap();
-    let seed = http_seed(&[("alpha", &a.url(), "shared"), ("beta-2", &b.url(), "per-request")], "multi", "multi-key-0001", "auto");
+    let seed = http_seed(
+        &[
+            ("alpha", &a.url(), "shared"),
+            ("beta-2", &b.url(), "per-request"),
+        ],
+        "multi",
+        "multi-key-0001",
+        "auto",
+    );
     let proxy = start_proxy(&seed, |_| {}).await;
     let client = client(&proxy.url("multi"), "multi-key-0001").await;
     let names = names(&client).await;
     assert_eq!(
         names,
-        ["alpha__add", "alpha__echo", "alpha__poke", "alpha__sleep", "beta-2__add", "beta-2__echo", "beta-2__poke", "beta-2__sleep"]
+        [
+            "alpha__add",
+            "alpha__echo",
+            "alpha__poke",
+            "alpha__sleep",
+            "beta-2__add",
+            "beta-2__echo",
+            "beta-2__poke",
+            "beta-2__sleep"
+        ]
     );
-    let r = client.call_tool(call("beta-2__echo", json!({ "text": "to b" }))).await.unwrap();
+    let r = client
+        .call_tool(call("beta-2__echo", json!({ "text": "to b" })))
+        .await
+        .unwrap();
     assert_eq!(text(&r), "to b");
     assert_eq!((a.calls(), b.calls()), (0, 1));
-    let r = client.call_tool(call("alpha__add", json!({ "a": 1, "b": 1 }))).await.unwrap();
+    let r = client
+        .call_tool(call("alpha__add", json!({ "a": 1, "b": 1 })))
+        .await
+        .unwrap();
     assert_eq!(text(&r), "2");
     assert_eq!((a.calls(), b.calls()), (1, 1));
     client.cancel().await.unwrap();
@@ -64,12 +110,20 @@ async fn two_upstreams_are_prefixed_and_routed() {
 async fn never_prefix_routes_by_the_merged_index() {
     let a = MockServer::start(MockConfig::default()).await.unwrap();
     let b = MockServer::start(MockConfig::default()).await.unwrap();
-    let seed = http_seed(&[("alpha", &a.url(), "shared"), ("beta", &b.url(), "shared")], "flat", "flat-key-0001", "never");
+    let seed = http_seed(
+        &[("alpha", &a.url(), "shared"), ("beta", &b.url(), "shared")],
+        "flat",
+        "flat-key-0001",
+        "never",
+    );
     let proxy = start_proxy(&seed, |_| {}).await;
     let client = client(&proxy.url("flat"), "flat-key-0001").await;
     // same tool names on both: the first upstream wins, names unchanged
     assert_eq!(names(&client).await, ["add", "echo", "poke", "sleep"]);
-    client.call_tool(call("echo", json!({ "text": "x" }))).await.unwrap();
+    client
+        .call_tool(call("echo", json!({ "text": "x" })))
+        .await
+        .unwrap();
     assert_eq!((a.calls(), b.calls()), (1, 0));
     client.cancel().await.unwrap();
     proxy.shutdown().await;
@@ -78,10 +132,22 @@ async fn never_prefix_routes_by_the_merged_index() {
 #[tokio::test]
 async fn the_2026_era_client_discovers_lists_and_calls() {
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
-    let proxy = start_proxy(&http_seed(&[("echo", &mock.url(), "shared")], "demo", "demo-key-0001", "auto"), |_| {}).await;
+    let proxy = start_proxy(
+        &http_seed(
+            &[("echo", &mock.url(), "shared")],
+            "demo",
+            "demo-key-0001",
+            "auto",
+        ),
+        |_| {},
+    )
+    .await;
     let client = discover_client(&proxy.url("demo"), "demo-key-0001").await;
     assert_eq!(names(&client).await, ["add", "echo", "poke", "sleep"]);
-    let r = client.call_tool(call("echo", json!({ "text": "new era" }))).await.unwrap();
+    let r = client
+        .call_tool(call("echo", json!({ "text": "new era" })))
+        .await
+        .unwrap();
     assert_eq!(text(&r), "new era");
     client.cancel().await.unwrap();
     proxy.shutdown().await;
@@ -94,15 +160,76 @@ async fn one_failing_upstream_does_not_fail_tools_list() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}/mcp", dead.local_addr().unwrap());
     drop(dead);
-    let seed = http_seed(&[("good", &good.url(), "shared"), ("dead", &dead_url, "shared")], "mix", "mix-key-00001", "auto");
+    let seed = http_seed(
+        &[
+            ("good", &good.url(), "shared"),
+            ("dead", &dead_url, "shared"),
+        ],
+        "mix",
+        "mix-key-00001",
+        "auto",
+    );
     let proxy = start_proxy(&seed, |_| {}).await;
     let client = client(&proxy.url("mix"), "mix-key-00001").await;
-    assert_eq!(names(&client).await, ["good__add", "good__echo", "good__poke", "good__sleep"]);
-    let err = client.call_tool(call("dead__echo", json!({ "text": "x" }))).await.unwrap_err();
+    assert_eq!(
+        names(&client).await,
+        ["good__add", "good__echo", "good__poke", "good__sleep"]
+    );
+    let err = client
+        .call_tool(call("dead__echo", json!({ "text": "x" })))
+        .await
+        .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("dead") && msg.contains("connect"), "{msg}");
-    let metrics = reqwest::get(format!("{}/metrics", proxy.base())).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("mcp_proxy_upstream_errors_total{upstream=\"dead\""), "{metrics}");
+    let metrics = reqwest::get(format!("{}/metrics", proxy.base()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mcp_proxy_upstream_errors_total{upstream=\"dead\""),
+        "{metrics}"
+    );
+    client.cancel().await.unwrap();
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn upstream_list_changed_invalidates_the_cached_tool_list() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let proxy = start_proxy(
+        &http_seed(
+            &[("echo", &mock.url(), "shared")],
+            "demo",
+            "demo-key-0001",
+            "auto",
+        ),
+        |_| {},
+    )
+    .await;
+    let client = client(&proxy.url("demo"), "demo-key-0001").await;
+    names(&client).await;
+    let tools = proxy.proxy.state.tools.clone();
+    assert!(
+        tools.contains_key("demo"),
+        "merged list cached after tools/list"
+    );
+    // `poke` makes the upstream emit notifications/tools/list_changed to the proxy's client
+    client.call_tool(call("poke", json!({}))).await.unwrap();
+    let mut dropped = false;
+    for _ in 0..100 {
+        if !tools.contains_key("demo") {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        dropped,
+        "list_changed from the upstream must drop the cached list"
+    );
+    assert_eq!(names(&client).await, ["add", "echo", "poke", "sleep"]);
     client.cancel().await.unwrap();
     proxy.shutdown().await;
 }

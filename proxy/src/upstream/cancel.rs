@@ -36,8 +36,14 @@ impl CancelQueue {
         let _sending = self.sending.lock().await;
         let ids = std::mem::take(&mut *self.ids.lock().unwrap_or_else(|p| p.into_inner()));
         for id in ids {
-            let param = CancelledNotificationParam::new(Some(id), Some("abandoned by the downstream caller".into()));
-            if tokio::time::timeout(SEND_TIMEOUT, self.peer.notify_cancelled(param)).await.is_err() {
+            let param = CancelledNotificationParam::new(
+                Some(id),
+                Some("abandoned by the downstream caller".into()),
+            );
+            if tokio::time::timeout(SEND_TIMEOUT, self.peer.notify_cancelled(param))
+                .await
+                .is_err()
+            {
                 tracing::debug!("cancel notification not sent within {SEND_TIMEOUT:?}");
             }
         }
@@ -68,7 +74,11 @@ impl AbandonGuard {
 impl Drop for AbandonGuard {
     fn drop(&mut self) {
         let Some(id) = self.id.take() else { return };
-        self.queue.ids.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+        self.queue
+            .ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(id);
         let queue = self.queue.clone();
         self.tracker.spawn(async move { queue.flush().await });
     }

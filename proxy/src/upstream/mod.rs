@@ -15,10 +15,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use prometheus_client::metrics::gauge::Gauge;
-use rmcp::model::{CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, ServerResult, ClientCapabilities, ClientConfig, ErrorData, Implementation, Tool};
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig,
+    ClientRequest, ErrorData, Implementation, ServerResult, Tool,
+};
 use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RunningService, ServiceError};
-use tokio_util::task::TaskTracker;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
 use crate::model::{UpstreamConfig, UpstreamTransport};
@@ -149,7 +152,10 @@ impl UpstreamClient {
             Ok(Ok(service)) => service,
             Ok(Err(cause)) => {
                 ctx.metrics.upstream_connect(&name, "error");
-                return Err(UpstreamError::Connect { upstream: name, cause });
+                return Err(UpstreamError::Connect {
+                    upstream: name,
+                    cause,
+                });
             }
             Err(_) => {
                 ctx.metrics.upstream_connect(&name, "timeout");
@@ -246,7 +252,9 @@ impl UpstreamClient {
             match service.close_with_timeout(CLOSE_TIMEOUT).await {
                 Ok(Some(_)) => {}
                 Ok(None) => tracing::warn!(upstream = %self.name, "upstream close timed out"),
-                Err(e) => tracing::warn!(upstream = %self.name, error = %e, "upstream close task failed"),
+                Err(e) => {
+                    tracing::warn!(upstream = %self.name, error = %e, "upstream close task failed")
+                }
             }
         }
         self.active.dec();

@@ -70,12 +70,23 @@ impl UpstreamPool {
     }
 
     /// A client for `upstream` serving `instance_id`, per the upstream's connection mode.
-    pub async fn acquire(&self, instance_id: &str, upstream: &UpstreamConfig) -> Result<Lease, UpstreamError> {
+    pub async fn acquire(
+        &self,
+        instance_id: &str,
+        upstream: &UpstreamConfig,
+    ) -> Result<Lease, UpstreamError> {
         match upstream.connection {
-            ConnectionMode::Shared | ConnectionMode::PerSession => self.shared(instance_id, upstream).await,
+            ConnectionMode::Shared | ConnectionMode::PerSession => {
+                self.shared(instance_id, upstream).await
+            }
             ConnectionMode::PerRequest => {
-                let client =
-                    UpstreamClient::connect(upstream, instance_id, self.tools_cache.clone(), &self.ctx).await?;
+                let client = UpstreamClient::connect(
+                    upstream,
+                    instance_id,
+                    self.tools_cache.clone(),
+                    &self.ctx,
+                )
+                .await?;
                 Ok(Lease {
                     client: Arc::new(client),
                     owned: true,
@@ -86,7 +97,11 @@ impl UpstreamPool {
         }
     }
 
-    async fn shared(&self, instance_id: &str, upstream: &UpstreamConfig) -> Result<Lease, UpstreamError> {
+    async fn shared(
+        &self,
+        instance_id: &str,
+        upstream: &UpstreamConfig,
+    ) -> Result<Lease, UpstreamError> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots
@@ -105,8 +120,10 @@ impl UpstreamPool {
             let stale = guard.take().expect("checked above");
             stale.close().await;
         }
-        let client =
-            Arc::new(UpstreamClient::connect(upstream, instance_id, self.tools_cache.clone(), &self.ctx).await?);
+        let client = Arc::new(
+            UpstreamClient::connect(upstream, instance_id, self.tools_cache.clone(), &self.ctx)
+                .await?,
+        );
         *guard = Some(client.clone());
         Ok(self.borrowed(client))
     }

@@ -14,11 +14,17 @@ use rmcp::transport::TokioChildProcess;
 
 /// Spawns `command args…` with `env` added, in a new process group, stdin/stdout piped for MCP
 /// and stderr inherited (the upstream's logs end up in the proxy's).
-pub fn spawn(command: &str, args: &[String], env: &BTreeMap<String, String>) -> std::io::Result<TokioChildProcess> {
+pub fn spawn(
+    command: &str,
+    args: &[String],
+    env: &BTreeMap<String, String>,
+) -> std::io::Result<TokioChildProcess> {
     let mut cmd = tokio::process::Command::new(command);
     cmd.args(args).envs(env);
     let mut wrapped = CommandWrap::from(cmd);
     wrapped.wrap(ProcessGroup::leader());
-    let (child, _stderr) = TokioChildProcess::builder(wrapped).stderr(Stdio::inherit()).spawn()?;
+    let (child, _stderr) = TokioChildProcess::builder(wrapped)
+        .stderr(Stdio::inherit())
+        .spawn()?;
     Ok(child)
 }

@@ -5,7 +5,10 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 
 /// The rmcp transport for `url`. Nothing is opened until the client initializes over it.
-pub fn transport(http: &reqwest::Client, url: &str) -> StreamableHttpClientTransport<reqwest::Client> {
+pub fn transport(
+    http: &reqwest::Client,
+    url: &str,
+) -> StreamableHttpClientTransport<reqwest::Client> {
     StreamableHttpClientTransport::with_client(
         http.clone(),
         StreamableHttpClientTransportConfig::with_uri(url.to_string()),

@@ -35,25 +35,38 @@ pub async fn start_proxy(seed: &str, tweak: impl FnOnce(&mut Settings)) -> TestP
     let dir = tempfile::tempdir().unwrap();
     let seed_path = dir.path().join("seed.toml");
     std::fs::write(&seed_path, seed).unwrap();
-    let mut settings = Settings::default();
-    settings.listen = "127.0.0.1:0".parse().unwrap();
-    settings.database_url = Some(format!("sqlite://{}", dir.path().join("proxy.db").display()));
-    settings.seed = Some(seed_path);
-    settings.connect_timeout = Duration::from_secs(5);
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: Some(format!(
+            "sqlite://{}",
+            dir.path().join("proxy.db").display()
+        )),
+        seed: Some(seed_path),
+        connect_timeout: Duration::from_secs(5),
+        ..Settings::default()
+    };
     tweak(&mut settings);
     let proxy = mcp_proxy::start(settings).await.expect("proxy starts");
     TestProxy { proxy, dir }
 }
 
 /// Seed with one HTTP upstream per `(name, url, connection)` and one instance over all of them.
-pub fn http_seed(upstreams: &[(&str, &str, &str)], instance: &str, key: &str, prefix: &str) -> String {
+pub fn http_seed(
+    upstreams: &[(&str, &str, &str)],
+    instance: &str,
+    key: &str,
+    prefix: &str,
+) -> String {
     let mut s = String::new();
     for (name, url, connection) in upstreams {
         s += &format!(
             "[[upstream]]\nname = \"{name}\"\ntransport = \"streamable-http\"\nurl = \"{url}\"\nconnection = \"{connection}\"\n\n"
         );
     }
-    let names: Vec<String> = upstreams.iter().map(|(n, _, _)| format!("\"{n}\"")).collect();
+    let names: Vec<String> = upstreams
+        .iter()
+        .map(|(n, _, _)| format!("\"{n}\""))
+        .collect();
     s += &format!(
         "[[instance]]\nid = \"{instance}\"\nupstreams = [{}]\napi_keys = [\"{key}\"]\nprefix = \"{prefix}\"\n",
         names.join(", ")
@@ -81,7 +94,9 @@ fn transport(url: &str, key: &str) -> StreamableHttpClientTransport<reqwest::Cli
 
 /// An rmcp client of the 2025-11-25 era (initialize + `Mcp-Session-Id`).
 pub async fn client(url: &str, key: &str) -> Client {
-    ().serve(transport(url, key)).await.expect("client initializes")
+    ().serve(transport(url, key))
+        .await
+        .expect("client initializes")
 }
 
 /// An rmcp client of the 2026-07-28 era (`server/discover`, stateless).
@@ -106,7 +121,11 @@ pub fn call(name: &str, args: serde_json::Value) -> CallToolRequestParams {
 
 /// The text of the first content block of a tool result.
 pub fn text(result: &rmcp::model::CallToolResult) -> String {
-    result.content[0].as_text().expect("text content").text.clone()
+    result.content[0]
+        .as_text()
+        .expect("text content")
+        .text
+        .clone()
 }
 
 /// Path of the `mock-mcp` binary, building it once if this test run did not.
@@ -119,7 +138,11 @@ pub fn mock_bin() -> PathBuf {
         let bin = profile_dir.join("mock-mcp");
         let status = std::process::Command::new(env!("CARGO"))
             .args(["build", "-q", "-p", "mock-mcp", "--bin", "mock-mcp"])
-            .args(if profile_dir.ends_with("release") { vec!["--release"] } else { vec![] })
+            .args(if profile_dir.ends_with("release") {
+                vec!["--release"]
+            } else {
+                vec![]
+            })
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building mock-mcp failed");
