@@ -1,7 +1,8 @@
 //! Contract (the seeds' original leak): when connecting to an upstream fails — refused socket,
-//! a child that dies before initialize, a command that does not exist — the client and its
-//! transport are released. After 500 failed connects each, the process's fds (by kind) and
-//! children are back at their starting values, with no zombie.
+//! HTTP 500 on initialize, an upstream that accepts and never answers (connect timeout), a child
+//! that dies before initialize, a command that does not exist — the client and its transport are
+//! released. After 500 failed connects each (100 for the slow timeout case), the process's fds
+//! (by kind) and children are back at their starting values, with no zombie.
 
 mod common;
 
@@ -35,9 +36,21 @@ transport = "stdio"
 command = "/nonexistent/mcp-server"
 connection = "per-request"
 
+[[upstream]]
+name = "error500"
+transport = "streamable-http"
+url = "ERROR_URL"
+connection = "per-request"
+
+[[upstream]]
+name = "hangs"
+transport = "streamable-http"
+url = "HANG_URL"
+connection = "shared"
+
 [[instance]]
 id = "leaky"
-upstreams = ["refused", "dies", "missing"]
+upstreams = ["refused", "dies", "missing", "error500", "hangs"]
 api_keys = ["leaky-key-0001"]
 "#;
 
@@ -46,24 +59,36 @@ async fn five_hundred_failed_connects_leave_nothing_behind() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let refused = format!("http://{}/mcp", port.local_addr().unwrap());
     drop(port);
-    let proxy = start_proxy(&SEED.replace("REFUSED_URL", &refused), |_| {}).await;
+    let error_url = format!("http://{}/mcp", error_500_server().await);
+    let hang_url = format!("http://{}/mcp", hanging_server().await);
+    let seed = SEED
+        .replace("REFUSED_URL", &refused)
+        .replace("ERROR_URL", &error_url)
+        .replace("HANG_URL", &hang_url);
+    let proxy = start_proxy(&seed, |s| s.connect_timeout = Duration::from_millis(50)).await;
     let client = client(&proxy.url("leaky"), "leaky-key-0001").await;
 
-    for tool in ["refused__echo", "dies__echo", "missing__echo"] {
+    for (tool, attempts, expect) in [
+        ("refused__echo", 500, "connect failed"),
+        ("dies__echo", 500, "connect failed"),
+        ("missing__echo", 500, "connect failed"),
+        ("error500__echo", 500, "connect failed"),
+        ("hangs__echo", 100, "no answer to initialize"),
+    ] {
         // warm up (first use allocates lazily-created process-wide state), then baseline
         let err = client
             .call_tool(call(tool, json!({ "text": "x" })))
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("connect failed"), "{err}");
+        assert!(err.to_string().contains(expect), "{err}");
         tokio::time::sleep(Duration::from_millis(200)).await;
         let baseline = snapshot();
-        for _ in 0..500 {
+        for _ in 0..attempts {
             let err = client
                 .call_tool(call(tool, json!({ "text": "x" })))
                 .await
                 .unwrap_err();
-            assert!(err.to_string().contains("connect failed"), "{err}");
+            assert!(err.to_string().contains(expect), "{err}");
         }
         let settled = eventually(Duration::from_secs(10), || snapshot() == baseline).await;
         assert!(
@@ -91,4 +116,32 @@ async fn five_hundred_failed_connects_leave_nothing_behind() {
     }
     client.cancel().await.unwrap();
     proxy.shutdown().await;
+}
+
+/// Answers every request with HTTP 500.
+async fn error_500_server() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .fallback(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom") });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// Accepts connections and never answers; closes its end once the client closes its own, so
+/// any socket left open afterwards is the proxy's.
+async fn hanging_server() -> std::net::SocketAddr {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
 }

@@ -21,6 +21,7 @@ use rmcp::model::{
 };
 use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RunningService, ServiceError};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
@@ -115,6 +116,8 @@ pub struct UpstreamClient {
     active: Gauge,
     cancels: Arc<cancel::CancelQueue>,
     tracker: TaskTracker,
+    /// Cuts any HTTP exchange still running once the client is closed or dropped.
+    transport_ct: CancellationToken,
 }
 
 impl UpstreamClient {
@@ -133,10 +136,18 @@ impl UpstreamClient {
         };
         let connecting = ctx.metrics.upstream_state(&name, "connecting");
         connecting.inc();
+        // Ends every HTTP exchange of this connection: cancelled when the connect fails or
+        // times out (the guard drops), and when the client is closed or dropped.
+        let transport_ct = CancellationToken::new();
+        let connect_guard = transport_ct.clone().drop_guard();
         let result = tokio::time::timeout(ctx.connect_timeout, async {
             match &config.transport {
                 UpstreamTransport::StreamableHttp { url } => handler
-                    .serve(streamable_http::transport(&ctx.http, url))
+                    .serve(streamable_http::transport(
+                        &ctx.http,
+                        url,
+                        transport_ct.clone(),
+                    ))
                     .await
                     .map_err(|e| e.to_string()),
                 UpstreamTransport::Stdio { command, args, env } => {
@@ -165,6 +176,7 @@ impl UpstreamClient {
                 });
             }
         };
+        connect_guard.disarm();
         ctx.metrics.upstream_connect(&name, "ok");
         let active = ctx.metrics.upstream_state(&name, "active");
         active.inc();
@@ -172,6 +184,7 @@ impl UpstreamClient {
             name,
             config: config.clone(),
             cancels: cancel::CancelQueue::new(service.peer().clone()),
+            transport_ct,
             tracker: ctx.tracker.clone(),
             peer: service.peer().clone(),
             service: tokio::sync::Mutex::new(Some(service)),
@@ -257,12 +270,14 @@ impl UpstreamClient {
                 }
             }
         }
+        self.transport_ct.cancel();
         self.active.dec();
     }
 }
 
 impl Drop for UpstreamClient {
     fn drop(&mut self) {
+        self.transport_ct.cancel();
         if !self.closed.swap(true, Ordering::AcqRel) {
             // Fallback only: rmcp's drop guard cancels the service, whose task closes the
             // transport (and kills and reaps a child).
