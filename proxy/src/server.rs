@@ -69,10 +69,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
         metrics.clone(),
     )
     .await?;
-    if let Some(path) = &settings.seed {
-        let report = store.apply_seed(&Seed::load(path)?).await?;
-        tracing::info!(?report, seed = %path.display(), "seed applied");
-    }
+    // Validate the seed before anything is bound; it is applied through the state below.
+    let seed = settings.seed.as_deref().map(Seed::load).transpose()?;
     let configs = ConfigCache::new(
         store.clone(),
         metrics.clone(),
@@ -118,6 +116,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
         tracker.clone(),
         CancellationToken::new(),
     ));
+    if let Some(seed) = &seed {
+        let report = state.apply_seed(seed).await?;
+        tracing::info!(?report, "seed applied");
+    }
     let background_stop = CancellationToken::new();
     state.usage.spawn_flusher(
         store,
@@ -125,6 +127,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
         background_stop.clone(),
         &tracker,
     );
+    tracker.spawn(shutdown::reload_on_sighup(
+        state.clone(),
+        background_stop.clone(),
+    ));
     let app = router(state.clone());
     let task = tokio::spawn(run(listener, app, state.clone(), background_stop));
     tracing::info!(%addr, "listening");

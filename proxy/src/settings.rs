@@ -58,6 +58,9 @@ pub struct Settings {
     /// On SIGTERM/SIGINT, how long in-flight requests get to finish.
     #[arg(long, env = "MCP_PROXY_SHUTDOWN_DEADLINE", default_value = "9s", value_parser = humantime::parse_duration)]
     pub shutdown_deadline: Duration,
+    /// Downstream sessions idle this long are closed (a client that never sends DELETE).
+    #[arg(long, env = "MCP_PROXY_SESSION_IDLE_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub session_idle_timeout: Duration,
     /// Maximum request body in bytes (larger bodies get 413).
     #[arg(long, env = "MCP_PROXY_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -24,6 +24,31 @@ pub async fn signal() {
     }
 }
 
+/// Re-applies the `--seed` file on every SIGHUP until `stop` is cancelled (admin path: edit
+/// the seed, `kill -HUP`, and the change is served at once on this replica).
+pub async fn reload_on_sighup(state: Arc<AppState>, stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install the SIGHUP handler; seed reload disabled");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            received = hup.recv() => {
+                if received.is_none() {
+                    return;
+                }
+                match state.reload_seed().await {
+                    Ok(Some(report)) => tracing::info!(?report, "SIGHUP: seed re-applied, caches dropped"),
+                    Ok(None) => tracing::info!("SIGHUP: no --seed file to reload"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: seed reload failed; config unchanged"),
+                }
+            }
+        }
+    }
+}
+
 /// Waits for in-flight MCP requests to finish or the deadline to pass, then ends every
 /// downstream session. Returns the number of requests still running at the deadline.
 pub async fn drain_requests(state: &AppState, deadline: Instant) -> i64 {

@@ -13,8 +13,9 @@ use tokio_util::task::TaskTracker;
 use crate::cache::{AuthCache, ConfigCache};
 use crate::handler::ProxyHandler;
 use crate::metrics::Metrics;
+use crate::seed::Seed;
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::{SeedReport, Store, StoreError};
 use crate::upstream::ToolsCache;
 use crate::upstream::pool::UpstreamPool;
 use crate::usage::UsageRecorder;
@@ -88,7 +89,9 @@ impl AppState {
         let mut map = self.instances.write().unwrap_or_else(|p| p.into_inner());
         map.entry(instance_id.to_string())
             .or_insert_with(|| {
-                let sessions = Arc::new(LocalSessionManager::default());
+                let mut manager = LocalSessionManager::default();
+                manager.session_config.keep_alive = Some(self.settings.session_idle_timeout);
+                let sessions = Arc::new(manager);
                 let config = StreamableHttpServerConfig::default()
                     .with_allowed_hosts(self.settings.allowed_hosts.clone())
                     .with_max_request_body_bytes(self.settings.max_body_bytes)
@@ -107,6 +110,25 @@ impl AppState {
             })
             .service
             .clone()
+    }
+
+    /// Applies a seed and drops every cached config, key and tool list, so the change is served
+    /// at once (the admin path: `serve --seed` at start, and SIGHUP to re-read it).
+    pub async fn apply_seed(&self, seed: &Seed) -> Result<SeedReport, StoreError> {
+        let report = self.store.apply_seed(seed).await?;
+        self.configs.invalidate_all();
+        self.auth.invalidate_all();
+        self.tools.invalidate_all();
+        Ok(report)
+    }
+
+    /// Re-reads the `--seed` file and applies it (SIGHUP). Without one, does nothing.
+    pub async fn reload_seed(&self) -> anyhow::Result<Option<SeedReport>> {
+        let Some(path) = &self.settings.seed else {
+            return Ok(None);
+        };
+        let seed = Seed::load(path)?;
+        Ok(Some(self.apply_seed(&seed).await?))
     }
 
     /// Open downstream sessions over all instances.

@@ -136,3 +136,39 @@ async fn client_going_away_stops_upstream_work() {
         proxy.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn call_timeout_names_the_upstream_and_cancels_it() {
+    for mode in ["shared", "per-request"] {
+        let mock = MockServer::start(MockConfig::default()).await.unwrap();
+        let seed = http_seed(
+            &[("echo", &mock.url(), mode)],
+            "demo",
+            "demo-key-0001",
+            "auto",
+        );
+        let proxy = start_proxy(&seed, |s| s.call_timeout = Duration::from_millis(300)).await;
+        let client = client(&proxy.url("demo"), "demo-key-0001").await;
+        let err = client
+            .call_tool(call("sleep", json!({ "ms": 5000 })))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"echo\"") && err.contains("no answer within 300ms"),
+            "{mode}: {err}"
+        );
+        assert!(
+            eventually(Duration::from_secs(1), || mock.in_flight() == 0).await,
+            "{mode}: upstream still working after the call timed out"
+        );
+        // the proxy still serves
+        let r = client
+            .call_tool(call("echo", json!({ "text": "after" })))
+            .await
+            .unwrap();
+        assert_eq!(text(&r), "after");
+        client.cancel().await.unwrap();
+        proxy.shutdown().await;
+    }
+}

@@ -74,6 +74,10 @@ async fn health_ready_and_metrics() {
     }
     assert_eq!(sample(&text, "mcp_proxy_sessions"), 2.0);
     assert!(
+        text.contains("mcp_proxy_requests_total{method=\"initialize\",outcome=\"ok\"} 2"),
+        "{text}"
+    );
+    assert!(
         text.contains("mcp_proxy_requests_total{method=\"tools/call\",outcome=\"ok\"} 1"),
         "{text}"
     );

@@ -32,6 +32,7 @@ async fn the_binary_exits_0_on_sigterm_and_leaves_no_child() {
         .arg(&seed_path)
         .arg("--database-url")
         .arg(format!("sqlite://{}", dir.path().join("p.db").display()))
+        .args(["--log-format", "json"])
         .env("RUST_LOG", "mcp_proxy=info")
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -46,6 +47,9 @@ async fn the_binary_exits_0_on_sigterm_and_leaves_no_child() {
             .unwrap()
             .expect("proxy exited early");
         if line.contains("listening") {
+            let entry: serde_json::Value =
+                serde_json::from_str(&line).expect("--log-format json logs JSON lines");
+            assert_eq!(entry["level"], "INFO");
             break;
         }
     }
@@ -63,6 +67,31 @@ async fn the_binary_exits_0_on_sigterm_and_leaves_no_child() {
     let children = probe::child_pids(pid).unwrap();
     assert_eq!(children.len(), 1, "one stdio child");
     let child = children[0];
+
+    // SIGHUP re-reads the seed: a new instance and key work at once
+    let seed = stdio_seed("local", "shared", "demo", "demo-key-0001")
+        + "\n[[instance]]\nid = \"fresh\"\nupstreams = [\"local\"]\napi_keys = [\"fresh-key-0001\"]\n";
+    std::fs::write(&seed_path, seed).unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let url = format!("http://127.0.0.1:{port}/mcp/fresh");
+    let mut accepted = false;
+    for _ in 0..100 {
+        let r = post(&url, Some("fresh-key-0001"))
+            .json(&initialize_body("2025-11-25"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(accepted, "the reloaded key never worked");
 
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
