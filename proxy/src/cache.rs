@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
+use prometheus_client::metrics::counter::Counter;
 
 use crate::metrics::Metrics;
 use crate::model::{ApiKeyRecord, InstanceConfig};
@@ -70,11 +71,11 @@ impl ConfigCache {
                 }
             })
             .await?;
-        if entry.is_fresh() {
-            self.metrics.config_cache_misses.inc();
-        } else {
-            self.metrics.config_cache_hits.inc();
-        }
+        count_lookup(
+            entry.is_fresh(),
+            &self.metrics.config_cache_hits,
+            &self.metrics.config_cache_misses,
+        );
         Ok(entry.into_value())
     }
 
@@ -122,15 +123,21 @@ impl AuthCache {
                     .map(|r| r.map(Arc::new))
             })
             .await?;
-        if entry.is_fresh() {
-            self.metrics.auth_cache_misses.inc();
-        } else {
-            self.metrics.auth_cache_hits.inc();
-        }
+        count_lookup(
+            entry.is_fresh(),
+            &self.metrics.auth_cache_hits,
+            &self.metrics.auth_cache_misses,
+        );
         Ok(entry.into_value())
     }
 
     pub fn invalidate_all(&self) {
         self.cache.invalidate_all();
     }
+}
+
+/// A freshly inserted entry means the value was loaded: a miss.
+fn count_lookup(fresh: bool, hits: &Counter, misses: &Counter) {
+    let counter = if fresh { misses } else { hits };
+    counter.inc();
 }

@@ -80,7 +80,10 @@ async fn bad_keys_get_401_and_foreign_keys_404() {
 
 #[tokio::test]
 async fn revoked_key_gets_401_once_the_cache_entry_expires() {
-    let (_mock, proxy) = setup_with_short_auth_ttl().await;
+    let (_mock, proxy) = echo_proxy("shared", |s| {
+        s.auth_cache_ttl = std::time::Duration::from_millis(200)
+    })
+    .await;
     let url = proxy.url("demo");
     let store = &proxy.proxy.state.store;
     let created = store.create_key("demo").await.unwrap();
@@ -94,31 +97,9 @@ async fn revoked_key_gets_401_once_the_cache_entry_expires() {
     proxy.shutdown().await;
 }
 
-async fn setup_with_short_auth_ttl() -> (MockServer, TestProxy) {
-    let mock = MockServer::start(MockConfig::default()).await.unwrap();
-    let seed = http_seed(
-        &[("echo", &mock.url(), "shared")],
-        "demo",
-        "demo-key-0001",
-        "auto",
-    );
-    let proxy = start_proxy(&seed, |s| {
-        s.auth_cache_ttl = std::time::Duration::from_millis(200)
-    })
-    .await;
-    (mock, proxy)
-}
-
 #[tokio::test]
 async fn auth_is_cached_and_usage_is_written_behind() {
-    let mock = MockServer::start(MockConfig::default()).await.unwrap();
-    let seed = http_seed(
-        &[("echo", &mock.url(), "shared")],
-        "demo",
-        "demo-key-0001",
-        "auto",
-    );
-    let proxy = start_proxy(&seed, |s| {
+    let (_mock, proxy) = echo_proxy("shared", |s| {
         s.usage_flush_interval = std::time::Duration::from_millis(200)
     })
     .await;
@@ -143,12 +124,7 @@ async fn auth_is_cached_and_usage_is_written_behind() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let text = reqwest::get(format!("{}/metrics", proxy.base()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&proxy).await;
     let touches = text
         .lines()
         .find(|l| l.starts_with("mcp_proxy_db_queries_total{query=\"touch_keys\"}"))

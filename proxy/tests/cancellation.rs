@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mock_mcp::{MockConfig, MockServer};
 use rmcp::model::{CallToolRequest, ClientRequest};
 use rmcp::service::PeerRequestOptions;
 use serde_json::json;
@@ -28,14 +27,7 @@ fn active_connections(proxy: &TestProxy) -> i64 {
 #[tokio::test]
 async fn cancelled_notification_stops_upstream_work() {
     for mode in ["shared", "per-request"] {
-        let mock = MockServer::start(MockConfig::default()).await.unwrap();
-        let seed = http_seed(
-            &[("echo", &mock.url(), mode)],
-            "demo",
-            "demo-key-0001",
-            "auto",
-        );
-        let proxy = start_proxy(&seed, |_| {}).await;
+        let (mock, proxy) = echo_proxy(mode, |_| {}).await;
         let client = client(&proxy.url("demo"), "demo-key-0001").await;
         let handle = client
             .peer()
@@ -82,14 +74,7 @@ async fn cancelled_notification_stops_upstream_work() {
 #[tokio::test]
 async fn client_going_away_stops_upstream_work() {
     for mode in ["shared", "per-request"] {
-        let mock = MockServer::start(MockConfig::default()).await.unwrap();
-        let seed = http_seed(
-            &[("echo", &mock.url(), mode)],
-            "demo",
-            "demo-key-0001",
-            "auto",
-        );
-        let proxy = start_proxy(&seed, |_| {}).await;
+        let (mock, proxy) = echo_proxy(mode, |_| {}).await;
         let url = proxy.url("demo");
         let call = tokio::spawn(async move {
             let body = json!({ "jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
@@ -140,14 +125,7 @@ async fn client_going_away_stops_upstream_work() {
 #[tokio::test]
 async fn call_timeout_names_the_upstream_and_cancels_it() {
     for mode in ["shared", "per-request"] {
-        let mock = MockServer::start(MockConfig::default()).await.unwrap();
-        let seed = http_seed(
-            &[("echo", &mock.url(), mode)],
-            "demo",
-            "demo-key-0001",
-            "auto",
-        );
-        let proxy = start_proxy(&seed, |s| s.call_timeout = Duration::from_millis(300)).await;
+        let (mock, proxy) = echo_proxy(mode, |s| s.call_timeout = Duration::from_millis(300)).await;
         let client = client(&proxy.url("demo"), "demo-key-0001").await;
         let err = client
             .call_tool(call("sleep", json!({ "ms": 5000 })))

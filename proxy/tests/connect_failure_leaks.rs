@@ -98,12 +98,7 @@ async fn five_hundred_failed_connects_leave_nothing_behind() {
         );
         assert_eq!(snapshot().1.zombies, 0);
     }
-    let metrics = reqwest::get(format!("{}/metrics", proxy.base()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&proxy).await;
     for upstream in ["refused", "dies", "missing"] {
         let line = format!(
             "mcp_proxy_upstream_connects_total{{upstream=\"{upstream}\",outcome=\"error\"}} 501"

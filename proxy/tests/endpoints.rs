@@ -4,17 +4,8 @@
 mod common;
 
 use common::*;
-use mock_mcp::{MockConfig, MockServer};
 use reqwest::StatusCode;
-
-async fn metrics(proxy: &TestProxy) -> String {
-    reqwest::get(format!("{}/metrics", proxy.base()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
+use rmcp::model::ProtocolVersion;
 
 fn sample(text: &str, name: &str) -> f64 {
     text.lines()
@@ -26,17 +17,7 @@ fn sample(text: &str, name: &str) -> f64 {
 
 #[tokio::test]
 async fn health_ready_and_metrics() {
-    let mock = MockServer::start(MockConfig::default()).await.unwrap();
-    let proxy = start_proxy(
-        &http_seed(
-            &[("echo", &mock.url(), "shared")],
-            "demo",
-            "demo-key-0001",
-            "auto",
-        ),
-        |_| {},
-    )
-    .await;
+    let (_mock, proxy) = echo_proxy("shared", |_| {}).await;
     let health = reqwest::get(format!("{}/health", proxy.base()))
         .await
         .unwrap();
@@ -51,7 +32,7 @@ async fn health_ready_and_metrics() {
     c1.call_tool(call("echo", serde_json::json!({ "text": "x" })))
         .await
         .unwrap();
-    let text = metrics(&proxy).await;
+    let text = metrics_text(&proxy).await;
     for name in [
         "mcp_proxy_requests_total",
         "mcp_proxy_request_duration_seconds",
@@ -88,7 +69,7 @@ async fn health_ready_and_metrics() {
     c2.cancel().await.unwrap();
     let ok = async {
         for _ in 0..100 {
-            if sample(&metrics(&proxy).await, "mcp_proxy_sessions") == 0.0 {
+            if sample(&metrics_text(&proxy).await, "mcp_proxy_sessions") == 0.0 {
                 return true;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -101,17 +82,7 @@ async fn health_ready_and_metrics() {
 
 #[tokio::test]
 async fn older_clients_get_their_protocol_version() {
-    let mock = MockServer::start(MockConfig::default()).await.unwrap();
-    let proxy = start_proxy(
-        &http_seed(
-            &[("echo", &mock.url(), "shared")],
-            "demo",
-            "demo-key-0001",
-            "auto",
-        ),
-        |_| {},
-    )
-    .await;
+    let (_mock, proxy) = echo_proxy("shared", |_| {}).await;
     for version in ["2025-11-25", "2025-06-18", "2025-03-26"] {
         let r = post(&proxy.url("demo"), Some("demo-key-0001"))
             .json(&initialize_body(version))
@@ -122,6 +93,18 @@ async fn older_clients_get_their_protocol_version() {
         let body = rpc_json(r).await;
         assert_eq!(body["result"]["protocolVersion"], version, "{body}");
         assert!(body["result"]["capabilities"]["tools"].is_object());
+    }
+    // and they work end to end: list and call through the proxy
+    for version in [ProtocolVersion::V_2025_06_18, ProtocolVersion::V_2025_03_26] {
+        let old = client_of_version(&proxy.url("demo"), KEY, version.clone()).await;
+        assert_eq!(old.peer_info().unwrap().protocol_version, version);
+        assert_eq!(old.list_all_tools().await.unwrap().len(), 4);
+        let r = old
+            .call_tool(call("echo", serde_json::json!({ "text": "old" })))
+            .await
+            .unwrap();
+        assert_eq!(text(&r), "old");
+        old.cancel().await.unwrap();
     }
     // a version the proxy does not know: it answers with one it supports (the client decides)
     let r = post(&proxy.url("demo"), Some("demo-key-0001"))

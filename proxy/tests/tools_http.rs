@@ -22,17 +22,7 @@ async fn names(client: &Client) -> Vec<String> {
 #[tokio::test]
 async fn single_upstream_is_transparent_in_both_modes() {
     for mode in ["shared", "per-request"] {
-        let mock = MockServer::start(MockConfig::default()).await.unwrap();
-        let proxy = start_proxy(
-            &http_seed(
-                &[("echo", &mock.url(), mode)],
-                "demo",
-                "demo-key-0001",
-                "auto",
-            ),
-            |_| {},
-        )
-        .await;
+        let (mock, proxy) = echo_proxy(mode, |_| {}).await;
         let client = client(&proxy.url("demo"), "demo-key-0001").await;
         assert_eq!(
             names(&client).await,
@@ -131,17 +121,7 @@ async fn never_prefix_routes_by_the_merged_index() {
 
 #[tokio::test]
 async fn the_2026_era_client_discovers_lists_and_calls() {
-    let mock = MockServer::start(MockConfig::default()).await.unwrap();
-    let proxy = start_proxy(
-        &http_seed(
-            &[("echo", &mock.url(), "shared")],
-            "demo",
-            "demo-key-0001",
-            "auto",
-        ),
-        |_| {},
-    )
-    .await;
+    let (_mock, proxy) = echo_proxy("shared", |_| {}).await;
     let client = discover_client(&proxy.url("demo"), "demo-key-0001").await;
     assert_eq!(names(&client).await, ["add", "echo", "poke", "sleep"]);
     let r = client
@@ -181,12 +161,7 @@ async fn one_failing_upstream_does_not_fail_tools_list() {
         .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("dead") && msg.contains("connect"), "{msg}");
-    let metrics = reqwest::get(format!("{}/metrics", proxy.base()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&proxy).await;
     assert!(
         metrics.contains("mcp_proxy_upstream_errors_total{upstream=\"dead\""),
         "{metrics}"
@@ -197,17 +172,7 @@ async fn one_failing_upstream_does_not_fail_tools_list() {
 
 #[tokio::test]
 async fn upstream_list_changed_invalidates_the_cached_tool_list() {
-    let mock = MockServer::start(MockConfig::default()).await.unwrap();
-    let proxy = start_proxy(
-        &http_seed(
-            &[("echo", &mock.url(), "shared")],
-            "demo",
-            "demo-key-0001",
-            "auto",
-        ),
-        |_| {},
-    )
-    .await;
+    let (_mock, proxy) = echo_proxy("shared", |_| {}).await;
     let client = client(&proxy.url("demo"), "demo-key-0001").await;
     names(&client).await;
     let tools = proxy.proxy.state.tools.clone();

@@ -137,21 +137,6 @@ impl UpstreamPool {
         }
     }
 
-    /// Number of live shared clients.
-    pub fn shared_clients(&self) -> usize {
-        let slots: Vec<Slot> = self
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        slots
-            .iter()
-            .filter(|s| s.try_lock().map(|g| g.is_some()).unwrap_or(true))
-            .count()
-    }
-
     /// Closes every shared client (shutdown). Per-request clients are closed by their leases.
     pub async fn close_all(&self) {
         let slots: Vec<Slot> = {

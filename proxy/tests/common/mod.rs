@@ -50,6 +50,35 @@ pub async fn start_proxy(seed: &str, tweak: impl FnOnce(&mut Settings)) -> TestP
     TestProxy { proxy, dir }
 }
 
+/// The key of the `demo` instance in [`echo_proxy`].
+pub const KEY: &str = "demo-key-0001";
+
+/// A mock upstream `echo` (connection `mode`) behind the instance `demo`, key [`KEY`].
+pub async fn echo_proxy(
+    mode: &str,
+    tweak: impl FnOnce(&mut Settings),
+) -> (mock_mcp::MockServer, TestProxy) {
+    let mock = mock_mcp::MockServer::start(Default::default())
+        .await
+        .unwrap();
+    let proxy = start_proxy(
+        &http_seed(&[("echo", &mock.url(), mode)], "demo", KEY, "auto"),
+        tweak,
+    )
+    .await;
+    (mock, proxy)
+}
+
+/// The proxy's `/metrics` text.
+pub async fn metrics_text(proxy: &TestProxy) -> String {
+    reqwest::get(format!("{}/metrics", proxy.base()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Seed with one HTTP upstream per `(name, url, connection)` and one instance over all of them.
 pub fn http_seed(
     upstreams: &[(&str, &str, &str)],
@@ -97,6 +126,23 @@ pub async fn client(url: &str, key: &str) -> Client {
     ().serve(transport(url, key))
         .await
         .expect("client initializes")
+}
+
+/// An rmcp client that asks for an older protocol `version` in `initialize`.
+pub async fn client_of_version(
+    url: &str,
+    key: &str,
+    version: ProtocolVersion,
+) -> RunningService<RoleClient, rmcp::model::ClientConfig> {
+    use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("old-client", "0"),
+    )
+    .with_protocol_version(version)
+    .serve(transport(url, key))
+    .await
+    .expect("client initializes")
 }
 
 /// An rmcp client of the 2026-07-28 era (`server/discover`, stateless).
