@@ -1,8 +1,14 @@
 //! The two read-through caches in front of the store (moka): instance config and API keys.
 //! Both are bounded, expire by TTL, load single-flight on a miss (concurrent misses for one
 //! key run one query), and can be invalidated explicitly when the seed/admin path changes data.
+//!
+//! Invalidation is race-free: a load that started before an invalidation (and so may have read
+//! the old rows) can finish after it, so every entry carries the generation at which its load
+//! began, and an entry older than the last invalidation is discarded and loaded again.
 
+use std::hash::Hash;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -10,6 +16,7 @@ use prometheus_client::metrics::counter::Counter;
 
 use crate::metrics::Metrics;
 use crate::model::{ApiKeyRecord, InstanceConfig};
+use crate::router::ToolIndex;
 use crate::store::{Store, StoreError};
 
 /// Why a config could not be produced. A missing instance is not cached, so a newly seeded
@@ -22,10 +29,74 @@ pub enum ConfigError {
     Store(#[from] StoreError),
 }
 
+/// A moka cache whose invalidation also discards loads that were in flight when it happened.
+struct Generational<K, V> {
+    cache: Cache<K, (u64, V)>,
+    generation: AtomicU64,
+}
+
+impl<K, V> Generational<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn new(ttl: Duration, capacity: u64) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// The cached value, or `load()`'s (one load for concurrent callers). The flag is true when
+    /// this call loaded it (a miss).
+    async fn get<Q, E, F>(&self, key: &Q, load: impl Fn() -> F) -> Result<(V, bool), Arc<E>>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: ToOwned<Owned = K> + Hash + Eq + ?Sized,
+        E: Send + Sync + 'static,
+        F: Future<Output = Result<V, E>>,
+    {
+        for _ in 0..2 {
+            let started = self.generation.load(Ordering::Acquire);
+            let entry = self
+                .cache
+                .entry_by_ref(key)
+                .or_try_insert_with(async { load().await.map(|v| (started, v)) })
+                .await?;
+            let fresh = entry.is_fresh();
+            let (generation, value) = entry.into_value();
+            if generation >= self.generation.load(Ordering::Acquire) {
+                return Ok((value, fresh));
+            }
+            // Loaded before the last invalidation: possibly stale.
+            self.cache.invalidate(key).await;
+        }
+        // Invalidations keep racing this key: answer from the store without caching.
+        load().await.map(|v| (v, true)).map_err(Arc::new)
+    }
+
+    async fn invalidate<Q>(&self, key: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.cache.invalidate(key).await;
+    }
+
+    fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.cache.invalidate_all();
+    }
+}
+
 /// Instance config, keyed by instance id.
 #[derive(Clone)]
 pub struct ConfigCache {
-    cache: Cache<String, Arc<InstanceConfig>>,
+    cache: Arc<Generational<String, Arc<InstanceConfig>>>,
     store: Store,
     metrics: Arc<Metrics>,
     bypass: bool,
@@ -40,13 +111,18 @@ impl ConfigCache {
         bypass: bool,
     ) -> Self {
         Self {
-            cache: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build(),
+            cache: Arc::new(Generational::new(ttl, capacity)),
             store,
             metrics,
             bypass,
+        }
+    }
+
+    async fn load(&self, id: &str) -> Result<Arc<InstanceConfig>, ConfigError> {
+        match self.store.instance_config(id).await {
+            Ok(Some(config)) => Ok(Arc::new(config)),
+            Ok(None) => Err(ConfigError::Missing),
+            Err(e) => Err(ConfigError::Store(e)),
         }
     }
 
@@ -54,29 +130,15 @@ impl ConfigCache {
     pub async fn get(&self, id: &str) -> Result<Arc<InstanceConfig>, Arc<ConfigError>> {
         if self.bypass {
             self.metrics.config_cache_misses.inc();
-            return match self.store.instance_config(id).await {
-                Ok(Some(config)) => Ok(Arc::new(config)),
-                Ok(None) => Err(Arc::new(ConfigError::Missing)),
-                Err(e) => Err(Arc::new(e.into())),
-            };
+            return self.load(id).await.map_err(Arc::new);
         }
-        let entry = self
-            .cache
-            .entry_by_ref(id)
-            .or_try_insert_with(async {
-                match self.store.instance_config(id).await {
-                    Ok(Some(config)) => Ok(Arc::new(config)),
-                    Ok(None) => Err(ConfigError::Missing),
-                    Err(e) => Err(ConfigError::Store(e)),
-                }
-            })
-            .await?;
+        let (config, fresh) = self.cache.get(id, || self.load(id)).await?;
         count_lookup(
-            entry.is_fresh(),
+            fresh,
             &self.metrics.config_cache_hits,
             &self.metrics.config_cache_misses,
         );
-        Ok(entry.into_value())
+        Ok(config)
     }
 
     pub async fn invalidate(&self, id: &str) {
@@ -92,7 +154,7 @@ impl ConfigCache {
 /// client retrying a wrong key cannot turn every request into a query.
 #[derive(Clone)]
 pub struct AuthCache {
-    cache: Cache<[u8; 32], Option<Arc<ApiKeyRecord>>>,
+    cache: Arc<Generational<[u8; 32], Option<Arc<ApiKeyRecord>>>>,
     store: Store,
     metrics: Arc<Metrics>,
 }
@@ -100,10 +162,7 @@ pub struct AuthCache {
 impl AuthCache {
     pub fn new(store: Store, metrics: Arc<Metrics>, ttl: Duration, capacity: u64) -> Self {
         Self {
-            cache: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build(),
+            cache: Arc::new(Generational::new(ttl, capacity)),
             store,
             metrics,
         }
@@ -113,22 +172,19 @@ impl AuthCache {
         &self,
         hash: &[u8; 32],
     ) -> Result<Option<Arc<ApiKeyRecord>>, Arc<StoreError>> {
-        let entry = self
-            .cache
-            .entry_by_ref(hash)
-            .or_try_insert_with(async {
-                self.store
-                    .api_key_by_hash(hash)
-                    .await
-                    .map(|r| r.map(Arc::new))
-            })
-            .await?;
+        let load = || async {
+            self.store
+                .api_key_by_hash(hash)
+                .await
+                .map(|r| r.map(Arc::new))
+        };
+        let (record, fresh) = self.cache.get(hash, load).await?;
         count_lookup(
-            entry.is_fresh(),
+            fresh,
             &self.metrics.auth_cache_hits,
             &self.metrics.auth_cache_misses,
         );
-        Ok(entry.into_value())
+        Ok(record)
     }
 
     pub fn invalidate_all(&self) {
@@ -136,8 +192,92 @@ impl AuthCache {
     }
 }
 
+/// Merged tool lists per instance, dropped when an upstream reports `tools/list_changed`.
+/// Only complete lists are cached; a partial one (an upstream failed) is returned uncached.
+#[derive(Clone)]
+pub struct ToolsCache {
+    cache: Arc<Generational<String, Arc<ToolIndex>>>,
+}
+
+impl ToolsCache {
+    pub fn new(ttl: Duration, capacity: u64) -> Self {
+        Self {
+            cache: Arc::new(Generational::new(ttl, capacity)),
+        }
+    }
+
+    /// The cached list of `instance_id`, or `build()`'s (one build for concurrent callers).
+    pub async fn get_or_build<F>(&self, instance_id: &str, build: impl Fn() -> F) -> Arc<ToolIndex>
+    where
+        F: Future<Output = ToolIndex>,
+    {
+        let build = || async {
+            let index = Arc::new(build().await);
+            if index.is_complete() {
+                Ok(index)
+            } else {
+                Err(index)
+            }
+        };
+        match self.cache.get(instance_id, build).await {
+            Ok((index, _)) => index,
+            Err(partial) => partial.as_ref().clone(),
+        }
+    }
+
+    pub async fn invalidate(&self, instance_id: &str) {
+        self.cache.invalidate(instance_id).await;
+    }
+
+    pub fn invalidate_all(&self) {
+        self.cache.invalidate_all();
+    }
+
+    pub fn contains_key(&self, instance_id: &str) -> bool {
+        self.cache.cache.contains_key(instance_id)
+    }
+}
+
 /// A freshly inserted entry means the value was loaded: a miss.
 fn count_lookup(fresh: bool, hits: &Counter, misses: &Counter) {
     let counter = if fresh { misses } else { hits };
     counter.inc();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_load_in_flight_during_invalidation_is_not_served_afterwards() {
+        let cache: Generational<String, u32> = Generational::new(Duration::from_secs(60), 10);
+        let value = std::sync::atomic::AtomicU32::new(1);
+        let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+        let entered_tx = std::sync::Mutex::new(Some(entered_tx));
+        let release_rx = tokio::sync::Mutex::new(Some(release_rx));
+        let load = || async {
+            let v = value.load(Ordering::SeqCst);
+            // the first load reads the old value, then waits while the data changes
+            let first = entered_tx.lock().unwrap().take();
+            if let Some(tx) = first {
+                let _ = tx.send(());
+                let rx = release_rx.lock().await.take().unwrap();
+                let _ = rx.await;
+            }
+            Ok::<u32, ()>(v)
+        };
+        let slow = cache.get("k", load);
+        let change = async {
+            entered_rx.await.unwrap();
+            value.store(2, Ordering::SeqCst);
+            cache.invalidate_all();
+            release_tx.send(()).unwrap();
+        };
+        let (first, ()) = tokio::join!(slow, change);
+        // the racing call may get either value, but the cache must not keep the stale one
+        assert!(matches!(first, Ok((1, true)) | Ok((2, true))), "{first:?}");
+        let (after, _) = cache.get("k", load).await.unwrap();
+        assert_eq!(after, 2);
+    }
 }

@@ -57,25 +57,10 @@ impl ProxyHandler {
     /// concurrently. A failing upstream is logged, counted and left out; a partial list is
     /// returned but not cached.
     async fn tool_index(&self, config: &InstanceConfig) -> Arc<ToolIndex> {
-        let mut partial = None;
-        let entry = self
-            .state
+        self.state
             .tools
-            .entry_by_ref(&*self.instance_id)
-            .or_optionally_insert_with(async {
-                let index = Arc::new(self.build_tool_index(config).await);
-                if index.is_complete() {
-                    Some(index)
-                } else {
-                    partial = Some(index);
-                    None
-                }
-            })
-            .await;
-        match entry {
-            Some(entry) => entry.into_value(),
-            None => partial.unwrap_or_default(),
-        }
+            .get_or_build(&self.instance_id, || self.build_tool_index(config))
+            .await
     }
 
     async fn build_tool_index(&self, config: &InstanceConfig) -> ToolIndex {

@@ -84,10 +84,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
         settings.auth_cache_ttl,
         100_000,
     );
-    let tools: ToolsCache = moka::future::Cache::builder()
-        .max_capacity(settings.config_cache_capacity)
-        .time_to_live(settings.tools_cache_ttl)
-        .build();
+    let tools = ToolsCache::new(settings.tools_cache_ttl, settings.config_cache_capacity);
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(30))

@@ -26,13 +26,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
 use crate::model::{UpstreamConfig, UpstreamTransport};
-use crate::router::ToolIndex;
 
 /// How long closing one upstream may take (stdio: stdin close, SIGTERM and SIGKILL waits).
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Per-instance cache of merged tool lists; upstream `list_changed` invalidates an entry.
-pub type ToolsCache = moka::future::Cache<String, Arc<ToolIndex>>;
+pub use crate::cache::ToolsCache;
 
 /// An upstream failure, naming the upstream and the cause.
 #[derive(Debug, thiserror::Error)]
