@@ -60,10 +60,12 @@ fn end_to_end(c: &mut Criterion) {
     let mut group = c.benchmark_group("tools/call echo");
     group.measurement_time(Duration::from_secs(5));
     group.bench_function("direct to upstream", |b| {
-        b.to_async(&rt).iter(|| async { direct.call_tool(echo()).await.unwrap() })
+        b.to_async(&rt)
+            .iter(|| async { direct.call_tool(echo()).await.unwrap() })
     });
     group.bench_function("through the proxy", |b| {
-        b.to_async(&rt).iter(|| async { proxied.call_tool(echo()).await.unwrap() })
+        b.to_async(&rt)
+            .iter(|| async { proxied.call_tool(echo()).await.unwrap() })
     });
     group.bench_function("through the proxy, 80 concurrent", |b| {
         b.to_async(&rt).iter(|| async {
