@@ -1,19 +1,26 @@
-//! Streamable HTTP transport: an axum server with the MCP endpoint at `/mcp`.
+//! Streamable HTTP transport: an axum server with the MCP endpoint at `/mcp` and the control
+//! endpoint at `/control`, with the HTTP faults of its [`FaultState`] applied in front of rmcp.
+//!
+//! Ownership: the root token stops everything; each "generation" of the listener (a new one
+//! after `refuse` is lifted) is served by a task on `tasks`; `shutdown` waits for all of them.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{Router, serve::ListenerExt};
+use axum::Router;
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService,
     session::{local::LocalSessionManager, never::NeverSessionManager},
 };
-use tokio::task::JoinHandle;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::MockTools;
+use crate::control;
+use crate::faults::{Counters, Fault, FaultState, Latency};
+use crate::http_faults::{self, FaultListener, HttpFaults};
 
-/// How long [`MockServer::shutdown`] waits for the graceful drain before
-/// aborting the server task.
+/// How long [`MockServer::shutdown`] waits for the graceful drain before giving up.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Configuration of an HTTP [`MockServer`].
@@ -24,6 +31,10 @@ pub struct MockConfig {
     /// Serve without sessions (`NeverSessionManager`, JSON responses).
     /// Default `false`: sessionful (`LocalSessionManager`, SSE responses).
     pub stateless: bool,
+    /// Also serve `/control` here (reachable while `refuse` closes the main port).
+    pub control_listen: Option<SocketAddr>,
+    /// Faults, latency and seed.
+    pub state: Arc<FaultState>,
 }
 
 impl Default for MockConfig {
@@ -31,6 +42,22 @@ impl Default for MockConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             stateless: false,
+            control_listen: None,
+            state: Arc::default(),
+        }
+    }
+}
+
+impl MockConfig {
+    /// The default config with these faults active from the start.
+    pub fn with_faults(faults: &[&str]) -> Self {
+        let faults = faults
+            .iter()
+            .map(|f| f.parse().expect("valid fault spec"))
+            .collect();
+        Self {
+            state: Arc::new(FaultState::new(faults, Latency::default(), Some(1))),
+            ..Self::default()
         }
     }
 }
@@ -42,41 +69,67 @@ impl Default for MockConfig {
 #[derive(Debug)]
 pub struct MockServer {
     addr: SocketAddr,
+    control_addr: Option<SocketAddr>,
     tools: MockTools,
+    http: Arc<HttpFaults>,
     token: CancellationToken,
-    task: Option<JoinHandle<()>>,
+    tasks: TaskTracker,
 }
 
 impl MockServer {
-    /// Binds `config.listen` and starts serving; returns once the socket is
-    /// listening.
+    /// Binds `config.listen` and starts serving; returns once the socket is listening (or,
+    /// with `refuse`, once the port is known and closed).
     pub async fn start(config: MockConfig) -> std::io::Result<MockServer> {
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let tools = MockTools::default();
         let token = CancellationToken::new();
-        let router = build_router(&config, tools.clone(), token.child_token());
+        let tasks = TaskTracker::new();
+        let tools = MockTools::new(config.state.clone(), token.child_token());
+        let (mcp, sessions) = mcp_router(&config, tools.clone(), token.child_token());
+        let http = Arc::new(HttpFaults::new(
+            config.state.clone(),
+            tools.clone(),
+            sessions,
+            token.clone(),
+        ));
+        let app = mcp
+            .layer(axum::middleware::from_fn_with_state(
+                http.clone(),
+                http_faults::apply,
+            ))
+            .merge(control::router(http.clone()));
 
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("set_nodelay failed: {e}");
+        let control_addr = match config.control_listen {
+            Some(control_listen) => {
+                let listener = TcpListener::bind(control_listen).await?;
+                let control_addr = listener.local_addr()?;
+                let stop = token.clone().cancelled_owned();
+                let router = control::router(http.clone());
+                tasks.spawn(async move {
+                    let _ = axum::serve(listener, router)
+                        .with_graceful_shutdown(stop)
+                        .await;
+                });
+                Some(control_addr)
             }
-        });
-        let shutdown = token.clone().cancelled_owned();
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::warn!("mock-mcp HTTP server error: {e}");
-            }
-        });
+            None => None,
+        };
+        tasks.spawn(supervise(
+            listener,
+            addr,
+            app,
+            config.state.clone(),
+            token.clone(),
+            tasks.clone(),
+        ));
         tracing::debug!(%addr, stateless = config.stateless, "mock-mcp listening");
         Ok(MockServer {
             addr,
+            control_addr,
             tools,
+            http,
             token,
-            task: Some(task),
+            tasks,
         })
     }
 
@@ -88,6 +141,11 @@ impl MockServer {
     /// The MCP endpoint URL, `http://{addr}/mcp`.
     pub fn url(&self) -> String {
         format!("http://{}/mcp", self.addr)
+    }
+
+    /// The separate control address, if one was configured.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control_addr
     }
 
     /// Number of `tools/call` requests received so far (counted on arrival,
@@ -102,21 +160,50 @@ impl MockServer {
         self.tools.in_flight()
     }
 
-    /// Stops accepting, closes all sessions and waits for the server task
-    /// (at most a few seconds, then it is aborted). The listening socket is
-    /// released when this returns.
-    pub async fn shutdown(mut self) {
+    /// The fault state (switch faults in-process with `state().set(..)`).
+    pub fn state(&self) -> &Arc<FaultState> {
+        self.tools.state()
+    }
+
+    /// Replaces the active faults.
+    pub fn set_faults(&self, faults: &[&str]) {
+        let faults: Vec<Fault> = faults
+            .iter()
+            .map(|f| f.parse().expect("valid fault spec"))
+            .collect();
+        self.state().set(faults, None);
+    }
+
+    /// What `GET /control` reports.
+    pub async fn counters(&self) -> Counters {
+        self.http.counters().await
+    }
+
+    /// Background tasks (per-session `list-changed-every` tickers) still running.
+    pub fn background_tasks(&self) -> usize {
+        self.tools.background_tasks()
+    }
+
+    /// Whether `crash-after` stopped the server.
+    pub fn crashed(&self) -> bool {
+        self.http.crashed()
+    }
+
+    /// Resolves when the server has stopped (shutdown, or `crash-after`).
+    pub async fn stopped(&self) {
+        self.token.cancelled().await;
+    }
+
+    /// Stops accepting, closes all sessions and waits for the server tasks (at most a few
+    /// seconds). The listening socket is released when this returns.
+    pub async fn shutdown(self) {
         self.token.cancel();
-        let Some(mut task) = self.task.take() else {
-            return;
-        };
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+        self.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
             .await
             .is_err()
         {
-            tracing::warn!("mock-mcp graceful shutdown timed out; aborting");
-            task.abort();
-            let _ = task.await;
+            tracing::warn!("mock-mcp graceful shutdown timed out");
         }
     }
 }
@@ -127,7 +214,73 @@ impl Drop for MockServer {
     }
 }
 
-fn build_router(config: &MockConfig, tools: MockTools, token: CancellationToken) -> Router {
+/// Serves `app` on the port, closing it while `refuse` is active and re-binding it after.
+async fn supervise(
+    listener: TcpListener,
+    addr: SocketAddr,
+    app: Router,
+    state: Arc<FaultState>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let mut changes = state.watch();
+    let mut listener = Some(listener);
+    loop {
+        if state.refuses_all() {
+            if listener.take().is_some() {
+                state.record_fired("refuse");
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                r = changes.changed() => if r.is_err() { return },
+            }
+            continue;
+        }
+        let current = match listener.take() {
+            Some(l) => l,
+            None => match TcpListener::bind(addr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "cannot re-bind; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let generation = stop.child_token();
+        let serve = axum::serve(
+            FaultListener::new(current, state.clone(), generation.clone()),
+            app.clone(),
+        )
+        .with_graceful_shutdown(generation.clone().cancelled_owned());
+        tasks.spawn(async move {
+            if let Err(e) = serve.await {
+                tracing::warn!("mock-mcp HTTP server error: {e}");
+            }
+        });
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                r = changes.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    if state.refuses_all() {
+                        generation.cancel();
+                        state.record_fired("refuse");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn mcp_router(
+    config: &MockConfig,
+    tools: MockTools,
+    token: CancellationToken,
+) -> (Router, Option<Arc<LocalSessionManager>>) {
     let http_config = StreamableHttpServerConfig::default().with_cancellation_token(token);
     let factory = move || Ok(tools.clone());
     if config.stateless {
@@ -139,13 +292,10 @@ fn build_router(config: &MockConfig, tools: MockTools, token: CancellationToken)
             Arc::new(NeverSessionManager::default()),
             http_config,
         );
-        Router::new().nest_service("/mcp", service)
+        (Router::new().nest_service("/mcp", service), None)
     } else {
-        let service = StreamableHttpService::new(
-            factory,
-            Arc::new(LocalSessionManager::default()),
-            http_config,
-        );
-        Router::new().nest_service("/mcp", service)
+        let sessions = Arc::new(LocalSessionManager::default());
+        let service = StreamableHttpService::new(factory, sessions.clone(), http_config);
+        (Router::new().nest_service("/mcp", service), Some(sessions))
     }
 }

@@ -14,7 +14,10 @@
 //! [`MockConfig::stateless`]), and stdio via [`serve_stdio`]. The
 //! `mock-mcp` binary wraps both (`mock-mcp serve`, `mock-mcp stdio`).
 
+mod control;
+pub mod faults;
 mod http;
+mod http_faults;
 mod stdio;
 mod tools;
 

@@ -1,8 +1,9 @@
 //! `mock-mcp` binary: `mock-mcp serve --listen ADDR [--stateless]` or `mock-mcp stdio`.
 
-use std::{io::Write, net::SocketAddr};
+use std::{io::Write, net::SocketAddr, sync::Arc};
 
 use clap::{Parser, Subcommand};
+use mock_mcp::faults::{Fault, FaultState, Latency};
 use mock_mcp::{MockConfig, MockServer};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
@@ -14,9 +15,32 @@ struct Cli {
     command: Command,
 }
 
+/// Faults, latency and seed, common to both transports.
+#[derive(Debug, clap::Args)]
+struct FaultArgs {
+    /// A fault to inject: NAME[:ARG][@PROBABILITY], repeatable (e.g. hang-call@0.2,
+    /// crash-after:5, list-changed-every:500ms).
+    #[arg(long = "fault", value_name = "SPEC")]
+    faults: Vec<Fault>,
+    /// Tool latency: fixed:5ms, uniform:1ms..20ms or lognormal:median=20ms,p99=200ms, for every
+    /// tool or as TOOL=SPEC for one; repeatable.
+    #[arg(long = "latency", value_name = "SPEC")]
+    latency: Vec<String>,
+    /// Seed for probabilistic faults and latency samples (reproducible runs).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+impl FaultArgs {
+    fn state(self) -> anyhow::Result<Arc<FaultState>> {
+        let latency = Latency::parse(&self.latency).map_err(anyhow::Error::msg)?;
+        Ok(Arc::new(FaultState::new(self.faults, latency, self.seed)))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve Streamable HTTP at http://ADDR/mcp until SIGTERM/SIGINT.
+    /// Serve Streamable HTTP at http://ADDR/mcp (and /control) until SIGTERM/SIGINT.
     Serve {
         /// Address to listen on (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -24,9 +48,17 @@ enum Command {
         /// Stateless mode: no sessions, JSON responses.
         #[arg(long)]
         stateless: bool,
+        /// Also serve /control on this address (reachable while `refuse` closes the main port).
+        #[arg(long)]
+        control_listen: Option<SocketAddr>,
+        #[command(flatten)]
+        faults: FaultArgs,
     },
     /// Serve over stdin/stdout until stdin closes.
-    Stdio,
+    Stdio {
+        #[command(flatten)]
+        faults: FaultArgs,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,8 +76,21 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { listen, stateless } => serve(listen, stateless).await,
-            Command::Stdio => mock_mcp::serve_stdio().await,
+            Command::Serve {
+                listen,
+                stateless,
+                control_listen,
+                faults,
+            } => {
+                let config = MockConfig {
+                    listen,
+                    stateless,
+                    control_listen,
+                    state: faults.state()?,
+                };
+                serve(config).await
+            }
+            Command::Stdio { faults } => mock_mcp::serve_stdio(faults.state()?).await,
         }
     });
     // Do not let a stray blocking task (e.g. a stdin read) delay exit.
@@ -53,12 +98,12 @@ fn main() -> anyhow::Result<()> {
     result
 }
 
-async fn serve(listen: SocketAddr, stateless: bool) -> anyhow::Result<()> {
+async fn serve(config: MockConfig) -> anyhow::Result<()> {
     // Install the handlers before announcing readiness, so a signal sent right
     // after the ready line is never fatal.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let server = MockServer::start(MockConfig { listen, stateless }).await?;
+    let server = MockServer::start(config).await?;
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {}", server.addr())?;

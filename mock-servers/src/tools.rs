@@ -14,9 +14,12 @@ use rmcp::{
     model::{
         CallToolRequestParams, CallToolResponse, Implementation, ServerCapabilities, ServerConfig,
     },
-    service::RequestContext,
+    service::{NotificationContext, Peer, RequestContext},
     tool, tool_handler, tool_router,
 };
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::faults::{FaultKind, FaultState};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -46,30 +49,49 @@ pub struct SleepArgs {
     pub ms: u64,
 }
 
-/// The mock's [`ServerHandler`]: tools `echo`, `add`, `sleep` and `poke`.
+/// The mock's [`ServerHandler`]: tools `echo`, `add`, `sleep` and `poke`, with the latency
+/// and the `list-changed-every` fault of its [`FaultState`].
 ///
-/// Cheap to clone; clones share the `tools/call` counter and the router.
+/// Cheap to clone; clones share the counters, the fault state and the router.
+/// Ownership: the `list-changed-every` ticker of a session runs on `tasks` and ends when the
+/// session's transport closes or `stop` is cancelled.
 #[derive(Debug, Clone)]
 pub struct MockTools {
     calls: Arc<AtomicU64>,
     in_flight: Arc<AtomicU64>,
     tool_router: Arc<ToolRouter<MockTools>>,
+    state: Arc<FaultState>,
+    tasks: TaskTracker,
+    stop: CancellationToken,
 }
 
 impl Default for MockTools {
     fn default() -> Self {
-        Self::new(Arc::new(AtomicU64::new(0)))
+        Self::new(Arc::default(), CancellationToken::new())
     }
 }
 
 impl MockTools {
-    /// Creates the handler; every `tools/call` received increments `calls`.
-    pub fn new(calls: Arc<AtomicU64>) -> Self {
+    /// Creates the handler over `state`; background work stops when `stop` is cancelled.
+    pub fn new(state: Arc<FaultState>, stop: CancellationToken) -> Self {
         Self {
-            calls,
+            calls: Arc::new(AtomicU64::new(0)),
             in_flight: Arc::new(AtomicU64::new(0)),
             tool_router: Arc::new(Self::tool_router()),
+            state,
+            tasks: TaskTracker::new(),
+            stop,
         }
+    }
+
+    /// The fault state this handler reads.
+    pub fn state(&self) -> &Arc<FaultState> {
+        &self.state
+    }
+
+    /// Background tasks (list_changed tickers) still running.
+    pub fn background_tasks(&self) -> usize {
+        self.tasks.len()
     }
 
     /// Number of `tools/call` requests received so far (by this handler and its clones).
@@ -167,8 +189,56 @@ impl ServerHandler for MockTools {
     ) -> Result<CallToolResponse, McpError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let _in_flight = InFlightGuard::enter(&self.in_flight);
+        if let Some(delay) = self.state.sample_latency(&request.name) {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = context.ct.cancelled() => {
+                    return Err(McpError::internal_error("request cancelled", None));
+                }
+            }
+        }
         let tcc = ToolCallContext::new(self, request, context);
         self.tool_router.call(tcc).await
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let peer = context.peer;
+        let state = self.state.clone();
+        let stop = self.stop.clone();
+        self.tasks.spawn(list_changed_ticker(peer, state, stop));
+    }
+}
+
+/// Sends `tools/list_changed` to one session every period while `list-changed-every` is
+/// active; idles while it is not; ends when the session closes or `stop` fires.
+async fn list_changed_ticker(
+    peer: Peer<RoleServer>,
+    state: Arc<FaultState>,
+    stop: CancellationToken,
+) {
+    let mut faults = state.watch();
+    loop {
+        let period = state.active(|k| matches!(k, FaultKind::ListChangedEvery(_)));
+        let wait = match period {
+            Some(FaultKind::ListChangedEvery(d)) => d,
+            _ => Duration::from_secs(1),
+        };
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = faults.changed() => continue,
+            () = tokio::time::sleep(wait) => {}
+        }
+        if peer.is_transport_closed() {
+            return;
+        }
+        if period.is_some()
+            && state
+                .fire(|k| matches!(k, FaultKind::ListChangedEvery(_)))
+                .is_some()
+            && peer.notify_tool_list_changed().await.is_err()
+        {
+            return;
+        }
     }
 }
 

@@ -1,0 +1,308 @@
+//! The HTTP faults: at the listener (`hang-accept`, `refuse` with a probability) and in a
+//! middleware in front of rmcp (everything that depends on the JSON-RPC method).
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use rmcp::transport::streamable_http_server::session::SessionManager;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::MockTools;
+use crate::faults::{Counters, FaultKind, FaultState};
+
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// What the middleware and `/control` share.
+#[derive(Debug)]
+pub struct HttpFaults {
+    pub(crate) state: Arc<FaultState>,
+    tools: MockTools,
+    sessions: Option<Arc<LocalSessionManager>>,
+    /// `tools/call`s per session, for `expire-session-after`.
+    calls_per_session: Mutex<HashMap<String, u64>>,
+    expired: Mutex<HashSet<String>>,
+    stop: CancellationToken,
+    crashed: AtomicBool,
+}
+
+impl HttpFaults {
+    pub fn new(
+        state: Arc<FaultState>,
+        tools: MockTools,
+        sessions: Option<Arc<LocalSessionManager>>,
+        stop: CancellationToken,
+    ) -> Self {
+        Self {
+            state,
+            tools,
+            sessions,
+            calls_per_session: Mutex::default(),
+            expired: Mutex::default(),
+            stop,
+            crashed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn crashed(&self) -> bool {
+        self.crashed.load(Ordering::Acquire)
+    }
+
+    pub async fn counters(&self) -> Counters {
+        let sessions = match &self.sessions {
+            Some(s) => s.sessions.read().await.len() as u64,
+            None => 0,
+        };
+        self.state
+            .counters(self.tools.calls(), self.tools.in_flight(), sessions)
+    }
+
+    /// Counts a `tools/call` on `session`; true once the session is past its allowance.
+    fn session_expired(&self, session: &str, limit: u64) -> bool {
+        if self
+            .expired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(session)
+        {
+            return true;
+        }
+        let mut calls = self
+            .calls_per_session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let n = calls.entry(session.to_string()).or_default();
+        *n += 1;
+        if *n <= limit {
+            return false;
+        }
+        calls.remove(session);
+        self.expired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(session.to_string());
+        true
+    }
+
+    async fn hang(&self) -> Response {
+        self.stop.cancelled().await;
+        StatusCode::SERVICE_UNAVAILABLE.into_response()
+    }
+}
+
+/// A listener that applies `hang-accept` (the socket is held, never read) and `refuse` with a
+/// probability below 1 (accepted and reset at once). Held sockets are released when the
+/// generation stops.
+pub struct FaultListener {
+    inner: TcpListener,
+    state: Arc<FaultState>,
+    stop: CancellationToken,
+}
+
+impl FaultListener {
+    pub fn new(inner: TcpListener, state: Arc<FaultState>, stop: CancellationToken) -> Self {
+        Self { inner, state, stop }
+    }
+}
+
+impl axum::serve::Listener for FaultListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+        loop {
+            let (stream, addr) = match self.inner.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::debug!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            if self.state.fire(|k| *k == FaultKind::HangAccept).is_some() {
+                let stop = self.stop.clone();
+                tokio::spawn(async move {
+                    stop.cancelled().await;
+                    drop(stream);
+                });
+                continue;
+            }
+            if self.state.fire(|k| *k == FaultKind::Refuse).is_some() {
+                let _ = stream.set_zero_linger();
+                drop(stream);
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            return (stream, addr);
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+fn injected(status: StatusCode, fault: &str) -> Response {
+    (status, format!("mock-mcp: injected fault {fault}")).into_response()
+}
+
+/// The middleware in front of rmcp's `/mcp` service.
+pub async fn apply(State(ctx): State<Arc<HttpFaults>>, request: Request, next: Next) -> Response {
+    let n = ctx.state.count_request();
+    if let Some(FaultKind::CrashAfter(limit)) =
+        ctx.state.active(|k| matches!(k, FaultKind::CrashAfter(_)))
+        && n > limit
+    {
+        ctx.state.record_fired("crash-after");
+        ctx.crashed.store(true, Ordering::Release);
+        ctx.stop.cancel();
+        return cut_now();
+    }
+    let session = request
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(session) = &session
+        && ctx
+            .expired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(session)
+    {
+        return injected(
+            StatusCode::NOT_FOUND,
+            "expire-session-after (session expired)",
+        );
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response(),
+    };
+    let message: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+    let method = message
+        .as_ref()
+        .and_then(|m| m.get("method"))
+        .and_then(|m| m.as_str())
+        .unwrap_or("");
+    let id = message.as_ref().and_then(|m| m.get("id")).cloned();
+    let mut disconnect = false;
+    match method {
+        "initialize" | "server/discover" => {
+            if ctx.state.fire(|k| *k == FaultKind::InitError).is_some() {
+                return injected(StatusCode::INTERNAL_SERVER_ERROR, "init-error");
+            }
+            if let Some(FaultKind::InitGarbage { wrong_id }) = ctx
+                .state
+                .fire(|k| matches!(k, FaultKind::InitGarbage { .. }))
+            {
+                let body = if wrong_id {
+                    let wrong = serde_json::json!(format!("not-{}", id.unwrap_or_default()));
+                    serde_json::json!({ "jsonrpc": "2.0", "id": wrong, "result": {} }).to_string()
+                } else {
+                    "{\"jsonrpc\": \"2.0\", \"id\": ".to_string()
+                };
+                return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+            }
+            if ctx
+                .state
+                .fire(|k| *k == FaultKind::HangInitialize)
+                .is_some()
+            {
+                return ctx.hang().await;
+            }
+        }
+        "tools/call" => {
+            if ctx.state.fire(|k| *k == FaultKind::HangCall).is_some() {
+                return ctx.hang().await;
+            }
+            if let (Some(session), Some(FaultKind::ExpireSessionAfter(limit))) = (
+                &session,
+                ctx.state
+                    .active(|k| matches!(k, FaultKind::ExpireSessionAfter(_))),
+            ) && ctx.session_expired(session, limit)
+            {
+                ctx.state.record_fired("expire-session-after");
+                if let Some(sessions) = &ctx.sessions {
+                    let _ = sessions.close_session(&Arc::from(session.as_str())).await;
+                }
+                return injected(
+                    StatusCode::NOT_FOUND,
+                    "expire-session-after (session expired)",
+                );
+            }
+            disconnect = ctx
+                .state
+                .fire(|k| *k == FaultKind::DisconnectMidCall)
+                .is_some();
+        }
+        _ => {}
+    }
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let response = if disconnect {
+        cut_mid_stream(response)
+    } else {
+        response
+    };
+    match ctx.state.fire(|k| matches!(k, FaultKind::SlowDrip { .. })) {
+        Some(FaultKind::SlowDrip { per_byte }) => drip(response, per_byte),
+        _ => response,
+    }
+}
+
+/// A response whose body fails at once: the connection is cut without an answer.
+fn cut_now() -> Response {
+    let body =
+        futures::stream::once(async { Err::<Bytes, _>(std::io::Error::other("injected crash")) });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from_stream(body))
+        .expect("static response")
+}
+
+/// Sends the headers and half of the first chunk, then cuts the connection.
+fn cut_mid_stream(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let stream = body.into_data_stream().take(1).map(|chunk| {
+        chunk
+            .map(|b| b.slice(..b.len() / 2))
+            .map_err(std::io::Error::other)
+    });
+    let cut = stream.chain(futures::stream::once(async {
+        Err(std::io::Error::other("injected disconnect-mid-call"))
+    }));
+    Response::from_parts(parts, Body::from_stream(cut))
+}
+
+/// Writes the body one byte at a time, `per_byte` apart.
+fn drip(response: Response, per_byte: Duration) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = body
+        .into_data_stream()
+        .flat_map(|chunk| {
+            let items: Vec<Result<Bytes, axum::Error>> = match chunk {
+                Ok(b) => (0..b.len()).map(|i| Ok(b.slice(i..i + 1))).collect(),
+                Err(e) => vec![Err(e)],
+            };
+            futures::stream::iter(items)
+        })
+        .then(move |b| async move {
+            tokio::time::sleep(per_byte).await;
+            b
+        });
+    Response::from_parts(parts, Body::from_stream(bytes))
+}
