@@ -1,24 +1,133 @@
-//! stdio transport: serves [`MockTools`] over stdin/stdout.
+//! stdio transport: serves [`MockTools`] over stdin/stdout, through a line filter that applies
+//! the stdio faults: `crash-after:N` (exit status 3 after N requests), `init-error`,
+//! `init-garbage`, `hang-initialize`, `hang-call`, `slow-drip`; `list-changed-every` and
+//! latency come from the tools. HTTP-only faults (`refuse`, `hang-accept`,
+//! `disconnect-mid-call`, `expire-session-after`) have no stdio meaning and are ignored.
+//!
+//! Ownership: one writer task owns stdout (every line goes through it, so injected replies and
+//! the server's never interleave); the rmcp server runs on an in-memory pipe owned by this
+//! function and ends when stdin closes.
 
 use std::sync::Arc;
 
 use rmcp::{ServiceExt, service::ServerInitializeError};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::MockTools;
-use crate::faults::FaultState;
+use crate::faults::{FaultKind, FaultState};
 
-/// Serves the mock tools over stdin/stdout until stdin is closed (or the
-/// peer otherwise ends the session). Nothing but MCP messages is written to
-/// stdout. Stdin closing is a clean exit even before any `initialize` (e.g. a
-/// 2026-07-28 client that only used `server/discover`-style requests).
+/// Exit status of a `crash-after` crash.
+pub const CRASH_EXIT_CODE: i32 = 3;
+
+/// Serves the mock tools over stdin/stdout until stdin is closed. Nothing but MCP messages is
+/// written to stdout. Stdin closing is a clean exit even before any `initialize`.
 pub async fn serve_stdio(state: Arc<FaultState>) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let _stop = stop.clone().drop_guard();
-    let service = match MockTools::new(state, stop)
-        .serve(rmcp::transport::stdio_pipes())
-        .await
+    let (ours, theirs) = tokio::io::duplex(1 << 16);
+    let server = tokio::spawn(serve_tools(MockTools::new(state.clone(), stop), theirs));
+    let (from_server, mut to_server) = tokio::io::split(ours);
+
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = tokio::spawn(write_stdout(out_rx, state.clone()));
+    let pump_tx = out_tx.clone();
+    let pump = tokio::spawn(async move {
+        let mut lines = BufReader::new(from_server).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if pump_tx.send(line.into_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = stdin.next_line().await? {
+        match filter(&state, &line) {
+            Action::Forward => {
+                to_server.write_all(line.as_bytes()).await?;
+                to_server.write_all(b"\n").await?;
+            }
+            Action::Drop => {}
+            Action::Reply(reply) => {
+                let _ = out_tx.send(reply.into_bytes());
+            }
+            Action::Crash => {
+                // let what was already answered reach the client (briefly), then die
+                drop(out_tx);
+                let _ = tokio::time::timeout(std::time::Duration::from_millis(200), writer).await;
+                tracing::warn!("crash-after: exiting with status {CRASH_EXIT_CODE}");
+                std::process::exit(CRASH_EXIT_CODE);
+            }
+        }
+    }
+    // EOF for the server (dropping a split half would not close the pipe)
+    to_server.shutdown().await?;
+    drop(to_server);
+    let result = server.await?;
+    let _ = pump.await;
+    drop(out_tx);
+    let _ = writer.await;
+    result
+}
+
+enum Action {
+    Forward,
+    Drop,
+    Reply(String),
+    Crash,
+}
+
+/// Decides what happens to one line from stdin.
+fn filter(state: &FaultState, line: &str) -> Action {
+    let Ok(message) = serde_json::from_str::<Value>(line) else {
+        return Action::Forward; // rmcp answers malformed input itself
+    };
+    let method = message.get("method").and_then(Value::as_str).unwrap_or("");
+    let id = message.get("id").cloned();
+    if id.is_none() || method.is_empty() {
+        return Action::Forward; // notifications and responses
+    }
+    let n = state.count_request();
+    if let Some(FaultKind::CrashAfter(limit)) =
+        state.active(|k| matches!(k, FaultKind::CrashAfter(_)))
+        && n > limit
     {
+        state.record_fired("crash-after");
+        return Action::Crash;
+    }
+    match method {
+        "initialize" | "server/discover" => {
+            if state.fire(|k| *k == FaultKind::InitError).is_some() {
+                let error = json!({ "jsonrpc": "2.0", "id": id, "error": {
+                    "code": -32603, "message": "mock-mcp: injected fault init-error" } });
+                return Action::Reply(error.to_string());
+            }
+            if let Some(FaultKind::InitGarbage { wrong_id }) =
+                state.fire(|k| matches!(k, FaultKind::InitGarbage { .. }))
+            {
+                return Action::Reply(if wrong_id {
+                    json!({ "jsonrpc": "2.0", "id": format!("not-{}", id.unwrap_or_default()), "result": {} })
+                        .to_string()
+                } else {
+                    "{\"jsonrpc\": \"2.0\", \"id\": ".to_string()
+                });
+            }
+            if state.fire(|k| *k == FaultKind::HangInitialize).is_some() {
+                return Action::Drop;
+            }
+        }
+        "tools/call" if state.fire(|k| *k == FaultKind::HangCall).is_some() => return Action::Drop,
+        _ => {}
+    }
+    Action::Forward
+}
+
+async fn serve_tools(tools: MockTools, io: tokio::io::DuplexStream) -> anyhow::Result<()> {
+    let (read, write) = tokio::io::split(io);
+    let service = match tools.serve((read, write)).await {
         Ok(service) => service,
         Err(ServerInitializeError::ConnectionClosed(context)) => {
             tracing::debug!(%context, "stdin closed before initialization");
@@ -29,4 +138,30 @@ pub async fn serve_stdio(state: Arc<FaultState>) -> anyhow::Result<()> {
     let reason = service.waiting().await?;
     tracing::debug!(?reason, "stdio session ended");
     Ok(())
+}
+
+/// The only writer of stdout: one line per message, dripped byte by byte under `slow-drip`.
+async fn write_stdout(mut lines: mpsc::UnboundedReceiver<Vec<u8>>, state: Arc<FaultState>) {
+    let mut stdout = tokio::io::stdout();
+    while let Some(mut line) = lines.recv().await {
+        line.push(b'\n');
+        let written = match state.fire(|k| matches!(k, FaultKind::SlowDrip { .. })) {
+            Some(FaultKind::SlowDrip { per_byte }) => {
+                let mut r = Ok(());
+                for b in &line {
+                    tokio::time::sleep(per_byte).await;
+                    r = stdout.write_all(std::slice::from_ref(b)).await;
+                    if r.is_err() {
+                        break;
+                    }
+                    let _ = stdout.flush().await;
+                }
+                r
+            }
+            _ => stdout.write_all(&line).await,
+        };
+        if written.is_err() || stdout.flush().await.is_err() {
+            return;
+        }
+    }
 }
