@@ -20,7 +20,8 @@ mod http;
 mod http_faults;
 mod stdio;
 mod tools;
+pub mod wire;
 
 pub use http::{MockConfig, MockServer};
-pub use stdio::serve_stdio;
+pub use stdio::{CRASH_EXIT_CODE, serve_stdio};
 pub use tools::{AddArgs, EchoArgs, MAX_SLEEP_MS, MockTools, SleepArgs};

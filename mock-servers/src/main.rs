@@ -4,7 +4,7 @@ use std::{io::Write, net::SocketAddr, sync::Arc};
 
 use clap::{Parser, Subcommand};
 use mock_mcp::faults::{Fault, FaultState, Latency};
-use mock_mcp::{MockConfig, MockServer};
+use mock_mcp::{CRASH_EXIT_CODE, MockConfig, MockServer};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
@@ -112,6 +112,12 @@ async fn serve(config: MockConfig) -> anyhow::Result<()> {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
         _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+        () = server.stopped() => {}
+    }
+    if server.crashed() {
+        tracing::warn!("crash-after: the server stopped; exiting with status {CRASH_EXIT_CODE}");
+        server.shutdown().await;
+        std::process::exit(CRASH_EXIT_CODE);
     }
     server.shutdown().await;
     Ok(())

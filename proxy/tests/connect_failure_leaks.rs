@@ -1,5 +1,5 @@
 //! Contract (the seeds' original leak): when connecting to an upstream fails — refused socket,
-//! HTTP 500 on initialize, an upstream that accepts and never answers (connect timeout), a child
+//! HTTP 500 on initialize (wiremock), a 200 that is not MCP (wiremock), an upstream that accepts and never answers (connect timeout), a child
 //! that dies before initialize, a command that does not exist — the client and its transport are
 //! released. After 500 failed connects each (100 for the slow timeout case), the process's fds
 //! (by kind) and children are back at their starting values, with no zombie.
@@ -43,6 +43,12 @@ url = "ERROR_URL"
 connection = "per-request"
 
 [[upstream]]
+name = "html"
+transport = "streamable-http"
+url = "HTML_URL"
+connection = "per-request"
+
+[[upstream]]
 name = "hangs"
 transport = "streamable-http"
 url = "HANG_URL"
@@ -50,7 +56,7 @@ connection = "shared"
 
 [[instance]]
 id = "leaky"
-upstreams = ["refused", "dies", "missing", "error500", "hangs"]
+upstreams = ["refused", "dies", "missing", "error500", "html", "hangs"]
 api_keys = ["leaky-key-0001"]
 "#;
 
@@ -59,11 +65,14 @@ async fn five_hundred_failed_connects_leave_nothing_behind() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let refused = format!("http://{}/mcp", port.local_addr().unwrap());
     drop(port);
-    let error_url = format!("http://{}/mcp", error_500_server().await);
+    let error_500 = mock_mcp::wire::status(500).await;
+    let error_url = mock_mcp::wire::mcp_url(&error_500);
+    let wrong_type = mock_mcp::wire::wrong_content_type().await;
     let hang_url = format!("http://{}/mcp", hanging_server().await);
     let seed = SEED
         .replace("REFUSED_URL", &refused)
         .replace("ERROR_URL", &error_url)
+        .replace("HTML_URL", &mock_mcp::wire::mcp_url(&wrong_type))
         .replace("HANG_URL", &hang_url);
     let proxy = start_proxy(&seed, |s| s.connect_timeout = Duration::from_millis(50)).await;
     let client = client(&proxy.url("leaky"), "leaky-key-0001").await;
@@ -73,6 +82,7 @@ async fn five_hundred_failed_connects_leave_nothing_behind() {
         ("dies__echo", 500, "connect failed"),
         ("missing__echo", 500, "connect failed"),
         ("error500__echo", 500, "connect failed"),
+        ("html__echo", 500, "connect failed"),
         ("hangs__echo", 100, "no answer to initialize"),
     ] {
         // warm up (first use allocates lazily-created process-wide state), then baseline
@@ -111,16 +121,6 @@ async fn five_hundred_failed_connects_leave_nothing_behind() {
     }
     client.cancel().await.unwrap();
     proxy.shutdown().await;
-}
-
-/// Answers every request with HTTP 500.
-async fn error_500_server() -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new()
-        .fallback(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom") });
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
 }
 
 /// Accepts connections and never answers; closes its end once the client closes its own, so
