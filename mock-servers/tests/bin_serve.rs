@@ -86,3 +86,42 @@ async fn unknown_flag_is_rejected() {
     assert!(!output.status.success());
     assert!(output.stdout.is_empty());
 }
+
+#[tokio::test]
+async fn bad_fault_and_latency_flags_are_rejected_naming_the_value() {
+    for (args, needle) in [
+        (&["serve", "--fault", "explode"][..], "unknown fault"),
+        (&["stdio", "--fault", "hang-call@1.5"][..], "probability"),
+        (&["serve", "--latency", "fixed:soon"][..], "duration"),
+    ] {
+        let output = Command::new(BIN).args(args).output().await.unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn serve_exits_3_when_crash_after_stops_it() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--fault", "crash-after:1"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.next_line().await.unwrap().unwrap();
+    let addr = ready.strip_prefix("listening on ").unwrap().to_string();
+    for _ in 0..2 {
+        let _ = reqwest::Client::new()
+            .post(format!("http://{addr}/mcp"))
+            .body("{}")
+            .send()
+            .await;
+    }
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert_eq!(status.code(), Some(3));
+}
