@@ -136,3 +136,33 @@ async fn hang_call_never_answers_but_the_rest_works() {
         .unwrap();
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn init_garbage_and_slow_drip_over_stdio() {
+    let mut p = spawn(&["init-garbage"]);
+    p.send(json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "t", "version": "0" } } }))
+        .await;
+    let line = tokio::time::timeout(Duration::from_secs(5), p.stdout.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        serde_json::from_str::<Value>(&line).is_err(),
+        "invalid JSON: {line}"
+    );
+
+    let mut p = spawn(&["slow-drip:2ms"]);
+    let started = std::time::Instant::now();
+    p.handshake().await;
+    p.send(echo(2)).await;
+    let reply = p.recv(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(reply["result"]["content"][0]["text"], "x");
+    // two replies of well over 100 bytes each, 2 ms per byte
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+}
