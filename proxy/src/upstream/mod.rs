@@ -191,10 +191,6 @@ impl UpstreamClient {
         })
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     pub fn config(&self) -> &UpstreamConfig {
         &self.config
     }
