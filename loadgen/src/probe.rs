@@ -2,6 +2,7 @@
 //!
 //! Invariant: the probe only reads; it never signals, ptraces or otherwise disturbs the target.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::Path;
@@ -30,6 +31,57 @@ pub struct ChildCounts {
     pub zombies: u32,
 }
 
+/// TCP sockets of a process grouped by connection state (the kernel's `TCP_*` states).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpCounts {
+    pub established: u32,
+    pub syn_sent: u32,
+    pub syn_recv: u32,
+    pub fin_wait1: u32,
+    pub fin_wait2: u32,
+    pub time_wait: u32,
+    pub close: u32,
+    pub close_wait: u32,
+    pub last_ack: u32,
+    pub listen: u32,
+    pub closing: u32,
+}
+
+impl TcpCounts {
+    pub fn total(&self) -> u32 {
+        self.established
+            + self.syn_sent
+            + self.syn_recv
+            + self.fin_wait1
+            + self.fin_wait2
+            + self.time_wait
+            + self.close
+            + self.close_wait
+            + self.last_ack
+            + self.listen
+            + self.closing
+    }
+
+    /// Counts one socket in state `st` (the hex `st` column); unknown states are ignored.
+    fn add(&mut self, st: u8) {
+        let slot = match st {
+            0x01 => &mut self.established,
+            0x02 => &mut self.syn_sent,
+            0x03 => &mut self.syn_recv,
+            0x04 => &mut self.fin_wait1,
+            0x05 => &mut self.fin_wait2,
+            0x06 => &mut self.time_wait,
+            0x07 => &mut self.close,
+            0x08 => &mut self.close_wait,
+            0x09 => &mut self.last_ack,
+            0x0A => &mut self.listen,
+            0x0B => &mut self.closing,
+            _ => return,
+        };
+        *slot += 1;
+    }
+}
+
 /// Counts the open file descriptors of `pid` by kind, from `/proc/PID/fd`.
 pub fn fds(pid: u32) -> io::Result<FdCounts> {
     let mut counts = FdCounts::default();
@@ -53,6 +105,63 @@ pub fn fds(pid: u32) -> io::Result<FdCounts> {
         }
     }
     Ok(counts)
+}
+
+/// Counts the TCP sockets (IPv4 and IPv6) *owned by* `pid` by state.
+///
+/// `/proc/PID/net/tcp{,6}` lists every socket of the process's network namespace, so only
+/// the rows whose inode is one of the process's `socket:[INODE]` fds are counted. Sockets no
+/// fd refers to any more (in practice every `TIME_WAIT`, and orphans in `FIN_WAIT*` or
+/// `LAST_ACK`) belong to the kernel, not to the process, and are not counted.
+pub fn tcp_states(pid: u32) -> io::Result<TcpCounts> {
+    let mut inodes = HashSet::new();
+    for entry in fs::read_dir(format!("/proc/{pid}/fd"))? {
+        let entry = entry?;
+        // As in `fds`: an fd closed since read_dir is simply no longer open.
+        let Ok(target) = fs::read_link(entry.path()) else {
+            continue;
+        };
+        let target = target.to_string_lossy();
+        if let Some(inode) = target
+            .strip_prefix("socket:[")
+            .and_then(|rest| rest.strip_suffix(']'))
+            .and_then(|inode| inode.parse::<u64>().ok())
+        {
+            inodes.insert(inode);
+        }
+    }
+    let mut counts = TcpCounts::default();
+    for table in ["tcp", "tcp6"] {
+        let text = match fs::read_to_string(format!("/proc/{pid}/net/{table}")) {
+            Ok(text) => text,
+            // A kernel without IPv6 has no tcp6 table: that is zero sockets, not an error.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && table == "tcp6" => continue,
+            Err(e) => return Err(e),
+        };
+        for (inode, st) in parse_net_tcp(&text) {
+            if inodes.contains(&inode) {
+                counts.add(st);
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// Parses the text of a `/proc/net/tcp` or `/proc/net/tcp6` table into `(inode, state)`
+/// pairs, one per socket row; the header and malformed rows are skipped.
+///
+/// Columns are taken by position in the data rows (`st` is the 4th, `inode` the 10th): the
+/// header's words do not line up with them (`tx_queue rx_queue` is one data column).
+pub fn parse_net_tcp(text: &str) -> Vec<(u64, u8)> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let st = u8::from_str_radix(cols.get(3)?, 16).ok()?;
+            let inode = cols.get(9)?.parse::<u64>().ok()?;
+            Some((inode, st))
+        })
+        .collect()
 }
 
 /// Lists the direct children of `pid` (every thread's `children` file, since a child
@@ -108,6 +217,35 @@ mod tests {
         let after = fds(me).unwrap();
         assert!(after.socket > before.socket, "{before:?} -> {after:?}");
         drop(listener);
+    }
+
+    #[test]
+    fn parses_a_net_tcp_table() {
+        // Verbatim shape of /proc/net/tcp (trailing spaces included), plus one broken row.
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode                                                     \n\
+   0: 00000000:07E8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1049 1 00000000bda4d13e 100 0 0 10 0                      \n\
+   1: 0100007F:A5BE 0100007F:07E8 01 00000000:00000000 00:00000000 00000000  1000        0 4358 1 0000000079842c70 20 4 1 76 146                     \n\
+   2: 0100007F:07E8 0100007F:A5BE 08 00000000:00000000 00:00000000 00000000  1000        0 4359 1 000000003e77777d 20 4 29 15 -1                     \n\
+   3: 0100007F:A5C0 0100007F:07E8 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0000000000000000\n\
+   4: garbage\n";
+        assert_eq!(
+            parse_net_tcp(text),
+            vec![(1049, 0x0A), (4358, 0x01), (4359, 0x08), (0, 0x06)]
+        );
+        assert!(parse_net_tcp("").is_empty());
+    }
+
+    #[test]
+    fn tcp_counts_add_and_total() {
+        let mut counts = TcpCounts::default();
+        for st in [0x01, 0x01, 0x0A, 0x08, 0x0B, 0x00, 0x0C] {
+            counts.add(st);
+        }
+        assert_eq!(counts.established, 2);
+        assert_eq!(counts.listen, 1);
+        assert_eq!(counts.close_wait, 1);
+        assert_eq!(counts.closing, 1);
+        assert_eq!(counts.total(), 5);
     }
 
     #[test]
