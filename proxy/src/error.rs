@@ -60,8 +60,19 @@ impl From<UpstreamError> for ErrorData {
             UpstreamError::Connect { ref upstream, .. }
             | UpstreamError::ConnectTimeout { ref upstream, .. }
             | UpstreamError::Transport { ref upstream, .. }
-            | UpstreamError::CallTimeout { ref upstream, .. } => {
+            | UpstreamError::CallTimeout { ref upstream, .. }
+            | UpstreamError::TooManyConnections { ref upstream, .. }
+            | UpstreamError::GaveUp { ref upstream, .. }
+            | UpstreamError::ShuttingDown { ref upstream } => {
                 let data = json!({ "upstream": upstream, "kind": kind });
+                ErrorData::new(ErrorCode::INTERNAL_ERROR, e.to_string(), Some(data))
+            }
+            UpstreamError::CircuitOpen {
+                ref upstream,
+                retry_in,
+            } => {
+                let data = json!({ "upstream": upstream, "kind": kind,
+                    "retryAfterSeconds": retry_in.as_secs().max(1) });
                 ErrorData::new(ErrorCode::INTERNAL_ERROR, e.to_string(), Some(data))
             }
         }

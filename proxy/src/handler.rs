@@ -1,8 +1,8 @@
 //! `ProxyHandler`: the rmcp `ServerHandler` of one instance. It merges the upstreams' tools
 //! (`router` names them), routes `tools/call` by name, and bounds every request by the
-//! whole-request timeout and by the client's cancellation.
+//! whole-request timeout, by the client's cancellation and by the client going away.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ErrorData, Implementation, InitializeRequestParams,
@@ -14,19 +14,38 @@ use rmcp::{RoleServer, ServerHandler};
 use crate::metrics::RequestTimer;
 use crate::model::InstanceConfig;
 use crate::router::{self, RouteError, ToolIndex};
+use crate::server::ClientGone;
+use crate::sessions::SessionScope;
 use crate::state::AppState;
+use crate::upstream::UpstreamError;
+use crate::upstream::manager::{Lease, SessionUpstreams};
 
-/// Serves one instance. rmcp creates one per downstream session (or per stateless request);
-/// it holds no resources of its own, only the shared state.
+/// Serves one instance. rmcp creates one per downstream session (or per stateless request)
+/// and drops it when the session ends; a session's handler owns the session's [`SessionScope`]
+/// (set at `initialize`), so everything the session holds is released with it.
 #[derive(Clone)]
 pub struct ProxyHandler {
     state: Arc<AppState>,
     instance_id: Arc<str>,
+    session: Arc<OnceLock<SessionScope>>,
 }
 
 impl ProxyHandler {
     pub fn new(state: Arc<AppState>, instance_id: Arc<str>) -> Self {
-        Self { state, instance_id }
+        Self {
+            state,
+            instance_id,
+            session: Arc::default(),
+        }
+    }
+
+    /// A client for `upstream` per its connection mode (this session's own in `per-session`).
+    async fn lease(&self, upstream: &crate::model::UpstreamConfig) -> Result<Lease, UpstreamError> {
+        let session = self.session.get().map(|s| &s.upstreams);
+        self.state
+            .pool
+            .acquire(&self.instance_id, upstream, session)
+            .await
     }
 
     async fn config(&self) -> Result<Arc<InstanceConfig>, ErrorData> {
@@ -37,19 +56,27 @@ impl ProxyHandler {
             .map_err(|e| ErrorData::from(e.as_ref()))
     }
 
-    /// Runs `fut` unless the request timeout passes or the client cancels first. Dropping
-    /// `fut` drops any upstream lease it holds, which closes per-request clients.
+    /// Runs `fut` unless the request timeout passes, the client cancels, or the client's HTTP
+    /// exchange goes away first. Dropping `fut` drops any upstream lease it holds (which
+    /// closes per-request clients) and any call in flight (which cancels it upstream).
     async fn bounded<T>(
         &self,
         ctx: &RequestContext<RoleServer>,
         fut: impl Future<Output = Result<T, ErrorData>>,
     ) -> Result<T, ErrorData> {
         let timeout = self.state.settings.request_timeout;
+        let gone = ctx
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<ClientGone>())
+            .map(|g| g.0.clone())
+            .unwrap_or_default();
         tokio::select! {
             r = tokio::time::timeout(timeout, fut) => r.unwrap_or_else(|_| {
                 Err(ErrorData::internal_error(format!("request timed out after {timeout:?}"), None))
             }),
             _ = ctx.ct.cancelled() => Err(ErrorData::internal_error("request cancelled by the client", None)),
+            _ = gone.cancelled() => Err(ErrorData::internal_error("the client went away", None)),
         }
     }
 
@@ -66,7 +93,7 @@ impl ProxyHandler {
     async fn build_tool_index(&self, config: &InstanceConfig) -> ToolIndex {
         let timeout = self.state.settings.call_timeout;
         let lists = futures::future::join_all(config.upstreams.iter().map(|upstream| async move {
-            let lease = self.state.pool.acquire(&self.instance_id, upstream).await?;
+            let lease = self.lease(upstream).await?;
             let tools = lease.list_tools(timeout).await;
             lease.release().await;
             tools
@@ -110,9 +137,7 @@ impl ProxyHandler {
             .upstream(&route.upstream)
             .ok_or_else(|| RouteError::UnknownTool(request.name.to_string()))?;
         let lease = self
-            .state
-            .pool
-            .acquire(&self.instance_id, upstream)
+            .lease(upstream)
             .await
             .inspect_err(|e| self.state.metrics.upstream_error(&upstream.name, e.kind()))?;
         let exposed = std::mem::replace(&mut request.name, route.tool.into());
@@ -145,6 +170,15 @@ impl ServerHandler for ProxyHandler {
     ) -> Result<InitializeResult, ErrorData> {
         context.peer.set_peer_info(request.clone());
         let result = self.negotiate_initialize(&request);
+        if result.is_ok() && self.session.get().is_none() {
+            // This handler now serves a session: it owns the session's scope from here on.
+            let scope = self.state.sessions.open(
+                self.instance_id.clone(),
+                context.peer.clone(),
+                SessionUpstreams::new(self.state.tracker.clone()),
+            );
+            let _ = self.session.set(scope);
+        }
         self.state
             .metrics
             .request("initialize", if result.is_ok() { "ok" } else { "error" });

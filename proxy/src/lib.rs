@@ -12,6 +12,7 @@ pub mod model;
 pub mod router;
 pub mod seed;
 pub mod server;
+pub mod sessions;
 pub mod settings;
 pub mod shutdown;
 pub mod state;

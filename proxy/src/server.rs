@@ -20,11 +20,12 @@ use crate::cache::{AuthCache, ConfigCache, ConfigError};
 use crate::error::http_error;
 use crate::metrics::Metrics;
 use crate::seed::Seed;
+use crate::sessions::Sessions;
 use crate::settings::Settings;
 use crate::shutdown;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::upstream::pool::UpstreamPool;
+use crate::upstream::manager::ConnectionManager;
 use crate::upstream::{ConnectContext, ToolsCache};
 
 /// A proxy that is serving. Dropping it does not stop it; call [`RunningProxy::shutdown`].
@@ -90,16 +91,27 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
         .pool_idle_timeout(Duration::from_secs(30))
         .build()?;
     let tracker = TaskTracker::new();
-    let pool = UpstreamPool::new(
+    // Stops the background tasks (usage flusher, idle sweep, debounce timers, SIGHUP).
+    let background_stop = CancellationToken::new();
+    let sessions = Arc::new(Sessions::new(
+        settings.max_sessions,
+        settings.list_changed_debounce,
+        tools.clone(),
+        tracker.clone(),
+        background_stop.clone(),
+    ));
+    let pool = Arc::new(ConnectionManager::new(
         ConnectContext {
             http,
             connect_timeout: settings.connect_timeout,
             metrics: metrics.clone(),
             tracker: tracker.clone(),
+            sessions: sessions.clone(),
         },
-        tools.clone(),
+        settings.manager_policy(),
         tracker.clone(),
-    );
+    ));
+    pool.spawn_sweeper(background_stop.clone());
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
     let state = Arc::new(AppState::new(
@@ -110,6 +122,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
         auth,
         tools,
         pool,
+        sessions,
         tracker.clone(),
         CancellationToken::new(),
     ));
@@ -117,7 +130,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
         let report = state.apply_seed(seed).await?;
         tracing::info!(?report, "seed applied");
     }
-    let background_stop = CancellationToken::new();
     state.usage.spawn_flusher(
         store,
         state.settings.usage_flush_interval,
@@ -202,7 +214,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let m = &state.metrics;
-    m.sessions.set(state.session_count().await as i64);
+    m.sessions.set(state.sessions.count() as i64);
     m.db_pool_size.set(state.store.pool_size() as i64);
     m.db_pool_idle.set(state.store.pool_idle() as i64);
     let mut response = m.render().into_response();
@@ -213,12 +225,21 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     response
 }
 
+/// Cancelled when the HTTP exchange that carried a request ends: its response body was
+/// dropped, finished or not (the client went away mid-stream, or the answer was sent), or the
+/// exchange was dropped before a response existed. Handlers stop upstream work on it.
+#[derive(Clone, Default)]
+pub struct ClientGone(pub CancellationToken);
+
+/// How long a client refused for the session cap is asked to wait.
+const SESSION_CAP_RETRY_AFTER: &str = "5";
+
 /// `POST|GET|DELETE /mcp/{instance_id}`: authenticate, then hand the request to the
 /// instance's rmcp service (which answers 406/415/413/400 for malformed MCP requests).
 async fn mcp(
     State(state): State<Arc<AppState>>,
     Path(instance_id): Path<String>,
-    request: Request,
+    mut request: Request,
 ) -> Response {
     if state.shutdown.is_cancelled() {
         let mut r = http_error(StatusCode::SERVICE_UNAVAILABLE, "draining", "shutting down");
@@ -254,6 +275,60 @@ async fn mcp(
         }
     }
     state.usage.record(&record.id);
+    if state.sessions.at_capacity() {
+        request = match refuse_new_session(request, state.settings.max_body_bytes).await {
+            Ok(request) => request,
+            Err(response) => return response,
+        };
+    }
+    let gone = ClientGone::default();
+    let guard = gone.0.clone().drop_guard();
+    request.extensions_mut().insert(gone);
     let service = state.instance_service(&instance_id);
-    service.handle(request).await.map(axum::body::Body::new)
+    let response = service.handle(request).await;
+    // The guard rides with the body: dropped when the body ends or the client goes away.
+    response.map(|body| {
+        let stream = axum::body::Body::new(body).into_data_stream();
+        axum::body::Body::from_stream(futures::StreamExt::map(stream, move |frame| {
+            let _ = &guard;
+            frame
+        }))
+    })
+}
+
+/// At the session cap: a request that would open a session (a POST `initialize` without
+/// `Mcp-Session-Id`) gets 503 + `Retry-After`; any other request is passed on unchanged.
+async fn refuse_new_session(request: Request, limit: usize) -> Result<Request, Response> {
+    if request.method() != axum::http::Method::POST
+        || request.headers().contains_key("mcp-session-id")
+    {
+        return Ok(request);
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return Err(http_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "request body too large",
+        ));
+    };
+    #[derive(serde::Deserialize)]
+    struct Method {
+        method: Option<String>,
+    }
+    let initialize = serde_json::from_slice::<Method>(&bytes)
+        .is_ok_and(|m| m.method.as_deref() == Some("initialize"));
+    if initialize {
+        let mut r = http_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_sessions",
+            "session limit reached; retry later or reuse a session",
+        );
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(SESSION_CAP_RETRY_AFTER),
+        );
+        return Err(r);
+    }
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }

@@ -61,6 +61,37 @@ pub struct Settings {
     /// Downstream sessions idle this long are closed (a client that never sends DELETE).
     #[arg(long, env = "MCP_PROXY_SESSION_IDLE_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
     pub session_idle_timeout: Duration,
+    /// Maximum live downstream sessions; past it a new `initialize` gets 503 + `Retry-After`.
+    #[arg(long, env = "MCP_PROXY_MAX_SESSIONS", default_value_t = 10_000)]
+    pub max_sessions: usize,
+    /// Interval of SSE keep-alive pings on downstream event streams (`0s` disables them).
+    #[arg(long, env = "MCP_PROXY_SSE_KEEPALIVE", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub sse_keepalive: Duration,
+    /// Upstream `tools/list_changed` bursts within this window reach downstream sessions as
+    /// one notification.
+    #[arg(long, env = "MCP_PROXY_LIST_CHANGED_DEBOUNCE", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub list_changed_debounce: Duration,
+    /// Maximum upstream connections open at once (all upstreams and modes together).
+    #[arg(long, env = "MCP_PROXY_MAX_UPSTREAM_CONNECTIONS", default_value_t = 50)]
+    pub max_upstream_connections: usize,
+    /// Shared upstream connections unused this long are closed.
+    #[arg(long, env = "MCP_PROXY_UPSTREAM_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub upstream_idle_timeout: Duration,
+    /// Connect attempts when re-establishing a connection an upstream dropped.
+    #[arg(long, env = "MCP_PROXY_RECONNECT_MAX_ATTEMPTS", default_value_t = 4)]
+    pub reconnect_max_attempts: u32,
+    /// First reconnect delay; doubles per attempt (with jitter) up to the maximum.
+    #[arg(long, env = "MCP_PROXY_RECONNECT_BASE_DELAY", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub reconnect_base_delay: Duration,
+    /// Cap on one reconnect delay.
+    #[arg(long, env = "MCP_PROXY_RECONNECT_MAX_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub reconnect_max_delay: Duration,
+    /// Consecutive connect failures that open an upstream's circuit (0 disables the breaker).
+    #[arg(long, env = "MCP_PROXY_BREAKER_THRESHOLD", default_value_t = 5)]
+    pub breaker_threshold: u32,
+    /// How long an open circuit fails connects fast before one trial connect.
+    #[arg(long, env = "MCP_PROXY_BREAKER_COOLDOWN", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub breaker_cooldown: Duration,
     /// Maximum request body in bytes (larger bodies get 413).
     #[arg(long, env = "MCP_PROXY_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -91,6 +122,24 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The connection manager's part of the settings.
+    pub fn manager_policy(&self) -> crate::upstream::manager::ManagerPolicy {
+        use crate::upstream::{backoff::Backoff, breaker::BreakerPolicy};
+        crate::upstream::manager::ManagerPolicy {
+            max_connections: self.max_upstream_connections,
+            idle_timeout: self.upstream_idle_timeout,
+            reconnect: Backoff {
+                base: self.reconnect_base_delay,
+                max: self.reconnect_max_delay,
+                max_attempts: self.reconnect_max_attempts,
+            },
+            breaker: BreakerPolicy {
+                threshold: self.breaker_threshold,
+                cooldown: self.breaker_cooldown,
+            },
+        }
+    }
+
     /// The database URL to use: the setting, else `DATABASE_URL`, else the embedded default.
     pub fn resolved_database_url(&self) -> String {
         resolve_database_url(self.database_url.clone())

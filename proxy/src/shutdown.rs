@@ -2,7 +2,8 @@
 //!
 //! Order: stop accepting (axum graceful shutdown, `/ready` → 503, new MCP requests → 503) →
 //! wait for in-flight MCP requests up to the deadline → cancel every downstream session and
-//! SSE stream → wait for connections to finish → close every upstream client and child →
+//! SSE stream → wait for connections to finish and sessions to end (closing their per-session clients) →
+//! close every shared upstream client and child →
 //! final `last_used_at` flush and the other background tasks → close the DB pool.
 
 use std::sync::Arc;
@@ -75,6 +76,14 @@ pub async fn drain_requests(state: &AppState, deadline: Instant) -> i64 {
 
 /// Closes what requests no longer need, after the HTTP server has stopped.
 pub async fn close_resources(state: &Arc<AppState>, background_stop: &CancellationToken) {
+    // Sessions were cancelled by the drain; their scopes close per-session clients.
+    let left = state.sessions.wait_closed(Duration::from_secs(5)).await;
+    if left > 0 {
+        tracing::warn!(
+            left,
+            "downstream sessions still open 5 s after they were cancelled"
+        );
+    }
     state.pool.close_all().await;
     background_stop.cancel();
     state.tracker.close();

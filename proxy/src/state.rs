@@ -14,10 +14,11 @@ use crate::cache::{AuthCache, ConfigCache};
 use crate::handler::ProxyHandler;
 use crate::metrics::Metrics;
 use crate::seed::Seed;
+use crate::sessions::Sessions;
 use crate::settings::Settings;
 use crate::store::{SeedReport, Store, StoreError};
 use crate::upstream::ToolsCache;
-use crate::upstream::pool::UpstreamPool;
+use crate::upstream::manager::ConnectionManager;
 use crate::usage::UsageRecorder;
 
 pub type InstanceService = StreamableHttpService<ProxyHandler, LocalSessionManager>;
@@ -34,7 +35,8 @@ pub struct AppState {
     pub configs: ConfigCache,
     pub auth: AuthCache,
     pub tools: ToolsCache,
-    pub pool: UpstreamPool,
+    pub pool: Arc<ConnectionManager>,
+    pub sessions: Arc<Sessions>,
     pub usage: Arc<UsageRecorder>,
     /// Every background task and every deferred close runs here; shutdown waits for it.
     pub tracker: TaskTracker,
@@ -54,7 +56,8 @@ impl AppState {
         configs: ConfigCache,
         auth: AuthCache,
         tools: ToolsCache,
-        pool: UpstreamPool,
+        pool: Arc<ConnectionManager>,
+        sessions: Arc<Sessions>,
         tracker: TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
@@ -67,6 +70,7 @@ impl AppState {
             auth,
             tools,
             pool,
+            sessions,
             usage: Arc::default(),
             tracker,
             shutdown,
@@ -95,6 +99,7 @@ impl AppState {
                 let config = StreamableHttpServerConfig::default()
                     .with_allowed_hosts(self.settings.allowed_hosts.clone())
                     .with_max_request_body_bytes(self.settings.max_body_bytes)
+                    .with_sse_keep_alive(Some(self.settings.sse_keepalive).filter(|d| !d.is_zero()))
                     .with_cancellation_token(self.sessions_ct.child_token());
                 let state = self.clone();
                 let id: Arc<str> = Arc::from(instance_id);
@@ -131,7 +136,7 @@ impl AppState {
         Ok(Some(self.apply_seed(&seed).await?))
     }
 
-    /// Open downstream sessions over all instances.
+    /// Open downstream sessions over all instances, as rmcp's session managers hold them.
     pub async fn session_count(&self) -> usize {
         let managers: Vec<Arc<LocalSessionManager>> = self
             .instances

@@ -74,7 +74,12 @@ async fn five_hundred_failed_connects_leave_nothing_behind() {
         .replace("ERROR_URL", &error_url)
         .replace("HTML_URL", &mock_mcp::wire::mcp_url(&wrong_type))
         .replace("HANG_URL", &hang_url);
-    let proxy = start_proxy(&seed, |s| s.connect_timeout = Duration::from_millis(50)).await;
+    let proxy = start_proxy(&seed, |s| {
+        s.connect_timeout = Duration::from_millis(50);
+        // every attempt must really connect (the breaker has its own test)
+        s.breaker_threshold = 0;
+    })
+    .await;
     let client = client(&proxy.url("leaky"), "leaky-key-0001").await;
 
     for (tool, attempts, expect) in [

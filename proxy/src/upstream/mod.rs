@@ -2,30 +2,37 @@
 //! every operation hands back the same rmcp types, so no handler knows the transport.
 //!
 //! Ownership: an [`UpstreamClient`] owns its rmcp service (and through it the socket or the
-//! child process). [`UpstreamClient::close`] is the release point: idempotent, bounded in time,
-//! and the only place the connection gauge goes down. `Drop` is the fallback and logs.
+//! child process) and its slot under the connection limit. [`UpstreamClient::close`] is the
+//! release point: idempotent (its [`ConnState`] only moves forward), bounded in time, and the
+//! only place the connection gauges and the slot are released. `Drop` is the fallback and logs.
+//! Who owns each client (a shared slot, a session, a request) is [`manager`]'s business.
 
+pub mod backoff;
+pub mod breaker;
 pub mod cancel;
-pub mod pool;
+pub mod conn_state;
+pub mod manager;
 pub mod stdio;
 pub mod streamable_http;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
-use prometheus_client::metrics::gauge::Gauge;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig,
     ClientRequest, ErrorData, Implementation, ServerResult, Tool,
 };
 use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RunningService, ServiceError};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
 use crate::model::{UpstreamConfig, UpstreamTransport};
+use crate::sessions::Sessions;
+use conn_state::{ConnState, StateCell};
 
 /// How long closing one upstream may take (stdio: stdin close, SIGTERM and SIGKILL waits).
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,6 +52,24 @@ pub enum UpstreamError {
     CallTimeout { upstream: String, after: Duration },
     #[error("upstream {upstream:?}: {}", error.message)]
     Rpc { upstream: String, error: ErrorData },
+    #[error(
+        "upstream {upstream:?}: circuit open after repeated connect failures; retry in {}s",
+        retry_in.as_secs().max(1)
+    )]
+    CircuitOpen {
+        upstream: String,
+        retry_in: Duration,
+    },
+    #[error("upstream {upstream:?}: upstream connection limit ({max}) reached")]
+    TooManyConnections { upstream: String, max: usize },
+    #[error("upstream {upstream:?}: gave up reconnecting after {attempts} attempts: {last}")]
+    GaveUp {
+        upstream: String,
+        attempts: u32,
+        last: String,
+    },
+    #[error("upstream {upstream:?}: the proxy is shutting down")]
+    ShuttingDown { upstream: String },
 }
 
 impl UpstreamError {
@@ -56,6 +81,10 @@ impl UpstreamError {
             Self::Transport { .. } => "transport",
             Self::CallTimeout { .. } => "timeout",
             Self::Rpc { .. } => "rpc",
+            Self::CircuitOpen { .. } => "circuit_open",
+            Self::TooManyConnections { .. } => "connection_limit",
+            Self::GaveUp { .. } => "gave_up",
+            Self::ShuttingDown { .. } => "shutting_down",
         }
     }
 
@@ -81,13 +110,18 @@ pub struct ConnectContext {
     pub metrics: Arc<Metrics>,
     /// Where deferred work of a client (cancel notifications) runs.
     pub tracker: TaskTracker,
+    /// Where an upstream's `tools/list_changed` goes (cache invalidation and fan-out).
+    pub sessions: Arc<Sessions>,
 }
 
 /// The proxy's client-side handler for one upstream connection: identifies the proxy and
-/// turns `tools/list_changed` into invalidation of the instance's merged tool list.
+/// turns `tools/list_changed` into invalidation of the instance's merged tool list and a
+/// notification to the instance's downstream sessions. Notifications that arrive once the
+/// connection is no longer active (closing, closed) are dropped.
 pub struct UpstreamHandler {
     instance_id: String,
-    tools_cache: ToolsCache,
+    sessions: Arc<Sessions>,
+    state: Arc<StateCell>,
 }
 
 impl ClientHandler for UpstreamHandler {
@@ -99,8 +133,12 @@ impl ClientHandler for UpstreamHandler {
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        tracing::debug!(instance = %self.instance_id, "upstream tools changed; dropping cached list");
-        self.tools_cache.invalidate(&self.instance_id).await;
+        if self.state.get() > ConnState::Active {
+            tracing::debug!(instance = %self.instance_id, "list_changed after close; dropped");
+            return;
+        }
+        tracing::debug!(instance = %self.instance_id, "upstream tools changed");
+        self.sessions.tools_changed(&self.instance_id).await;
     }
 }
 
@@ -110,8 +148,11 @@ pub struct UpstreamClient {
     config: UpstreamConfig,
     peer: Peer<RoleClient>,
     service: tokio::sync::Mutex<Option<RunningService<RoleClient, UpstreamHandler>>>,
-    closed: AtomicBool,
-    active: Gauge,
+    state: Arc<StateCell>,
+    /// This connection's place under the connection limit; given back by `close`.
+    permit: std::sync::Mutex<Option<OwnedSemaphorePermit>>,
+    /// Milliseconds since [`epoch`] of the last lease (idle reaping).
+    last_used: AtomicU64,
     cancels: Arc<cancel::CancelQueue>,
     tracker: TaskTracker,
     /// Cuts any HTTP exchange still running once the client is closed or dropped.
@@ -124,16 +165,16 @@ impl UpstreamClient {
     pub async fn connect(
         config: &UpstreamConfig,
         instance_id: &str,
-        tools_cache: ToolsCache,
         ctx: &ConnectContext,
+        permit: OwnedSemaphorePermit,
     ) -> Result<UpstreamClient, UpstreamError> {
         let name = config.name.clone();
+        let state = Arc::new(StateCell::new(&ctx.metrics, &name));
         let handler = UpstreamHandler {
             instance_id: instance_id.to_string(),
-            tools_cache,
+            sessions: ctx.sessions.clone(),
+            state: state.clone(),
         };
-        let connecting = ctx.metrics.upstream_state(&name, "connecting");
-        connecting.inc();
         // Ends every HTTP exchange of this connection: cancelled when the connect fails or
         // times out (the guard drops), and when the client is closed or dropped.
         let transport_ct = CancellationToken::new();
@@ -156,10 +197,10 @@ impl UpstreamClient {
             }
         })
         .await;
-        connecting.dec();
         let service = match result {
             Ok(Ok(service)) => service,
             Ok(Err(cause)) => {
+                state.advance(ConnState::Closed);
                 ctx.metrics.upstream_connect(&name, "error");
                 return Err(UpstreamError::Connect {
                     upstream: name,
@@ -167,6 +208,7 @@ impl UpstreamClient {
                 });
             }
             Err(_) => {
+                state.advance(ConnState::Closed);
                 ctx.metrics.upstream_connect(&name, "timeout");
                 return Err(UpstreamError::ConnectTimeout {
                     upstream: name,
@@ -176,8 +218,7 @@ impl UpstreamClient {
         };
         connect_guard.disarm();
         ctx.metrics.upstream_connect(&name, "ok");
-        let active = ctx.metrics.upstream_state(&name, "active");
-        active.inc();
+        state.advance(ConnState::Active);
         Ok(UpstreamClient {
             name,
             config: config.clone(),
@@ -186,9 +227,33 @@ impl UpstreamClient {
             tracker: ctx.tracker.clone(),
             peer: service.peer().clone(),
             service: tokio::sync::Mutex::new(Some(service)),
-            closed: AtomicBool::new(false),
-            active,
+            state,
+            permit: std::sync::Mutex::new(Some(permit)),
+            last_used: AtomicU64::new(now_ms()),
         })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn state(&self) -> ConnState {
+        self.state.get()
+    }
+
+    /// Marks the client as used now (idle reaping counts from the last use).
+    pub fn touch(&self) {
+        self.last_used.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// How long since the client was last leased.
+    pub fn idle_for(&self) -> Duration {
+        Duration::from_millis(now_ms().saturating_sub(self.last_used.load(Ordering::Relaxed)))
+    }
+
+    /// The upstream dropped the connection while it was active (not closed by us).
+    pub fn dropped_by_upstream(&self) -> bool {
+        self.state.get() == ConnState::Active && self.peer.is_transport_closed()
     }
 
     pub fn config(&self) -> &UpstreamConfig {
@@ -197,7 +262,7 @@ impl UpstreamClient {
 
     /// Closed by us, or the transport went away (upstream died, connection dropped).
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire) || self.peer.is_transport_closed()
+        self.state.get() > ConnState::Active || self.peer.is_transport_closed()
     }
 
     /// Every tool of the upstream (all pages), within `timeout`.
@@ -249,7 +314,7 @@ impl UpstreamClient {
     /// Closes the session and its transport (HTTP: DELETE and drop the socket; stdio: the
     /// graceful child shutdown). Idempotent; bounded by [`CLOSE_TIMEOUT`].
     pub async fn close(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if !self.state.advance(ConnState::Closing) {
             return;
         }
         // Cancels of abandoned calls go out before the transport closes.
@@ -265,18 +330,30 @@ impl UpstreamClient {
             }
         }
         self.transport_ct.cancel();
-        self.active.dec();
+        self.release_permit();
+        self.state.advance(ConnState::Closed);
     }
+
+    fn release_permit(&self) {
+        drop(self.permit.lock().unwrap_or_else(|p| p.into_inner()).take());
+    }
+}
+
+/// Milliseconds on a process-wide monotonic clock.
+fn now_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 impl Drop for UpstreamClient {
     fn drop(&mut self) {
         self.transport_ct.cancel();
-        if !self.closed.swap(true, Ordering::AcqRel) {
+        self.release_permit();
+        if self.state.get() < ConnState::Closing {
             // Fallback only: rmcp's drop guard cancels the service, whose task closes the
             // transport (and kills and reaps a child).
             tracing::warn!(upstream = %self.name, "upstream client dropped without close()");
-            self.active.dec();
         }
+        self.state.advance(ConnState::Closed);
     }
 }
