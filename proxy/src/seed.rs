@@ -173,11 +173,6 @@ fn validate_upstream(
     if !names.insert(u.name.clone()) {
         return Err(bad("defined twice".into()));
     }
-    if u.connection == ConnectionMode::PerSession {
-        return Err(bad(
-            "connection = \"per-session\" is not supported by this version; use \"shared\" or \"per-request\"".into(),
-        ));
-    }
     let transport = match u.transport.as_str() {
         "streamable-http" => {
             let Some(url) = u.url.clone() else {
