@@ -88,7 +88,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
     let tools = ToolsCache::new(settings.tools_cache_ttl, settings.config_cache_capacity);
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_idle_timeout(settings.upstream_http_idle_timeout)
+        .pool_max_idle_per_host(settings.upstream_http_max_idle)
         .build()?;
     let tracker = TaskTracker::new();
     // Stops the background tasks (usage flusher, idle sweep, debounce timers, SIGHUP).

@@ -77,6 +77,12 @@ pub struct Settings {
     /// Shared upstream connections unused this long are closed.
     #[arg(long, env = "MCP_PROXY_UPSTREAM_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
     pub upstream_idle_timeout: Duration,
+    /// Idle keep-alive HTTP connections to upstreams are closed after this long.
+    #[arg(long, env = "MCP_PROXY_UPSTREAM_HTTP_IDLE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub upstream_http_idle_timeout: Duration,
+    /// Idle keep-alive HTTP connections kept per upstream host.
+    #[arg(long, env = "MCP_PROXY_UPSTREAM_HTTP_MAX_IDLE", default_value_t = 32)]
+    pub upstream_http_max_idle: usize,
     /// Connect attempts when re-establishing a connection an upstream dropped.
     #[arg(long, env = "MCP_PROXY_RECONNECT_MAX_ATTEMPTS", default_value_t = 4)]
     pub reconnect_max_attempts: u32,

@@ -2,6 +2,8 @@
 //! PostgreSQL of `TEST_DATABASE_URL`), rmcp clients, raw HTTP, and the mock binary.
 #![allow(dead_code)]
 
+pub mod sessions;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
