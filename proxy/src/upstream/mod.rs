@@ -149,6 +149,8 @@ pub struct UpstreamClient {
     peer: Peer<RoleClient>,
     service: tokio::sync::Mutex<Option<RunningService<RoleClient, UpstreamHandler>>>,
     state: Arc<StateCell>,
+    /// stdio: the child's process group, ended after the child is closed.
+    process_group: Option<i32>,
     /// This connection's place under the connection limit; given back by `close`.
     permit: std::sync::Mutex<Option<OwnedSemaphorePermit>>,
     /// Milliseconds since [`epoch`] of the last lease (idle reaping).
@@ -179,6 +181,7 @@ impl UpstreamClient {
         // times out (the guard drops), and when the client is closed or dropped.
         let transport_ct = CancellationToken::new();
         let connect_guard = transport_ct.clone().drop_guard();
+        let mut process_group = None;
         let result = tokio::time::timeout(ctx.connect_timeout, async {
             match &config.transport {
                 UpstreamTransport::StreamableHttp { url } => handler
@@ -190,8 +193,9 @@ impl UpstreamClient {
                     .await
                     .map_err(|e| e.to_string()),
                 UpstreamTransport::Stdio { command, args, env } => {
-                    let child = stdio::spawn(command, args, env)
+                    let (child, group) = stdio::spawn(command, args, env)
                         .map_err(|e| format!("cannot start {command:?}: {e}"))?;
+                    process_group = group;
                     handler.serve(child).await.map_err(|e| e.to_string())
                 }
             }
@@ -200,6 +204,10 @@ impl UpstreamClient {
         let service = match result {
             Ok(Ok(service)) => service,
             Ok(Err(cause)) => {
+                if let Some(group) = process_group {
+                    // The failed transport reaped the leader; members it started may remain.
+                    ctx.tracker.spawn(stdio::end_group(group));
+                }
                 state.advance(ConnState::Closed);
                 ctx.metrics.upstream_connect(&name, "error");
                 return Err(UpstreamError::Connect {
@@ -208,6 +216,9 @@ impl UpstreamClient {
                 });
             }
             Err(_) => {
+                if let Some(group) = process_group {
+                    ctx.tracker.spawn(stdio::end_group(group));
+                }
                 state.advance(ConnState::Closed);
                 ctx.metrics.upstream_connect(&name, "timeout");
                 return Err(UpstreamError::ConnectTimeout {
@@ -228,6 +239,7 @@ impl UpstreamClient {
             peer: service.peer().clone(),
             service: tokio::sync::Mutex::new(Some(service)),
             state,
+            process_group,
             permit: std::sync::Mutex::new(Some(permit)),
             last_used: AtomicU64::new(now_ms()),
         })
@@ -330,6 +342,9 @@ impl UpstreamClient {
             }
         }
         self.transport_ct.cancel();
+        if let Some(group) = self.process_group {
+            stdio::end_group(group).await;
+        }
         self.release_permit();
         self.state.advance(ConnState::Closed);
     }
@@ -353,6 +368,9 @@ impl Drop for UpstreamClient {
             // Fallback only: rmcp's drop guard cancels the service, whose task closes the
             // transport (and kills and reaps a child).
             tracing::warn!(upstream = %self.name, "upstream client dropped without close()");
+            if let Some(group) = self.process_group {
+                stdio::kill_group(group);
+            }
         }
         self.state.advance(ConnState::Closed);
     }
