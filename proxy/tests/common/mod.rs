@@ -260,3 +260,363 @@ pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+// ---- Lifecycle proofs: resource snapshots, a mock-mcp process, unpooled clients ----
+
+use mcp_loadgen::probe;
+
+/// What the outside-in probe sees of a process: fds by kind, TCP sockets by state, children
+/// and zombies, and alive tokio tasks (of the test runtime for an in-process proxy, or the
+/// proxy's `mcp_proxy_tokio_alive_tasks` for a proxy process).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub fds: probe::FdCounts,
+    pub tcp: probe::TcpCounts,
+    pub children: probe::ChildCounts,
+    pub tasks: usize,
+}
+
+impl Resources {
+    /// This test process, with the alive tasks of the current tokio runtime (where an
+    /// in-process proxy runs).
+    pub fn now() -> Resources {
+        let me = std::process::id();
+        Resources {
+            fds: probe::fds(me).unwrap(),
+            tcp: probe::tcp_states(me).unwrap(),
+            children: probe::children(me).unwrap(),
+            tasks: tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
+        }
+    }
+
+    /// Another process (tasks left at 0: read them from its `/metrics`).
+    pub fn of(pid: u32) -> std::io::Result<Resources> {
+        Ok(Resources {
+            fds: probe::fds(pid)?,
+            tcp: probe::tcp_states(pid)?,
+            children: probe::children(pid)?,
+            tasks: 0,
+        })
+    }
+
+    /// The larger of each count (for peaks).
+    pub fn max(self, o: Resources) -> Resources {
+        let f = |a: probe::FdCounts, b: probe::FdCounts| probe::FdCounts {
+            socket: a.socket.max(b.socket),
+            pipe: a.pipe.max(b.pipe),
+            anon_inode: a.anon_inode.max(b.anon_inode),
+            file: a.file.max(b.file),
+            other: a.other.max(b.other),
+        };
+        let mut tcp = self.tcp;
+        tcp.established = tcp.established.max(o.tcp.established);
+        tcp.close_wait = tcp.close_wait.max(o.tcp.close_wait);
+        tcp.time_wait = tcp.time_wait.max(o.tcp.time_wait);
+        tcp.fin_wait1 = tcp.fin_wait1.max(o.tcp.fin_wait1);
+        tcp.fin_wait2 = tcp.fin_wait2.max(o.tcp.fin_wait2);
+        tcp.last_ack = tcp.last_ack.max(o.tcp.last_ack);
+        tcp.syn_sent = tcp.syn_sent.max(o.tcp.syn_sent);
+        tcp.listen = tcp.listen.max(o.tcp.listen);
+        Resources {
+            fds: f(self.fds, o.fds),
+            tcp,
+            children: probe::ChildCounts {
+                children: self.children.children.max(o.children.children),
+                zombies: self.children.zombies.max(o.children.zombies),
+            },
+            tasks: self.tasks.max(o.tasks),
+        }
+    }
+
+    /// Every count that is above `baseline` (empty: nothing grew). Zombies are compared with
+    /// zero, whatever the baseline.
+    pub fn growth_over(&self, baseline: &Resources) -> Vec<String> {
+        let mut grew = Vec::new();
+        let mut check = |name: &str, now: u64, base: u64| {
+            if now > base {
+                grew.push(format!("{name} {base} -> {now}"));
+            }
+        };
+        let (n, b) = (self.fds, baseline.fds);
+        check("socket fds", n.socket.into(), b.socket.into());
+        check("pipe fds", n.pipe.into(), b.pipe.into());
+        check("anon_inode fds", n.anon_inode.into(), b.anon_inode.into());
+        check("file fds", n.file.into(), b.file.into());
+        check("other fds", n.other.into(), b.other.into());
+        check(
+            "tcp established",
+            self.tcp.established.into(),
+            baseline.tcp.established.into(),
+        );
+        check(
+            "tcp close_wait",
+            self.tcp.close_wait.into(),
+            baseline.tcp.close_wait.into(),
+        );
+        check(
+            "tcp total",
+            self.tcp.total().into(),
+            baseline.tcp.total().into(),
+        );
+        check(
+            "children",
+            self.children.children.into(),
+            baseline.children.children.into(),
+        );
+        check("zombies", self.children.zombies.into(), 0);
+        check("tokio tasks", self.tasks as u64, baseline.tasks as u64);
+        grew
+    }
+
+    /// Panics unless `self` equals `baseline`, naming what grew and both snapshots.
+    #[track_caller]
+    pub fn assert_back_to(&self, baseline: &Resources, what: &str) {
+        assert!(
+            self == baseline,
+            "{what}: not back to baseline; grew: {:?}\n  baseline {}\n  now      {}",
+            self.growth_over(baseline),
+            baseline.line(),
+            self.line()
+        );
+    }
+
+    /// One line for the logs: `fds s/p/a/f tcp est/cw children/zombies tasks`.
+    pub fn line(&self) -> String {
+        format!(
+            "fds socket={} pipe={} anon={} file={} | tcp est={} close_wait={} total={} | children={} zombies={} | tasks={}",
+            self.fds.socket,
+            self.fds.pipe,
+            self.fds.anon_inode,
+            self.fds.file,
+            self.tcp.established,
+            self.tcp.close_wait,
+            self.tcp.total(),
+            self.children.children,
+            self.children.zombies,
+            self.tasks
+        )
+    }
+}
+
+/// Polls [`Resources::now`] until it equals `baseline` or `timeout` passes; returns the last
+/// snapshot.
+pub async fn settle_to(baseline: &Resources, timeout: Duration) -> Resources {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let now = Resources::now();
+        if now == *baseline || tokio::time::Instant::now() >= deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs `f(0..n)` with at most `concurrency` at a time, sampling [`Resources::now`] every
+/// 20 ms from this same task (no extra task, so the task count is not disturbed); returns
+/// the outputs and the peak.
+pub async fn drive<T, F, Fut>(n: usize, concurrency: usize, f: F) -> (Vec<T>, Resources)
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = T>,
+{
+    use futures::StreamExt;
+    let mut peak = Resources::now();
+    let run = futures::stream::iter(0..n)
+        .map(f)
+        .buffer_unordered(concurrency)
+        .collect::<Vec<T>>();
+    tokio::pin!(run);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tokio::select! {
+            out = &mut run => return (out, peak.max(Resources::now())),
+            _ = tick.tick() => peak = peak.max(Resources::now()),
+        }
+    }
+}
+
+/// A reqwest client that keeps no idle connection, so a test's own client leaves no socket
+/// behind between requests.
+pub fn unpooled_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+/// An rmcp client (2025-11-25 era) whose HTTP client keeps no idle connection.
+pub async fn unpooled_client(url: &str, key: &str) -> Client {
+    ().serve(StreamableHttpClientTransport::with_client(
+        unpooled_http(),
+        StreamableHttpClientTransportConfig::with_uri(url.to_string()).auth_header(key.to_string()),
+    ))
+    .await
+    .expect("client initializes")
+}
+
+/// The JSON-RPC error inside an rmcp client error (panics on any other kind of failure).
+pub fn rpc_error(e: rmcp::ServiceError) -> rmcp::model::ErrorData {
+    match e {
+        rmcp::ServiceError::McpError(data) => data,
+        other => panic!("expected a JSON-RPC error, got {other}"),
+    }
+}
+
+/// `mock-mcp serve` as a child process, so the sockets it holds are not counted with the
+/// proxy's (the probe counts per process). Faults switch through its `/control`, served on a
+/// separate port so it stays reachable while `refuse` closes the MCP port.
+pub struct MockProcess {
+    child: tokio::process::Child,
+    pub addr: std::net::SocketAddr,
+    pub control: std::net::SocketAddr,
+    http: reqwest::Client,
+}
+
+impl MockProcess {
+    /// Starts `mock-mcp serve --listen 127.0.0.1:0 --control-listen … EXTRA…` and waits for
+    /// its ready line.
+    pub async fn serve(extra: &[&str]) -> MockProcess {
+        use tokio::io::AsyncBufReadExt;
+        let control = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut child = tokio::process::Command::new(mock_bin())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("--control-listen")
+            .arg(control.to_string())
+            .args(extra)
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("mock-mcp starts");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("mock-mcp prints its address")
+            .unwrap()
+            .expect("mock-mcp exited early");
+        let addr = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .unwrap();
+        MockProcess {
+            child,
+            addr,
+            control,
+            http: unpooled_http(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("mock-mcp running")
+    }
+
+    /// Replaces the active faults (`POST /control`).
+    pub async fn set_faults(&self, faults: &[&str]) {
+        let r = self
+            .http
+            .post(format!("http://{}/control", self.control))
+            .json(&serde_json::json!({ "faults": faults }))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "POST /control: {}", r.status());
+    }
+
+    /// `GET /control`: requests, calls, in_flight, sessions_open, faults_fired, …
+    pub async fn counters(&self) -> serde_json::Value {
+        self.http
+            .get(format!("http://{}/control", self.control))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn in_flight(&self) -> u64 {
+        self.counters().await["in_flight"].as_u64().unwrap()
+    }
+
+    pub async fn sessions_open(&self) -> u64 {
+        self.counters().await["sessions_open"].as_u64().unwrap()
+    }
+
+    /// Polls until `in_flight` is `n` or `timeout` passes; returns the last value.
+    pub async fn wait_in_flight(&self, n: u64, timeout: Duration) -> u64 {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let now = self.in_flight().await;
+            if now == n || tokio::time::Instant::now() >= deadline {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Closes the mock's *idle* keep-alive connections, and only those: `refuse` on, then off.
+    /// Closing the listener ends its generation with a graceful shutdown, which closes idle
+    /// HTTP connections at once and lets every connection with a request in progress (an open
+    /// SSE stream, a `hang-call`) run on untouched. A client's connection pool then drops the
+    /// closed connections, so socket counts taken after this do not depend on how many idle
+    /// connections the pool happened to keep (idle for up to 30–60 s otherwise). Leaves no
+    /// fault active.
+    pub async fn close_idle_connections(&self) {
+        self.set_faults(&["refuse"]).await;
+        let mut refused = false;
+        for _ in 0..250 {
+            if tokio::net::TcpStream::connect(self.addr).await.is_err() {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(refused, "mock-mcp never closed its port under `refuse`");
+        self.set_faults(&[]).await;
+        for _ in 0..250 {
+            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("mock-mcp never re-opened its port");
+    }
+
+    /// SIGTERM, then waits for it (reaped).
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The value of the sample of metric `name` whose labels include every `key="value"` of
+/// `labels`, from Prometheus text; `None` if there is no such sample.
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        let (label_text, value) = match rest.strip_prefix('{') {
+            Some(r) => r.split_once("} ")?,
+            None => ("", rest.strip_prefix(' ')?),
+        };
+        labels
+            .iter()
+            .all(|(k, v)| label_text.split(',').any(|kv| kv == format!("{k}=\"{v}\"")))
+            .then(|| value.trim().parse().ok())
+            .flatten()
+    })
+}
