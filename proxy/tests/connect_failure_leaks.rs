@@ -1,8 +1,10 @@
 //! Contract (the seeds' original leak): when connecting to an upstream fails — refused socket,
-//! HTTP 500 on initialize (wiremock), a 200 that is not MCP (wiremock), an upstream that accepts and never answers (connect timeout), a child
-//! that dies before initialize, a command that does not exist — the client and its transport are
-//! released. After 500 failed connects each (100 for the slow timeout case), the process's fds
-//! (by kind) and children are back at their starting values, with no zombie.
+//! HTTP 500 on initialize (wiremock), a 200 that is not MCP (wiremock), an upstream that accepts
+//! and never answers (connect timeout), a child that dies before initialize, a command that does
+//! not exist — the client and its transport are released. After 1,000 refused connects and 300
+//! of each other kind (100 for the slow timeout case), the process's fds (by kind), TCP sockets
+//! (by state: no CLOSE_WAIT), tokio alive tasks and children are back at their starting values,
+//! with no zombie.
 
 mod common;
 
@@ -12,9 +14,26 @@ use common::*;
 use mcp_loadgen::probe;
 use serde_json::json;
 
-fn snapshot() -> (probe::FdCounts, probe::ChildCounts) {
+/// fds by kind, children and zombies, TCP sockets (all states, CLOSE_WAIT among them) and
+/// tokio alive tasks of this process, where the proxy runs.
+#[derive(Debug, PartialEq, Eq)]
+struct Snapshot {
+    fds: probe::FdCounts,
+    children: probe::ChildCounts,
+    tcp: probe::TcpCounts,
+    tasks: usize,
+}
+
+fn snapshot() -> Snapshot {
     let me = std::process::id();
-    (probe::fds(me).unwrap(), probe::children(me).unwrap())
+    Snapshot {
+        fds: probe::fds(me).unwrap(),
+        children: probe::children(me).unwrap(),
+        tcp: probe::tcp_states(me).unwrap(),
+        tasks: tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks(),
+    }
 }
 
 const SEED: &str = r#"
@@ -61,7 +80,7 @@ api_keys = ["leaky-key-0001"]
 "#;
 
 #[tokio::test]
-async fn five_hundred_failed_connects_leave_nothing_behind() {
+async fn a_thousand_failed_connects_leave_nothing_behind() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let refused = format!("http://{}/mcp", port.local_addr().unwrap());
     drop(port);
@@ -83,11 +102,11 @@ async fn five_hundred_failed_connects_leave_nothing_behind() {
     let client = client(&proxy.url("leaky"), "leaky-key-0001").await;
 
     for (tool, attempts, expect) in [
-        ("refused__echo", 500, "connect failed"),
-        ("dies__echo", 500, "connect failed"),
-        ("missing__echo", 500, "connect failed"),
-        ("error500__echo", 500, "connect failed"),
-        ("html__echo", 500, "connect failed"),
+        ("refused__echo", 1000, "connect failed"),
+        ("dies__echo", 300, "connect failed"),
+        ("missing__echo", 300, "connect failed"),
+        ("error500__echo", 300, "connect failed"),
+        ("html__echo", 300, "connect failed"),
         ("hangs__echo", 100, "no answer to initialize"),
     ] {
         // warm up (first use allocates lazily-created process-wide state), then baseline
@@ -106,17 +125,16 @@ async fn five_hundred_failed_connects_leave_nothing_behind() {
             assert!(err.to_string().contains(expect), "{err}");
         }
         let settled = eventually(Duration::from_secs(10), || snapshot() == baseline).await;
-        assert!(
-            settled,
-            "{tool}: baseline {baseline:?}, now {:?}",
-            snapshot()
-        );
-        assert_eq!(snapshot().1.zombies, 0);
+        let after = snapshot();
+        assert!(settled, "{tool}: baseline {baseline:?}, now {after:?}");
+        assert_eq!(after.children.zombies, 0);
+        assert_eq!(after.tcp.close_wait, 0);
+        eprintln!("{tool}: {attempts} failed connects; baseline = after = {after:?}");
     }
     let metrics = metrics_text(&proxy).await;
-    for upstream in ["refused", "dies", "missing"] {
+    for (upstream, failed) in [("refused", 1001), ("dies", 301), ("missing", 301)] {
         let line = format!(
-            "mcp_proxy_upstream_connects_total{{upstream=\"{upstream}\",outcome=\"error\"}} 501"
+            "mcp_proxy_upstream_connects_total{{upstream=\"{upstream}\",outcome=\"error\"}} {failed}"
         );
         assert!(metrics.contains(&line), "missing {line:?} in\n{metrics}");
         let active = format!(
