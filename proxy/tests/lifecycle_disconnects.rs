@@ -113,6 +113,11 @@ async fn disconnects(mode: &str) {
             err.message
         );
         assert_eq!(data["upstream"], "echo", "{mode}");
+        assert!(
+            !err.message.contains("rmcp::") && !err.message.contains("Transport ["),
+            "{mode}: the message is for people, not a Rust type dump: {}",
+            err.message
+        );
         assert_ne!(
             data["kind"], "timeout",
             "{mode}: the disconnect was only noticed when the call timed out ({took:?}): {}",

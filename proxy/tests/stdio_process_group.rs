@@ -49,12 +49,18 @@ async fn closing_a_stdio_upstream_ends_its_whole_process_group() {
         // a well-behaved server that left a grandchild running in its group
         (
             "grandchild",
-            format!("sleep 1000 >/dev/null 2>&1 & exec '{}' stdio", bin.display()),
+            format!(
+                "sleep 1000 >/dev/null 2>&1 & exec '{}' stdio",
+                bin.display()
+            ),
         ),
         // a server that ignores stdin EOF and SIGTERM: only SIGKILL ends it
         (
             "stubborn",
-            format!("trap '' TERM; '{}' stdio; sleep 1000 >/dev/null 2>&1", bin.display()),
+            format!(
+                "trap '' TERM; '{}' stdio; sleep 1000 >/dev/null 2>&1",
+                bin.display()
+            ),
         ),
     ] {
         let proxy = start_proxy(&seed(&script), |s| {

@@ -96,9 +96,26 @@ impl UpstreamError {
             },
             other => Self::Transport {
                 upstream: upstream.to_string(),
-                cause: other.to_string(),
+                cause: concise_cause(&other),
             },
         }
+    }
+}
+
+/// A transport failure in words a caller can act on. rmcp's own `Display` of a send error
+/// names its Rust transport types; the innermost cause in the source chain is the actual
+/// reason (e.g. `connection closed before message completed`).
+fn concise_cause(e: &ServiceError) -> String {
+    match e {
+        ServiceError::TransportClosed => "the connection to the upstream is closed".into(),
+        ServiceError::TransportSend(_) => {
+            let mut cause: &dyn std::error::Error = e;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            format!("connection to the upstream failed: {cause}")
+        }
+        other => other.to_string(),
     }
 }
 
