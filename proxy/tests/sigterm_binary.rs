@@ -112,3 +112,71 @@ async fn the_binary_exits_0_on_sigterm_and_leaves_no_child() {
     );
     drop(client);
 }
+
+/// A second SIGTERM while the first is draining a long call exits at once, status 130.
+#[tokio::test]
+async fn a_second_signal_exits_at_once() {
+    let mock = mock_mcp::MockServer::start(Default::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let seed_path = dir.path().join("seed.toml");
+    std::fs::write(
+        &seed_path,
+        http_seed(&[("echo", &mock.url(), "shared")], "demo", KEY, "auto"),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut proxy = tokio::process::Command::new(proxy_bin())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--seed")
+        .arg(&seed_path)
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.path().join("p.db").display()))
+        .args(["--shutdown-deadline", "30s"])
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = proxy.id().unwrap().to_string();
+    let url = format!("http://127.0.0.1:{port}/mcp/demo");
+    let ready = eventually(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    assert!(ready, "proxy never listened");
+    let client = client(&url, KEY).await;
+    let peer = client.peer().clone();
+    let call = tokio::spawn(async move {
+        peer.call_tool(common::call("sleep", json!({ "ms": 20000 })))
+            .await
+    });
+    assert!(eventually(Duration::from_secs(5), || mock.in_flight() == 1).await);
+    let kill = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+    };
+    assert!(kill("-TERM").success());
+    // the first signal drains: the 20 s call keeps the proxy alive
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        proxy.try_wait().unwrap().is_none(),
+        "exited before the drain"
+    );
+    let second = std::time::Instant::now();
+    assert!(kill("-TERM").success());
+    let exit = tokio::time::timeout(Duration::from_secs(2), proxy.wait())
+        .await
+        .expect("the second signal exits within 2 s")
+        .unwrap();
+    eprintln!("second signal: exit {exit:?} after {:?}", second.elapsed());
+    assert_eq!(exit.code(), Some(130));
+    call.abort();
+    drop(client);
+}
