@@ -350,3 +350,41 @@ async fn per_session_connections_belong_to_their_session() {
     drop(d);
     proxy.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_http_upstream_that_restarts_is_served_again() {
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let addr = mock.addr();
+    let proxy = start_proxy(
+        &http_seed(&[("echo", &mock.url(), "shared")], "demo", KEY, "auto"),
+        |s| s.breaker_threshold = 0,
+    )
+    .await;
+    let c = client(&proxy.url("demo"), KEY).await;
+    c.call_tool(call("echo", json!({ "text": "before" })))
+        .await
+        .unwrap();
+    // the upstream goes away with our session, and comes back empty on the same port
+    mock.shutdown().await;
+    let restarted = MockServer::start(MockConfig {
+        listen: addr,
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut outcomes = Vec::new();
+    for i in 0..5 {
+        let r = c
+            .call_tool(call("echo", json!({ "text": format!("after{i}") })))
+            .await;
+        outcomes.push(r.map(|r| text(&r)).map_err(|e| e.to_string()));
+    }
+    assert!(
+        outcomes[1..].iter().all(|o| o.is_ok()),
+        "at most the first call after the restart may fail: {outcomes:?}"
+    );
+    assert!(restarted.calls() >= 4);
+    assert_eq!(gauge(&proxy, "echo", "active"), 1, "one live connection");
+    c.cancel().await.unwrap();
+    proxy.shutdown().await;
+}
