@@ -289,12 +289,38 @@ async fn mcp(
     let response = service.handle(request).await;
     // The guard rides with the body: dropped when the body ends or the client goes away.
     response.map(|body| {
-        let stream = axum::body::Body::new(body).into_data_stream();
-        axum::body::Body::from_stream(futures::StreamExt::map(stream, move |frame| {
-            let _ = &guard;
-            frame
-        }))
+        axum::body::Body::new(GuardedBody {
+            inner: axum::body::Body::new(body),
+            _guard: guard,
+        })
     })
+}
+
+/// A response body that cancels [`ClientGone`] when dropped; frames and size hints (so a JSON
+/// response keeps its `Content-Length`) pass through unchanged.
+struct GuardedBody {
+    inner: axum::body::Body,
+    _guard: tokio_util::sync::DropGuard,
+}
+
+impl axum::body::HttpBody for GuardedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// At the session cap: a request that would open a session (a POST `initialize` without

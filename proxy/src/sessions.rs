@@ -126,7 +126,11 @@ impl Sessions {
                     return;
                 };
                 entry.pending = false;
-                entry.peers.values().cloned().collect()
+                let targets: Vec<Peer<RoleServer>> = entry.peers.values().cloned().collect();
+                if targets.is_empty() {
+                    peers.remove(&instance);
+                }
+                targets
             };
             let sends = targets.iter().map(|peer| async move {
                 let sent = tokio::time::timeout(NOTIFY_TIMEOUT, peer.notify_tool_list_changed());

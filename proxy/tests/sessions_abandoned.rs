@@ -20,7 +20,7 @@ async fn a_thousand_abandoned_sessions_are_reaped_after_the_idle_ttl() {
     // warm up lazily created state, and let that session be reaped too
     open_session(&http(), &url).await;
     assert!(eventually(Duration::from_secs(5), || state.sessions.count() == 0).await);
-    let baseline = settle(counts()).await;
+    let baseline = stable_counts().await;
 
     let http = http();
     let mut peak = 0;
@@ -42,6 +42,9 @@ async fn a_thousand_abandoned_sessions_are_reaped_after_the_idle_ttl() {
     assert_eq!(state.session_count().await, 0, "rmcp still holds sessions");
     let after = settle(baseline).await;
     eprintln!("abandoned sessions: baseline {baseline:?}\n  during {during:?}\n  after {after:?}");
-    assert_eq!(after, baseline);
+    assert!(
+        after.within(&baseline),
+        "grew over the baseline: {after:?} vs {baseline:?}"
+    );
     proxy.shutdown().await;
 }

@@ -14,7 +14,8 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_clients_vanishing_mid_stream_leave_nothing_running() {
     let (mock, proxy) = echo_proxy("shared", |s| {
-        s.session_idle_timeout = Duration::from_millis(800);
+        // long enough that only the vanishing, not the idle TTL, can stop the calls
+        s.session_idle_timeout = Duration::from_secs(4);
         // pooled keep-alive connections to the upstream are not a leak; let them go quickly
         s.upstream_http_idle_timeout = Duration::from_millis(300);
     })
@@ -22,7 +23,7 @@ async fn a_hundred_clients_vanishing_mid_stream_leave_nothing_running() {
     let t0 = std::time::Instant::now();
     let url = proxy.url("demo");
     let state = proxy.proxy.state.clone();
-    // warm up: one session with a call, reaped
+    // warm up: one session with a call, closed
     {
         let http = http();
         let sid = open_session(&http, &url).await;
@@ -35,9 +36,16 @@ async fn a_hundred_clients_vanishing_mid_stream_leave_nothing_running() {
             .await
             .unwrap();
         rpc_json(r).await;
+        let r = rb(&http, reqwest::Method::DELETE, &url)
+            .header("Mcp-Session-Id", &sid)
+            .header("MCP-Protocol-Version", V)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
     }
     assert!(eventually(Duration::from_secs(5), || state.sessions.count() == 0).await);
-    let baseline = settle(counts()).await;
+    let baseline = stable_counts().await;
 
     // 100 clients: each opens its event stream (GET) and starts a 30 s call, reads the first
     // bytes of both streams, then vanishes (connections dropped, no DELETE, no cancel)
@@ -88,6 +96,9 @@ async fn a_hundred_clients_vanishing_mid_stream_leave_nothing_running() {
     eprintln!(
         "vanishing clients: upstream work stopped {stopped_after:?} after they went\n  baseline {baseline:?}\n  peak {peak:?}\n  after {after:?}"
     );
-    assert_eq!(after, baseline);
+    assert!(
+        after.within(&baseline),
+        "grew over the baseline: {after:?} vs {baseline:?}"
+    );
     proxy.shutdown().await;
 }

@@ -68,15 +68,46 @@ pub fn counts() -> Counts {
     }
 }
 
-/// Polls until the counts equal `baseline` (10 s at most); returns the last counts.
+impl Counts {
+    /// No count above `baseline`: nothing grew (a leak check allows falling below, e.g. when
+    /// an idle keep-alive connection of the warm-up closed in the meantime).
+    pub fn within(&self, baseline: &Counts) -> bool {
+        let (f, b) = (&self.fds, &baseline.fds);
+        f.socket <= b.socket
+            && f.pipe <= b.pipe
+            && f.anon_inode <= b.anon_inode
+            && f.file <= b.file
+            && f.other <= b.other
+            && self.close_wait <= baseline.close_wait
+            && self.established <= baseline.established
+            && self.tasks <= baseline.tasks
+    }
+}
+
+/// Polls until no count is above `baseline` (10 s at most); returns the last counts.
 pub async fn settle(baseline: Counts) -> Counts {
     let mut now = counts();
     for _ in 0..500 {
-        if now == baseline {
+        if now.within(&baseline) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         now = counts();
     }
     now
+}
+
+/// Counts once they have stopped moving (two samples 250 ms apart agree; 10 s at most), so a
+/// baseline is not taken while connections of the warm-up are still closing.
+pub async fn stable_counts() -> Counts {
+    let mut last = counts();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = counts();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
 }
