@@ -11,30 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mcp_loadgen::probe;
 use serde_json::json;
-
-/// fds by kind, children and zombies, TCP sockets (all states, CLOSE_WAIT among them) and
-/// tokio alive tasks of this process, where the proxy runs.
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
-    fds: probe::FdCounts,
-    children: probe::ChildCounts,
-    tcp: probe::TcpCounts,
-    tasks: usize,
-}
-
-fn snapshot() -> Snapshot {
-    let me = std::process::id();
-    Snapshot {
-        fds: probe::fds(me).unwrap(),
-        children: probe::children(me).unwrap(),
-        tcp: probe::tcp_states(me).unwrap(),
-        tasks: tokio::runtime::Handle::current()
-            .metrics()
-            .num_alive_tasks(),
-    }
-}
 
 const SEED: &str = r#"
 [[upstream]]
@@ -116,7 +93,7 @@ async fn a_thousand_failed_connects_leave_nothing_behind() {
             .unwrap_err();
         assert!(err.to_string().contains(expect), "{err}");
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let baseline = snapshot();
+        let baseline = Resources::now();
         for _ in 0..attempts {
             let err = client
                 .call_tool(call(tool, json!({ "text": "x" })))
@@ -124,12 +101,14 @@ async fn a_thousand_failed_connects_leave_nothing_behind() {
                 .unwrap_err();
             assert!(err.to_string().contains(expect), "{err}");
         }
-        let settled = eventually(Duration::from_secs(10), || snapshot() == baseline).await;
-        let after = snapshot();
-        assert!(settled, "{tool}: baseline {baseline:?}, now {after:?}");
+        let after = settle_to(&baseline, Duration::from_secs(10)).await;
+        after.assert_back_to(&baseline, tool);
         assert_eq!(after.children.zombies, 0);
         assert_eq!(after.tcp.close_wait, 0);
-        eprintln!("{tool}: {attempts} failed connects; baseline = after = {after:?}");
+        eprintln!(
+            "{tool}: {attempts} failed connects; baseline = after: {}",
+            after.line()
+        );
     }
     let metrics = metrics_text(&proxy).await;
     for (upstream, failed) in [("refused", 1001), ("dies", 301), ("missing", 301)] {

@@ -20,7 +20,7 @@ async fn a_thousand_abandoned_sessions_are_reaped_after_the_idle_ttl() {
     // warm up lazily created state, and let that session be reaped too
     open_session(&http(), &url).await;
     assert!(eventually(Duration::from_secs(5), || state.sessions.count() == 0).await);
-    let baseline = stable_counts().await;
+    let baseline = stable_resources().await;
 
     let http = http();
     let mut peak = 0;
@@ -30,7 +30,7 @@ async fn a_thousand_abandoned_sessions_are_reaped_after_the_idle_ttl() {
         peak = peak.max(state.sessions.count());
         let _ = chunk;
     }
-    let during = counts();
+    let during = Resources::now();
     drop(http);
     eprintln!("1000 sessions opened; live sessions peak {peak}");
     assert!(peak >= 100, "sessions were live: {peak}");
@@ -40,11 +40,14 @@ async fn a_thousand_abandoned_sessions_are_reaped_after_the_idle_ttl() {
         state.sessions.count()
     );
     assert_eq!(state.session_count().await, 0, "rmcp still holds sessions");
-    let after = settle(baseline).await;
-    eprintln!("abandoned sessions: baseline {baseline:?}\n  during {during:?}\n  after {after:?}");
-    assert!(
-        after.within(&baseline),
-        "grew over the baseline: {after:?} vs {baseline:?}"
+    let after = settle_within(&baseline, Duration::from_secs(10)).await;
+    eprintln!(
+        "abandoned sessions: baseline {}\n  during   {}\n  after    {}",
+        baseline.line(),
+        during.line(),
+        after.line()
     );
+    let grew = after.growth_over(&baseline);
+    assert!(grew.is_empty(), "grew over the baseline: {grew:?}");
     proxy.shutdown().await;
 }

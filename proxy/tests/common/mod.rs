@@ -413,6 +413,35 @@ pub async fn settle_to(baseline: &Resources, timeout: Duration) -> Resources {
     }
 }
 
+/// Polls [`Resources::now`] until nothing is above `baseline` (a leak check allows falling
+/// below, e.g. when an idle keep-alive connection of the warm-up closed meanwhile) or `timeout`
+/// passes; returns the last snapshot.
+pub async fn settle_within(baseline: &Resources, timeout: Duration) -> Resources {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let now = Resources::now();
+        if now.growth_over(baseline).is_empty() || tokio::time::Instant::now() >= deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`Resources::now`] once it has stopped moving (two samples 250 ms apart agree; 10 s at
+/// most), so a baseline is not taken while the warm-up's connections are still closing.
+pub async fn stable_resources() -> Resources {
+    let mut last = Resources::now();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = Resources::now();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
 /// Runs `f(0..n)` with at most `concurrency` at a time, sampling [`Resources::now`] every
 /// 20 ms from this same task (no extra task, so the task count is not disturbed); returns
 /// the outputs and the peak.
