@@ -63,22 +63,12 @@ async fn sigterm_under_80_in_flight_calls_loses_none_and_exits_0() {
         mock_bin().display()
     );
     std::fs::write(&seed_path, seed).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let url = format!("{base}/mcp/demo");
-    let mut proxy = tokio::process::Command::new(proxy_bin())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--seed")
-        .arg(&seed_path)
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.path().join("p.db").display()))
+    let mut proxy = proxy_serve_command(dir.path(), &seed_path, port)
         .env("RUST_LOG", "mcp_proxy=info")
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let pid = proxy.id().unwrap();

@@ -21,21 +21,11 @@ async fn the_binary_exits_0_on_sigterm_and_leaves_no_child() {
         stdio_seed("local", "shared", "demo", "demo-key-0001"),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut proxy = tokio::process::Command::new(proxy_bin())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--seed")
-        .arg(&seed_path)
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.path().join("p.db").display()))
+    let port = free_port();
+    let mut proxy = proxy_serve_command(dir.path(), &seed_path, port)
         .args(["--log-format", "json"])
         .env("RUST_LOG", "mcp_proxy=info")
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let pid = proxy.id().unwrap();
@@ -126,20 +116,10 @@ async fn a_second_signal_exits_at_once() {
         http_seed(&[("echo", &mock.url(), "shared")], "demo", KEY, "auto"),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut proxy = tokio::process::Command::new(proxy_bin())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--seed")
-        .arg(&seed_path)
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.path().join("p.db").display()))
+    let port = free_port();
+    let mut proxy = proxy_serve_command(dir.path(), &seed_path, port)
         .args(["--shutdown-deadline", "30s"])
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let pid = proxy.id().unwrap().to_string();

@@ -205,6 +205,32 @@ pub fn proxy_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mcp-proxy"))
 }
 
+/// A free loopback port (bound, then released for the process under test to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `mcp-proxy serve` on `127.0.0.1:port` with `seed` and a SQLite file in `dir`, killed if the
+/// test drops it; callers add flags, environment and stdio before spawning.
+pub fn proxy_serve_command(
+    dir: &std::path::Path,
+    seed: &std::path::Path,
+    port: u16,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(proxy_bin());
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--seed")
+        .arg(seed)
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.join("p.db").display()))
+        .kill_on_drop(true);
+    cmd
+}
+
 /// Raw JSON-RPC POST with the headers a Streamable HTTP client sends.
 pub fn post(url: &str, key: Option<&str>) -> reqwest::RequestBuilder {
     let mut rb = reqwest::Client::new()
