@@ -65,8 +65,7 @@ async fn disconnects(mode: &str) {
     let warm_failed = warm.iter().filter(|r| r.is_err()).count();
     assert_eq!(warm_failed, 0, "{mode}: healthy warm-up calls failed");
     mock.close_idle_connections().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let baseline = Resources::now();
+    let baseline = stable_resources().await;
     let sessions_baseline = mock.sessions_open().await;
     eprintln!(
         "{mode}: baseline  {} | mock sessions_open={sessions_baseline}",
@@ -139,7 +138,7 @@ async fn disconnects(mode: &str) {
 
     let in_flight = mock.wait_in_flight(0, Duration::from_secs(2)).await;
     mock.close_idle_connections().await;
-    let settled = settle_to(&baseline, SETTLE).await;
+    let settled = settle_within(&baseline, SETTLE).await;
     let sessions = mock.sessions_open().await;
     eprintln!("{mode}: peak      {}", peak.line());
     eprintln!(
@@ -155,7 +154,7 @@ async fn disconnects(mode: &str) {
         sessions, sessions_baseline,
         "{mode}: upstream MCP sessions left open"
     );
-    settled.assert_back_to(&baseline, &format!("{mode}, {SETTLE:?} after"));
+    settled.assert_no_growth_over(&baseline, &format!("{mode}, {SETTLE:?} after"));
     assert_active_connections(&proxy, mode).await;
 
     client.cancel().await.unwrap();

@@ -68,8 +68,7 @@ async fn hung_calls(mode: &str) {
     .await;
     let warm_failed = warm.iter().filter(|r| r.is_err()).count();
     mock.close_idle_connections().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let baseline = Resources::now();
+    let baseline = stable_resources().await;
     let sessions_baseline = mock.sessions_open().await;
     eprintln!("{mode}: warm-up {CALLS} echo calls, {CONCURRENCY} at a time ({warm_failed} failed)");
     eprintln!(
@@ -126,7 +125,7 @@ async fn hung_calls(mode: &str) {
         mock.set_faults(&[]).await;
         let in_flight = mock.wait_in_flight(0, Duration::from_secs(2)).await;
         mock.close_idle_connections().await;
-        let settled = settle_to(&baseline, SETTLE).await;
+        let settled = settle_within(&baseline, SETTLE).await;
         let sessions = mock.sessions_open().await;
         let mock_tcp = mcp_loadgen::probe::tcp_states(mock.pid()).unwrap();
         eprintln!(
@@ -149,7 +148,7 @@ async fn hung_calls(mode: &str) {
             sessions, sessions_baseline,
             "{mode} {phase}: upstream MCP sessions left open"
         );
-        settled.assert_back_to(&baseline, &format!("{mode} {phase}, {SETTLE:?} after"));
+        settled.assert_no_growth_over(&baseline, &format!("{mode} {phase}, {SETTLE:?} after"));
         assert_active_connections(&proxy, mode, phase).await;
     }
 

@@ -53,8 +53,7 @@ async fn fifty_crashed_children_are_all_reaped_and_replaced() {
         .await
         .unwrap();
     assert_eq!(text(&r), "warm");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let baseline = Resources::now();
+    let baseline = stable_resources().await;
     eprintln!("before start: {}", before_start.line());
     eprintln!("baseline:     {}", baseline.line());
     assert_eq!(baseline.children.children, 1, "one stdio child");
@@ -130,7 +129,7 @@ async fn fifty_crashed_children_are_all_reaped_and_replaced() {
         .unwrap();
     assert_eq!(text(&r), "after");
     pids.extend(child_pids());
-    let settled = settle_to(&baseline, SETTLE).await;
+    let settled = settle_within(&baseline, SETTLE).await;
     let metrics = metrics_text(&proxy).await;
     let connects = metric_value(
         &metrics,
@@ -168,11 +167,11 @@ async fn fifty_crashed_children_are_all_reaped_and_replaced() {
         Some(1.0),
         "every dead client was closed (the gauge counts live ones)"
     );
-    settled.assert_back_to(&baseline, "after 50 crashes, running");
+    settled.assert_no_growth_over(&baseline, "after 50 crashes, running");
 
     client.cancel().await.unwrap();
     proxy.shutdown().await;
-    let after = settle_to(&before_start, SETTLE).await;
+    let after = settle_within(&before_start, SETTLE).await;
     eprintln!("after shutdown: {}", after.line());
     for pid in &pids {
         assert_eq!(
@@ -181,5 +180,5 @@ async fn fifty_crashed_children_are_all_reaped_and_replaced() {
             "child {pid} outlived the proxy"
         );
     }
-    after.assert_back_to(&before_start, "after shutdown");
+    after.assert_no_growth_over(&before_start, "after shutdown");
 }
