@@ -1,8 +1,15 @@
-//! `mcp-loadgen`: the harness that drives load against an MCP endpoint and watches the
-//! target's resources return to baseline.
+//! `mcp-loadgen`: the harness that drives load at an MCP endpoint and watches the target's
+//! resources return to baseline (SPEC "The harness").
 //!
-//! Today this crate holds the part the proxy's own tests already need: [`probe`], which reads
-//! a process's file descriptors and child processes from `/proc` from the outside. The goose
-//! runner, the verdict and the reports are built on top of it (see the SPEC's harness section).
+//! A run ([`run`]) reads a [`scenario`], starts what it needs ([`target`]), drives goose
+//! users that speak MCP ([`load`], [`mcp`]), samples the target from outside ([`sampler`] over
+//! [`probe`]), and decides ([`verdict`]) with the SPEC's exit codes.
 
+pub mod load;
+pub mod mcp;
 pub mod probe;
+pub mod run;
+pub mod sampler;
+pub mod scenario;
+pub mod target;
+pub mod verdict;

@@ -8,7 +8,7 @@ use std::io;
 use std::path::Path;
 
 /// File descriptors of a process grouped by what they point at.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FdCounts {
     pub socket: u32,
     pub pipe: u32,
@@ -25,14 +25,14 @@ impl FdCounts {
 
 /// Child processes of a process: all direct children, and how many of them are zombies
 /// (exited but not yet reaped by the parent).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ChildCounts {
     pub children: u32,
     pub zombies: u32,
 }
 
 /// TCP sockets of a process grouped by connection state (the kernel's `TCP_*` states).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TcpCounts {
     pub established: u32,
     pub syn_sent: u32,
@@ -202,6 +202,11 @@ pub fn process_state(pid: u32) -> Option<char> {
     // The command name is in parentheses and may itself contain spaces or parentheses.
     let after = &stat[stat.rfind(')')? + 1..];
     after.trim_start().chars().next()
+}
+
+/// Threads of `pid` (entries of `/proc/PID/task`).
+pub fn threads(pid: u32) -> io::Result<u32> {
+    Ok(fs::read_dir(format!("/proc/{pid}/task"))?.count() as u32)
 }
 
 #[cfg(test)]

@@ -107,6 +107,9 @@ async fn serve(config: MockConfig) -> anyhow::Result<()> {
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {}", server.addr())?;
+        if let Some(control) = server.control_addr() {
+            writeln!(stdout, "control on {control}")?;
+        }
         stdout.flush()?;
     }
     tokio::select! {

@@ -1,0 +1,634 @@
+//! `mcp-loadgen run`: start what the scenario needs, warm up, take the baseline, drive the
+//! load with its fault phases, settle, decide, write the report, tear everything down.
+//!
+//! Every exit path goes through [`run`]'s teardown: the processes it started are stopped and
+//! reaped whether the run passed, failed, errored or was interrupted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use nix::sys::signal::Signal;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::load::{self, LoadResult, Plan};
+use crate::sampler::{Probe, Sample, Sampler};
+use crate::scenario::{MockKind, PhaseAction, Scenario};
+use crate::target::{self, Binaries, Processes};
+use crate::verdict::{self, Check, Kind};
+
+/// Exit code of a harness failure (SPEC contract).
+pub const HARNESS_ERROR: i32 = 3;
+
+pub struct Options {
+    pub scenario: PathBuf,
+    pub out: Option<PathBuf>,
+    /// Hide the progress bar (it is also hidden when stderr is not a terminal).
+    pub quiet: bool,
+    /// Binaries to use (default: located, and built when in a checkout).
+    pub binaries: Option<Binaries>,
+    /// Cancelled on Ctrl-C / SIGTERM.
+    pub interrupt: CancellationToken,
+}
+
+/// What a finished run decided.
+pub struct Outcome {
+    pub exit_code: i32,
+    pub checks: Vec<Check>,
+    pub out_dir: PathBuf,
+    pub load: LoadResult,
+    pub summary: String,
+}
+
+/// A harness failure: exit 3, with the message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct HarnessError(pub anyhow::Error);
+
+impl From<anyhow::Error> for HarnessError {
+    fn from(e: anyhow::Error) -> Self {
+        HarnessError(e)
+    }
+}
+
+/// The measured target: where to send MCP requests and whom to probe.
+struct Target {
+    url: String,
+    headers: BTreeMap<String, String>,
+    pid: u32,
+    metrics_url: Option<String>,
+    /// Control endpoints of the HTTP mocks, by upstream name.
+    controls: BTreeMap<String, String>,
+    db_pool_max: f64,
+}
+
+pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
+    let scenario = Scenario::load(&opts.scenario).map_err(|e| anyhow!(e))?;
+    let out_dir = match &opts.out {
+        Some(d) => d.clone(),
+        None => default_out_dir(&scenario.name),
+    };
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create the report folder {}", out_dir.display()))?;
+    target::become_subreaper();
+    let mut procs = Processes::new(&out_dir);
+    let result = run_with(&scenario, &opts, &out_dir, &mut procs).await;
+    // teardown, on every path
+    let statuses = procs.stop(Duration::from_secs(12)).await;
+    let strays = target::stray_processes();
+    target::reap_strays(&strays);
+    let mut outcome = result?;
+    if !strays.is_empty() {
+        let check = Check {
+            name: "orphans".into(),
+            kind: Kind::Leak,
+            unit: "processes",
+            baseline: Some(0.0),
+            peak: None,
+            value: Some(strays.len() as f64),
+            limit: 0.0,
+            passed: false,
+            skipped: None,
+        };
+        outcome.summary.push_str(&check.line());
+        outcome.summary.push('\n');
+        outcome.checks.push(check);
+        outcome.exit_code = verdict::exit_code(&outcome.checks);
+    }
+    if let Some(Some(s)) = statuses.get("proxy") {
+        tracing_status(&mut outcome.summary, s);
+    }
+    write_report(&scenario, &outcome)?;
+    Ok(outcome)
+}
+
+fn tracing_status(summary: &mut String, s: &std::process::ExitStatus) {
+    summary.push_str(&format!("proxy exit: {s}\n"));
+}
+
+fn default_out_dir(name: &str) -> PathBuf {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let stamp: String = now.chars().filter(|c| *c != ':' && *c != '-').collect();
+    PathBuf::from("reports").join(format!("{name}-{stamp}"))
+}
+
+async fn start_target(
+    scenario: &Scenario,
+    opts: &Options,
+    out_dir: &Path,
+    procs: &mut Processes,
+) -> anyhow::Result<Target> {
+    let t = &scenario.target;
+    if let Some(url) = &t.url {
+        let pid = match (t.pid, &t.pid_file) {
+            (Some(p), _) => p,
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .with_context(|| format!("`target.pid_file` {}: cannot read", f.display()))?
+                .trim()
+                .parse()
+                .map_err(|e| anyhow!("`target.pid_file` {}: not a PID: {e}", f.display()))?,
+            (None, None) => bail!(
+                "`target.url` needs `target.pid` or `target.pid_file` so its resources can be probed"
+            ),
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            bail!("`target.pid` {pid}: no such process");
+        }
+        let parsed = reqwest::Url::parse(url).with_context(|| format!("`target.url` {url}"))?;
+        let origin = parsed.origin().ascii_serialization();
+        // reachable within the ready timeout?
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(500))
+            .build()?;
+        let deadline = Instant::now() + t.ready_timeout;
+        loop {
+            if http.get(&origin).send().await.is_ok() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "`target.url` {url}: nothing answers at {origin} within {}",
+                    humantime::format_duration(t.ready_timeout)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let metrics_url = t
+            .metrics_url
+            .clone()
+            .unwrap_or_else(|| format!("{origin}/metrics"));
+        let has_metrics = http
+            .get(&metrics_url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        return Ok(Target {
+            url: url.clone(),
+            headers: t.headers.clone(),
+            pid,
+            metrics_url: has_metrics.then_some(metrics_url),
+            controls: BTreeMap::new(),
+            db_pool_max: 0.0,
+        });
+    }
+    let bins = match &opts.binaries {
+        Some(b) => b.clone(),
+        None => Binaries::locate(true)?,
+    };
+    let listen = target::proxy_address(t.listen)?;
+    let mut urls = BTreeMap::new();
+    let mut controls = BTreeMap::new();
+    for u in scenario
+        .upstreams
+        .iter()
+        .filter(|u| u.mock == MockKind::Serve)
+    {
+        let (url, control) = procs.start_mock(&bins.mock, u).await?;
+        urls.insert(u.name.clone(), url);
+        controls.insert(u.name.clone(), control);
+    }
+    let seed = out_dir.join("seed.toml");
+    std::fs::write(&seed, target::seed_toml(scenario, &bins.mock, &urls))?;
+    let (addr, pid) = procs
+        .start_proxy(&bins.proxy, listen, &seed, &t.proxy_args, t.ready_timeout)
+        .await?;
+    let mut headers = t.headers.clone();
+    headers
+        .entry("Authorization".into())
+        .or_insert_with(|| format!("Bearer {}", t.api_key));
+    let db_pool_max = t
+        .proxy_args
+        .iter()
+        .position(|a| a == "--db-pool-size")
+        .and_then(|i| t.proxy_args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10.0);
+    Ok(Target {
+        url: format!("http://{addr}/mcp/{}", t.instance),
+        headers,
+        pid,
+        metrics_url: Some(format!("http://{addr}/metrics")),
+        controls,
+        db_pool_max,
+    })
+}
+
+/// Waits until the leak-relevant counts of the last second of samples agree (at most
+/// `max`); returns the baseline sample and whether it was stable.
+async fn stable_baseline(sampler: &Sampler, max: Duration) -> (Sample, bool) {
+    let deadline = Instant::now() + max;
+    let key = |s: &Sample| {
+        (
+            s.fds,
+            s.tcp.close_wait,
+            s.children,
+            s.metrics
+                .and_then(|m| m.tokio_alive_tasks)
+                .map(|v| v as i64),
+            s.metrics.and_then(|m| m.sessions).map(|v| v as i64),
+        )
+    };
+    let mut last = Vec::new();
+    loop {
+        if let Some(s) = sampler.fresh().await {
+            last.push(s);
+        }
+        if last.len() >= 4 {
+            let tail = &last[last.len() - 4..];
+            if tail.iter().all(|s| key(s) == key(&tail[0])) {
+                return (*tail.last().unwrap(), true);
+            }
+        }
+        if Instant::now() >= deadline {
+            return (last.last().copied().unwrap_or_default(), false);
+        }
+    }
+}
+
+fn progress(quiet: bool, duration: Duration) -> ProgressBar {
+    let target = if quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(Some(duration.as_secs().max(1)), target);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len}s {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+async fn run_with(
+    scenario: &Scenario,
+    opts: &Options,
+    out_dir: &Path,
+    procs: &mut Processes,
+) -> anyhow::Result<Outcome> {
+    let interrupted = || opts.interrupt.is_cancelled();
+    let tgt = start_target(scenario, opts, out_dir, procs).await?;
+    let sampler = Sampler::start(Probe::new(tgt.pid, tgt.metrics_url.clone())?);
+    let mix: BTreeSet<String> = scenario.ops().iter().map(|(op, _)| op.label()).collect();
+    let bar = progress(opts.quiet, scenario.load.duration);
+
+    // warm-up (its figures are not kept)
+    if !scenario.load.warmup.is_zero() {
+        bar.set_prefix("warm-up");
+        let plan = Arc::new(Plan::new(
+            scenario,
+            &tgt.url,
+            &tgt.headers,
+            scenario.load.warmup,
+        )?);
+        load::attack(plan).await?;
+    }
+    if interrupted() {
+        bail!("interrupted");
+    }
+    bar.set_prefix("baseline");
+    let (baseline, stable) =
+        stable_baseline(&sampler, scenario.leaks.settle.max(Duration::from_secs(3))).await;
+    if baseline.gone {
+        bail!("the target (PID {}) exited during the warm-up", tgt.pid);
+    }
+
+    // the measured load, with its phases
+    let plan = Arc::new(Plan::new(
+        scenario,
+        &tgt.url,
+        &tgt.headers,
+        scenario.load.duration,
+    )?);
+    let recorder = plan.recorder.clone();
+    let load_task = tokio::spawn(load::attack(plan));
+    let started = Instant::now();
+    let mut phases: Vec<_> = scenario.phases.iter().collect();
+    phases.sort_by_key(|p| p.at);
+    let mut next = 0;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let mut phase_log = Vec::new();
+    let mut sigterm_at: Option<Instant> = None;
+    let mut phase_name = "load".to_string();
+    while !load_task.is_finished() {
+        let elapsed = started.elapsed();
+        while next < phases.len() && phases[next].at <= elapsed {
+            let p = phases[next];
+            next += 1;
+            match p.action {
+                PhaseAction::Faults => {
+                    let name = p.upstream.as_deref().unwrap_or_default();
+                    let url = tgt
+                        .controls
+                        .get(name)
+                        .ok_or_else(|| anyhow!("no control endpoint for upstream \"{name}\""))?;
+                    let mut body = serde_json::Map::new();
+                    if let Some(f) = &p.faults {
+                        body.insert("faults".into(), json!(f));
+                    }
+                    if let Some(l) = &p.latency {
+                        body.insert("latency".into(), json!(l));
+                    }
+                    let r = http.post(url).json(&body).send().await?;
+                    if !r.status().is_success() {
+                        let text = r.text().await.unwrap_or_default();
+                        bail!(
+                            "phase at {}: upstream \"{name}\" refused the switch: {text}",
+                            humantime::format_duration(p.at)
+                        );
+                    }
+                }
+                PhaseAction::Sigterm => {
+                    recorder.mark_stop();
+                    sigterm_at = Some(Instant::now());
+                    if scenario.bundled() {
+                        procs.signal("proxy", Signal::SIGTERM)?;
+                    } else {
+                        nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(tgt.pid as i32),
+                            Signal::SIGTERM,
+                        )?;
+                    }
+                }
+            }
+            phase_name = p.name.clone().unwrap_or_else(|| match p.action {
+                PhaseAction::Faults => format!(
+                    "{} {:?}",
+                    p.upstream.as_deref().unwrap_or(""),
+                    p.faults.clone().unwrap_or_default()
+                ),
+                PhaseAction::Sigterm => "SIGTERM".into(),
+            });
+            phase_log.push(json!({ "at_ms": p.at.as_millis() as u64, "name": phase_name }));
+        }
+        if interrupted() {
+            goose::trigger_killswitch("interrupted");
+        }
+        // the target is gone after a SIGTERM phase: nothing more to load
+        if sigterm_at.is_some() && sampler.latest().is_some_and(|s| s.gone) {
+            goose::trigger_killswitch("target exited after SIGTERM");
+        }
+        let (ok, failed) = recorder.snapshot_totals();
+        let secs = elapsed.as_secs_f64().max(0.001);
+        let l = sampler.latest().unwrap_or_default();
+        bar.set_prefix(phase_name.chars().take(9).collect::<String>());
+        bar.set_position(elapsed.as_secs().min(scenario.load.duration.as_secs()));
+        bar.set_message(format!(
+            "{:.0} req/s  err {:.2}%  fds {}  tasks {}",
+            (ok + failed) as f64 / secs,
+            if ok + failed > 0 {
+                100.0 * failed as f64 / (ok + failed) as f64
+            } else {
+                0.0
+            },
+            l.fds.total(),
+            l.metrics
+                .and_then(|m| m.tokio_alive_tasks)
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "-".into()),
+        ));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let result = load_task
+        .await
+        .map_err(|e| anyhow!("the load task failed: {e}"))??;
+    if interrupted() {
+        bar.finish_and_clear();
+        bail!("interrupted");
+    }
+
+    // settle
+    bar.set_prefix("settle");
+    let load_end = sampler.latest().unwrap_or_default();
+    let settle_deadline = Instant::now() + scenario.leaks.settle;
+    let mut last = load_end;
+    let mut checks = Vec::new();
+    let mut proxy_exit = None;
+    if let Some(at) = sigterm_at {
+        // the target must exit by itself, in time, with 0
+        let status = if scenario.bundled() {
+            procs.wait_exit("proxy", Duration::from_secs(12)).await
+        } else {
+            None
+        };
+        let took = at.elapsed();
+        proxy_exit = status;
+        checks.push(Check {
+            name: "shutdown.exit_code".into(),
+            kind: Kind::Threshold,
+            unit: "",
+            baseline: None,
+            peak: None,
+            value: status.and_then(|s| s.code()).map(f64::from),
+            limit: 0.0,
+            passed: status.is_some_and(|s| s.success()),
+            skipped: (!scenario.bundled())
+                .then(|| "an external target's exit status is not ours to see".into()),
+        });
+        checks.push(Check {
+            name: "shutdown.seconds".into(),
+            kind: Kind::Threshold,
+            unit: "s",
+            baseline: None,
+            peak: None,
+            value: Some(took.as_secs_f64()),
+            limit: 10.0,
+            passed: status.is_some() && took <= Duration::from_secs(10),
+            skipped: (!scenario.bundled())
+                .then(|| "an external target's exit is not ours to see".into()),
+        });
+        checks.push(Check {
+            name: "shutdown.in_flight_failed".into(),
+            kind: Kind::Threshold,
+            unit: "requests",
+            baseline: None,
+            peak: None,
+            value: Some(result.in_flight_failed_at_stop as f64),
+            limit: 0.0,
+            passed: result.in_flight_failed_at_stop == 0,
+            skipped: None,
+        });
+        // the process is gone: its children must be too (checked as orphans by `run`)
+        let _ = &mut last;
+    } else {
+        loop {
+            if let Some(s) = sampler.fresh().await {
+                last = s;
+            }
+            if last.gone {
+                bail!("the target (PID {}) exited during the run", tgt.pid);
+            }
+            if verdict::settled(&baseline, &last, &scenario.leaks)
+                || Instant::now() >= settle_deadline
+                || interrupted()
+            {
+                break;
+            }
+        }
+        let during: Vec<Sample> = sampler.since(baseline.t_ms);
+        checks.extend(verdict::leak_checks(
+            &baseline,
+            &during,
+            &last,
+            &scenario.leaks,
+        ));
+    }
+    bar.finish_and_clear();
+    let samples = sampler.stop().await;
+    let window: Vec<Sample> = samples
+        .iter()
+        .filter(|s| s.t_ms >= baseline.t_ms && !s.gone)
+        .copied()
+        .collect();
+    let metrics_end = window.last().copied().unwrap_or(last);
+    checks.extend(verdict::threshold_checks(
+        &scenario.thresholds,
+        &result,
+        &mix,
+        Some((&baseline, &metrics_end)),
+        &window,
+        if tgt.db_pool_max > 0.0 {
+            tgt.db_pool_max
+        } else {
+            10.0
+        },
+    ));
+    let exit_code = verdict::exit_code(&checks);
+    let summary = summarize(
+        scenario, &result, &checks, &mix, stable, &samples, proxy_exit,
+    );
+    std::fs::write(out_dir.join("samples.json"), serde_json::to_vec(&samples)?)?;
+    std::fs::write(out_dir.join("phases.json"), serde_json::to_vec(&phase_log)?)?;
+    Ok(Outcome {
+        exit_code,
+        checks,
+        out_dir: out_dir.to_path_buf(),
+        load: result,
+        summary,
+    })
+}
+
+fn summarize(
+    scenario: &Scenario,
+    r: &LoadResult,
+    checks: &[Check],
+    mix: &BTreeSet<String>,
+    stable: bool,
+    samples: &[Sample],
+    _proxy_exit: Option<std::process::ExitStatus>,
+) -> String {
+    let mut s = String::new();
+    let (ok, failed) = r.totals();
+    let secs = r.wall.as_secs_f64().max(0.001);
+    s.push_str(&format!(
+        "scenario {}: {} requests in {:.1}s ({:.0} req/s), {} failed, {} sessions opened, {} re-initialized{}\n",
+        scenario.name,
+        ok + failed,
+        secs,
+        (ok + failed) as f64 / secs,
+        failed,
+        r.sessions_opened,
+        r.reinitialized,
+        if scenario.load.rate.is_some() { format!(", {} late starts", r.late_starts) } else { String::new() },
+    ));
+    s.push_str(&format!(
+        "{:<28} {:>8} {:>8} {:>10} {:>10} {:>10} {:>10}\n",
+        "request", "ok", "failed", "p50 ms", "p99 ms", "max ms", "mean ms"
+    ));
+    for (label, o) in &r.ops {
+        let h = &o.histogram;
+        let ms = |v: u64| v as f64 / 1000.0;
+        s.push_str(&format!(
+            "{:<28} {:>8} {:>8} {:>10.2} {:>10.2} {:>10.2} {:>10.2}{}\n",
+            label,
+            o.ok,
+            o.failed,
+            ms(h.value_at_quantile(0.5)),
+            ms(h.value_at_quantile(0.99)),
+            ms(h.max()),
+            h.mean() / 1000.0,
+            if mix.contains(label) {
+                ""
+            } else {
+                "  (session)"
+            }
+        ));
+        if let Some(f) = &o.first_failure {
+            s.push_str(&format!("    first failure: {f}\n"));
+        }
+    }
+    let cpu: Vec<f32> = samples
+        .iter()
+        .filter(|s| !s.gone)
+        .map(|s| s.harness_cpu_percent)
+        .collect();
+    let tcpu: Vec<f32> = samples
+        .iter()
+        .filter(|s| !s.gone)
+        .map(|s| s.cpu_percent)
+        .collect();
+    if !cpu.is_empty() {
+        let avg = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+        s.push_str(&format!(
+            "cpu (% of one core, mean over the run): target {:.0}%, harness {:.0}%\n",
+            avg(&tcpu),
+            avg(&cpu)
+        ));
+    }
+    if !stable {
+        s.push_str(
+            "note: the baseline never stood still for 1 s; it is the last sample of the wait\n",
+        );
+    }
+    for c in checks {
+        s.push_str(&c.line());
+        s.push('\n');
+    }
+    s
+}
+
+fn write_report(scenario: &Scenario, o: &Outcome) -> anyhow::Result<()> {
+    let ops: BTreeMap<&String, serde_json::Value> = o
+        .load
+        .ops
+        .iter()
+        .map(|(k, v)| {
+            let h = &v.histogram;
+            (k, json!({
+                "ok": v.ok, "failed": v.failed, "failures": v.failures, "first_failure": v.first_failure,
+                "p50_us": h.value_at_quantile(0.5), "p90_us": h.value_at_quantile(0.9),
+                "p99_us": h.value_at_quantile(0.99), "max_us": h.max(), "mean_us": h.mean(),
+            }))
+        })
+        .collect();
+    let seconds: Vec<_> = o
+        .load
+        .seconds
+        .iter()
+        .map(|s| json!({ "ok": s.ok, "failed": s.failed, "p50_us": s.histogram.value_at_quantile(0.5), "p99_us": s.histogram.value_at_quantile(0.99) }))
+        .collect();
+    let report = json!({
+        "schema_version": 0,
+        "scenario": scenario,
+        "exit_code": o.exit_code,
+        "wall_seconds": o.load.wall.as_secs_f64(),
+        "late_starts": o.load.late_starts,
+        "sessions_opened": o.load.sessions_opened,
+        "reinitialized": o.load.reinitialized,
+        "ops": ops,
+        "seconds": seconds,
+        "checks": o.checks,
+    });
+    std::fs::write(
+        o.out_dir.join("report.json"),
+        serde_json::to_vec_pretty(&report)?,
+    )?;
+    std::fs::write(o.out_dir.join("summary.txt"), &o.summary)?;
+    Ok(())
+}

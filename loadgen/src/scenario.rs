@@ -1,0 +1,592 @@
+//! Scenario files (SPEC "Scenario file", **contract**): parsing and validation.
+//!
+//! Every error names the file and the field or entry at fault; unknown fields are errors
+//! (a typo must not silently fall back to a default). No IO beyond reading the file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A whole scenario file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    /// What question this scenario answers (shown in reports).
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub target: Target,
+    #[serde(default, rename = "upstream")]
+    pub upstreams: Vec<Upstream>,
+    pub load: Load,
+    #[serde(default, rename = "phase")]
+    pub phases: Vec<Phase>,
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    #[serde(default)]
+    pub leaks: Leaks,
+}
+
+/// What is measured: the bundled proxy (no `url`) or an external endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The MCP endpoint of an external target (`http://HOST:PORT/mcp/ID`); omit to start the
+    /// bundled proxy.
+    pub url: Option<String>,
+    /// PID of the external target, for the probe.
+    pub pid: Option<u32>,
+    /// File holding the external target's PID.
+    pub pid_file: Option<PathBuf>,
+    /// Extra headers on every MCP request (e.g. `Authorization` for an external target).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Prometheus endpoint; default `/metrics` at the target's origin (absent is fine).
+    pub metrics_url: Option<String>,
+    /// Extra `mcp-proxy serve` arguments (bundled proxy only).
+    #[serde(default)]
+    pub proxy_args: Vec<String>,
+    /// Where the bundled proxy listens; default a free loopback port.
+    pub listen: Option<SocketAddr>,
+    /// Instance id and key of the bundled proxy's seed.
+    #[serde(default = "default_instance")]
+    pub instance: String,
+    #[serde(default = "default_api_key")]
+    pub api_key: String,
+    /// The seed's `prefix` rule for the instance (`auto`, `always`, `never`).
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// How long the target may take to answer `/ready` (bundled) or its first request.
+    #[serde(default = "d10s", deserialize_with = "duration")]
+    pub ready_timeout: Duration,
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Target {
+            url: None,
+            pid: None,
+            pid_file: None,
+            headers: BTreeMap::new(),
+            metrics_url: None,
+            proxy_args: Vec::new(),
+            listen: None,
+            instance: default_instance(),
+            api_key: default_api_key(),
+            prefix: default_prefix(),
+            ready_timeout: d10s(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MockKind {
+    /// `mock-mcp serve` (Streamable HTTP, faults switchable at run time).
+    Serve,
+    /// `mock-mcp stdio`, started by the proxy as its child.
+    Stdio,
+}
+
+/// A `mock-mcp` upstream for the bundled proxy.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub name: String,
+    pub mock: MockKind,
+    #[serde(default)]
+    pub faults: Vec<String>,
+    pub latency: Option<String>,
+    /// The seed's `connection` mode: `shared` (default), `per-request`, `per-session`.
+    #[serde(default = "default_connection")]
+    pub connection: String,
+    /// `mock-mcp serve --stateless`.
+    #[serde(default)]
+    pub stateless: bool,
+    /// `mock-mcp --seed` (reproducible random faults).
+    pub seed: Option<u64>,
+}
+
+/// The MCP protocol era each goose user speaks.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// `initialize` + `Mcp-Session-Id`, DELETE at the end.
+    #[default]
+    #[serde(rename = "2025-11-25")]
+    V2025_11_25,
+    /// `server/discover`, stateless requests.
+    #[serde(rename = "2026-07-28")]
+    V2026_07_28,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::V2025_11_25 => "2025-11-25",
+            Protocol::V2026_07_28 => "2026-07-28",
+        }
+    }
+}
+
+/// What users do with their session at the end.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionEnd {
+    /// DELETE the session.
+    #[default]
+    Close,
+    /// Walk away (the target must reap it).
+    Abandon,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// Closed model: this many concurrent users (Cloud Run's concurrency is 80).
+    pub users: Option<usize>,
+    /// Open model: requests per second, each timed from its intended start. `users` is then the
+    /// most requests in flight (default 80).
+    pub rate: Option<f64>,
+    /// Time to start every user (closed model).
+    #[serde(default, deserialize_with = "duration")]
+    pub ramp: Duration,
+    /// Load before the baseline is taken (not measured).
+    #[serde(deserialize_with = "duration")]
+    pub warmup: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub duration: Duration,
+    /// `"tools/list"`, `"tools/call NAME"` or `"ping"` → weight.
+    pub mix: BTreeMap<String, u32>,
+    /// Tool name → `arguments` of its calls (default `{}`; `echo` gets `{text = "…"}`).
+    #[serde(default)]
+    pub arguments: BTreeMap<String, toml::Value>,
+    /// Mix entries whose JSON-RPC error is the expected answer (e.g. calls to an upstream
+    /// that refuses): an error there counts as a correct answer, a result as a failure.
+    #[serde(default)]
+    pub expect_errors: Vec<String>,
+    #[serde(default)]
+    pub protocol: Protocol,
+    #[serde(default)]
+    pub sessions: SessionEnd,
+    /// End the session (per `sessions`) and open a new one after this many requests
+    /// (0: one session per user for the whole run).
+    #[serde(default)]
+    pub requests_per_session: u64,
+    /// Per-request timeout of the harness's HTTP client.
+    #[serde(default = "d30s", deserialize_with = "duration")]
+    pub request_timeout: Duration,
+}
+
+/// One operation of the mix.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Op {
+    ListTools,
+    Call(String),
+    Ping,
+}
+
+impl Op {
+    pub fn parse(key: &str) -> Option<Op> {
+        match key.trim() {
+            "tools/list" => Some(Op::ListTools),
+            "ping" => Some(Op::Ping),
+            other => {
+                let name = other.strip_prefix("tools/call ")?.trim();
+                (!name.is_empty() && !name.contains(char::is_whitespace))
+                    .then(|| Op::Call(name.to_string()))
+            }
+        }
+    }
+
+    /// The JSON-RPC method.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Op::ListTools => "tools/list",
+            Op::Call(_) => "tools/call",
+            Op::Ping => "ping",
+        }
+    }
+
+    /// The mix key (`tools/call NAME`).
+    pub fn label(&self) -> String {
+        match self {
+            Op::Call(name) => format!("tools/call {name}"),
+            other => other.method().to_string(),
+        }
+    }
+}
+
+/// What a phase does at `at` (measured from the start of the measured load).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhaseAction {
+    /// Switch the faults/latency of `upstream` through its control endpoint.
+    #[default]
+    Faults,
+    /// SIGTERM the target: in-flight requests must complete, and the target must exit 0.
+    Sigterm,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    #[serde(deserialize_with = "duration")]
+    pub at: Duration,
+    #[serde(default)]
+    pub action: PhaseAction,
+    pub upstream: Option<String>,
+    pub faults: Option<Vec<String>>,
+    pub latency: Option<String>,
+    /// A label for reports (default: derived from the action).
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    #[serde(default = "p99")]
+    pub p99_ms: f64,
+    #[serde(default = "mean")]
+    pub mean_ms: f64,
+    #[serde(default = "err")]
+    pub error_rate: f64,
+    /// Config-cache hit rate, from the target's `/metrics` (skipped when it has none).
+    #[serde(default = "hit")]
+    pub cache_hit_rate: f64,
+    /// Peak DB pool use (in use / size), from `/metrics` (skipped when it has none).
+    #[serde(default = "pool")]
+    pub db_pool_utilisation: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            p99_ms: p99(),
+            mean_ms: mean(),
+            error_rate: err(),
+            cache_hit_rate: hit(),
+            db_pool_utilisation: pool(),
+        }
+    }
+}
+
+/// Allowed growth over the baseline once the load stopped and the settle window passed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Leaks {
+    #[serde(default = "d10s", deserialize_with = "duration")]
+    pub settle: Duration,
+    #[serde(default)]
+    pub fds: u32,
+    #[serde(default)]
+    pub sockets_close_wait: u32,
+    #[serde(default)]
+    pub tasks: u32,
+    #[serde(default)]
+    pub children: u32,
+    #[serde(default)]
+    pub sessions: u32,
+    #[serde(default = "rss")]
+    pub rss_mib: f64,
+}
+
+impl Default for Leaks {
+    fn default() -> Self {
+        Leaks {
+            settle: d10s(),
+            fds: 0,
+            sockets_close_wait: 0,
+            tasks: 0,
+            children: 0,
+            sessions: 0,
+            rss_mib: rss(),
+        }
+    }
+}
+
+fn default_instance() -> String {
+    "load".into()
+}
+fn default_api_key() -> String {
+    "load-key-0001".into()
+}
+fn default_prefix() -> String {
+    "auto".into()
+}
+fn default_connection() -> String {
+    "shared".into()
+}
+fn d10s() -> Duration {
+    Duration::from_secs(10)
+}
+fn d30s() -> Duration {
+    Duration::from_secs(30)
+}
+fn p99() -> f64 {
+    2000.0
+}
+fn mean() -> f64 {
+    1000.0
+}
+fn err() -> f64 {
+    0.01
+}
+fn hit() -> f64 {
+    0.95
+}
+fn pool() -> f64 {
+    0.70
+}
+fn rss() -> f64 {
+    16.0
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration \"{text}\": {e} (write e.g. \"500ms\", \"30s\", \"2m\")"
+        ))
+    })
+}
+
+/// A scenario file that cannot be used, with the file and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct ScenarioError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl Scenario {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let fail = |message: String| ScenarioError {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        Scenario::parse(&text).map_err(fail)
+    }
+
+    /// Parses and validates a scenario's text.
+    pub fn parse(text: &str) -> Result<Scenario, String> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// The mix, parsed: `(op, weight)` in the file's (sorted) order.
+    pub fn ops(&self) -> Vec<(Op, u32)> {
+        self.load
+            .mix
+            .iter()
+            .filter_map(|(k, w)| Op::parse(k).map(|op| (op, *w)))
+            .collect()
+    }
+
+    /// Is the bundled proxy started (no external `url`)?
+    pub fn bundled(&self) -> bool {
+        self.target.url.is_none()
+    }
+
+    /// Users (closed model) or the in-flight cap (open model).
+    pub fn users(&self) -> usize {
+        self.load.users.unwrap_or(80)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let slug = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        if self.name.trim().is_empty() {
+            return Err("`name` is empty".into());
+        }
+        let load = &self.load;
+        match (load.users, load.rate) {
+            (Some(0), _) => return Err("`load.users` must be at least 1".into()),
+            (_, Some(r)) if !(r.is_finite() && r > 0.0) => {
+                return Err(format!("`load.rate` must be a positive number, got {r}"));
+            }
+            (None, None) => {
+                return Err("`load` needs `users = N` (closed model) or `rate = N` (open model, per second)".into());
+            }
+            _ => {}
+        }
+        if load.duration.is_zero() {
+            return Err("`load.duration` must be longer than 0s".into());
+        }
+        if load.mix.is_empty() {
+            return Err(
+                "`load.mix` is empty: say what users do, e.g. { \"tools/list\" = 1 }".into(),
+            );
+        }
+        for (key, weight) in &load.mix {
+            if Op::parse(key).is_none() {
+                return Err(format!(
+                    "`load.mix` entry \"{key}\": expected \"tools/list\", \"ping\" or \"tools/call NAME\""
+                ));
+            }
+            if *weight == 0 {
+                return Err(format!(
+                    "`load.mix` entry \"{key}\": weight must be at least 1"
+                ));
+            }
+        }
+        for key in &load.expect_errors {
+            if !load.mix.contains_key(key) {
+                return Err(format!(
+                    "`load.expect_errors` entry \"{key}\" is not in `load.mix`"
+                ));
+            }
+        }
+        for (tool, args) in &load.arguments {
+            if !args.is_table() {
+                return Err(format!(
+                    "`load.arguments.{tool}` must be a table of the tool's arguments"
+                ));
+            }
+        }
+
+        let t = &self.target;
+        if self.bundled() {
+            if t.pid.is_some() || t.pid_file.is_some() {
+                return Err("`target.pid`/`target.pid_file` need `target.url` (an external target); the bundled proxy's PID is known".into());
+            }
+            if self.upstreams.is_empty() {
+                return Err("no `[[upstream]]`: the bundled proxy needs at least one (or set `target.url` to measure an external endpoint)".into());
+            }
+            if !["auto", "always", "never"].contains(&t.prefix.as_str()) {
+                return Err(format!(
+                    "`target.prefix` \"{}\": expected \"auto\", \"always\" or \"never\"",
+                    t.prefix
+                ));
+            }
+        } else {
+            let url = t.url.as_deref().unwrap_or_default();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("`target.url` \"{url}\" is not an http(s) URL"));
+            }
+            if !self.upstreams.is_empty() {
+                return Err("`[[upstream]]` entries are only started for the bundled proxy; with `target.url` the target brings its own".into());
+            }
+            if !t.proxy_args.is_empty() || t.listen.is_some() {
+                return Err("`target.proxy_args`/`target.listen` apply to the bundled proxy only, not to `target.url`".into());
+            }
+            if t.pid.is_some() && t.pid_file.is_some() {
+                return Err("set `target.pid` or `target.pid_file`, not both".into());
+            }
+        }
+
+        let mut names = std::collections::BTreeSet::new();
+        for u in &self.upstreams {
+            if !slug(&u.name) {
+                return Err(format!(
+                    "`upstream.name` \"{}\" must be a slug of [a-z0-9-]",
+                    u.name
+                ));
+            }
+            if !names.insert(u.name.as_str()) {
+                return Err(format!("upstream \"{}\" is defined twice", u.name));
+            }
+            if !["shared", "per-request", "per-session"].contains(&u.connection.as_str()) {
+                return Err(format!(
+                    "upstream \"{}\": `connection` \"{}\": expected \"shared\", \"per-request\" or \"per-session\"",
+                    u.name, u.connection
+                ));
+            }
+            if u.mock == MockKind::Stdio && u.stateless {
+                return Err(format!(
+                    "upstream \"{}\": `stateless` applies to `mock = \"serve\"` only",
+                    u.name
+                ));
+            }
+        }
+        // With more than one upstream (or prefix = "always"), tool names carry their
+        // upstream's namespace: a call to a namespace nobody defines can never succeed.
+        let prefixed = self.bundled()
+            && (t.prefix == "always" || (t.prefix == "auto" && self.upstreams.len() > 1));
+        if prefixed {
+            for (op, _) in self.ops() {
+                if let Op::Call(name) = op {
+                    let Some((ns, _)) = name.split_once("__") else {
+                        return Err(format!(
+                            "`load.mix` entry \"tools/call {name}\": with several upstreams tool names are `UPSTREAM__TOOL`"
+                        ));
+                    };
+                    if !names.contains(ns) {
+                        return Err(format!(
+                            "`load.mix` entry \"tools/call {name}\" names upstream \"{ns}\", which no `[[upstream]]` defines"
+                        ));
+                    }
+                }
+            }
+        }
+
+        for (i, p) in self.phases.iter().enumerate() {
+            let which = format!(
+                "`phase` #{} (at {})",
+                i + 1,
+                humantime::format_duration(p.at)
+            );
+            if p.at >= load.duration {
+                return Err(format!(
+                    "{which} starts after the load ends ({})",
+                    humantime::format_duration(load.duration)
+                ));
+            }
+            match p.action {
+                PhaseAction::Faults => {
+                    let Some(name) = &p.upstream else {
+                        return Err(format!("{which}: `upstream` is missing"));
+                    };
+                    let Some(u) = self.upstreams.iter().find(|u| &u.name == name) else {
+                        return Err(format!(
+                            "{which}: upstream \"{name}\" is not defined by any `[[upstream]]`"
+                        ));
+                    };
+                    if u.mock != MockKind::Serve {
+                        return Err(format!(
+                            "{which}: upstream \"{name}\" is a stdio mock; only `mock = \"serve\"` can switch faults at run time"
+                        ));
+                    }
+                    if p.faults.is_none() && p.latency.is_none() {
+                        return Err(format!("{which}: set `faults` and/or `latency`"));
+                    }
+                }
+                PhaseAction::Sigterm => {
+                    if !self.bundled() && t.pid.is_none() && t.pid_file.is_none() {
+                        return Err(format!(
+                            "{which}: `action = \"sigterm\"` needs the target's PID"
+                        ));
+                    }
+                    if p.upstream.is_some() || p.faults.is_some() || p.latency.is_some() {
+                        return Err(format!(
+                            "{which}: `action = \"sigterm\"` takes no upstream, faults or latency"
+                        ));
+                    }
+                }
+            }
+        }
+        if self
+            .phases
+            .iter()
+            .filter(|p| p.action == PhaseAction::Sigterm)
+            .count()
+            > 1
+        {
+            return Err("only one `action = \"sigterm\"` phase per scenario".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "scenario_tests.rs"]
+mod tests;

@@ -1,0 +1,457 @@
+//! The processes a run starts (mocks, the bundled proxy) and the target it measures.
+//!
+//! Ownership: [`Processes`] owns every child; `stop` ends them (SIGTERM, then SIGKILL after a
+//! grace) and reaps them; dropping it SIGKILLs what is left. Each child also gets
+//! `PR_SET_PDEATHSIG` so it dies with the harness even if the harness is SIGKILLed, and the
+//! harness is a child subreaper, so a grandchild orphaned by the proxy is re-parented to us
+//! and shows up in [`stray_processes`].
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::scenario::{MockKind, Scenario};
+
+/// PIDs of every live child, for the second Ctrl-C (which exits without unwinding).
+static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// SIGKILLs every child still registered (the second-signal path).
+pub fn kill_all_now() {
+    for pid in LIVE.lock().unwrap().iter() {
+        let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+    }
+}
+
+/// Makes this process a child subreaper: orphaned descendants are re-parented to it.
+pub fn become_subreaper() {
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+}
+
+/// Children of this process that no [`Processes`] owns (orphans adopted as subreaper, or
+/// children that survived their stop).
+pub fn stray_processes() -> Vec<u32> {
+    let live = LIVE.lock().unwrap().clone();
+    crate::probe::child_pids(std::process::id())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| !live.contains(p))
+        .collect()
+}
+
+/// Kills and reaps `pids` (strays found after a run).
+pub fn reap_strays(pids: &[u32]) {
+    for pid in pids {
+        let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(*pid as i32), None);
+    }
+}
+
+/// The `mcp-proxy` and `mock-mcp` binaries.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub proxy: PathBuf,
+    pub mock: PathBuf,
+}
+
+impl Binaries {
+    /// `MCP_LOADGEN_PROXY_BIN` / `MCP_LOADGEN_MOCK_BIN`, else next to this executable, built
+    /// first with cargo (same profile, same target dir) when this runs from a checkout, so
+    /// they are never stale.
+    pub fn locate(build: bool) -> anyhow::Result<Binaries> {
+        if let (Ok(p), Ok(m)) = (
+            std::env::var("MCP_LOADGEN_PROXY_BIN"),
+            std::env::var("MCP_LOADGEN_MOCK_BIN"),
+        ) {
+            return Ok(Binaries {
+                proxy: p.into(),
+                mock: m.into(),
+            });
+        }
+        let exe = std::env::current_exe().context("cannot find the harness's own path")?;
+        let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+        if dir.ends_with("deps") {
+            dir.pop();
+        }
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        if build && workspace.join("Cargo.toml").exists() {
+            let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+            let target_dir = dir.parent().map(Path::to_path_buf).unwrap_or_default();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = std::process::Command::new(&cargo);
+            cmd.current_dir(&workspace)
+                .args(["build", "-q", "-p", "mcp-proxy", "-p", "mock-mcp", "--bins"])
+                .env("CARGO_TARGET_DIR", &target_dir);
+            if profile == "release" {
+                cmd.arg("--release");
+            } else if profile != "debug" {
+                cmd.args(["--profile", profile]);
+            }
+            match cmd.status() {
+                Ok(s) if s.success() => {}
+                Ok(s) => bail!("building mcp-proxy and mock-mcp failed ({s})"),
+                // no cargo here: use what is next to us
+                Err(_) => {}
+            }
+        }
+        let b = Binaries {
+            proxy: dir.join("mcp-proxy"),
+            mock: dir.join("mock-mcp"),
+        };
+        for p in [&b.proxy, &b.mock] {
+            if !p.exists() {
+                bail!(
+                    "{} not found; build it with `cargo build --release -p mcp-proxy -p mock-mcp`, or set MCP_LOADGEN_PROXY_BIN and MCP_LOADGEN_MOCK_BIN",
+                    p.display()
+                );
+            }
+        }
+        Ok(b)
+    }
+}
+
+struct Proc {
+    name: String,
+    child: Child,
+    /// Kept open so a late write by the child never meets a closed pipe.
+    _stdout: Option<tokio::process::ChildStdout>,
+}
+
+/// Every process the run started, in start order.
+pub struct Processes {
+    procs: Vec<Proc>,
+    dir: PathBuf,
+}
+
+fn command(bin: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.stdin(Stdio::null()).kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
+        });
+    }
+    cmd
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(8)..].join("\n")
+}
+
+impl Processes {
+    /// Processes whose logs go to `dir`.
+    pub fn new(dir: &Path) -> Processes {
+        Processes {
+            procs: Vec::new(),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn add(&mut self, name: &str, child: Child, stdout: Option<tokio::process::ChildStdout>) {
+        if let Some(pid) = child.id() {
+            LIVE.lock().unwrap().push(pid);
+        }
+        self.procs.push(Proc {
+            name: name.to_string(),
+            child,
+            _stdout: stdout,
+        });
+    }
+
+    fn log_file(&self, name: &str) -> anyhow::Result<(PathBuf, std::fs::File)> {
+        let path = self.dir.join(format!("{name}.log"));
+        let f = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok((path, f))
+    }
+
+    /// Starts `mock-mcp serve` for `upstream`; returns its MCP URL and control URL.
+    pub async fn start_mock(
+        &mut self,
+        bin: &Path,
+        upstream: &crate::scenario::Upstream,
+    ) -> anyhow::Result<(String, String)> {
+        let name = format!("mock-{}", upstream.name);
+        let (log, f) = self.log_file(&name)?;
+        let mut cmd = command(bin);
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--control-listen",
+            "127.0.0.1:0",
+        ])
+        .args(mock_args(upstream))
+        .stdout(Stdio::piped())
+        .stderr(f);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut addr = None;
+        let mut control = None;
+        let mut line = String::new();
+        let read = async {
+            while addr.is_none() || control.is_none() {
+                line.clear();
+                if stdout.read_line(&mut line).await? == 0 {
+                    break;
+                }
+                if let Some(a) = line.trim().strip_prefix("listening on ") {
+                    addr = Some(a.to_string());
+                } else if let Some(c) = line.trim().strip_prefix("control on ") {
+                    control = Some(c.to_string());
+                }
+            }
+            anyhow::Ok(())
+        };
+        let read = tokio::time::timeout(Duration::from_secs(10), read).await;
+        let stdout = stdout.into_inner();
+        let (Ok(Ok(())), Some(addr), Some(control)) = (read, addr, control) else {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            bail!(
+                "upstream \"{}\": mock-mcp did not start: {}",
+                upstream.name,
+                tail(&log)
+            );
+        };
+        self.add(&name, child, Some(stdout));
+        Ok((
+            format!("http://{addr}/mcp"),
+            format!("http://{control}/control"),
+        ))
+    }
+
+    /// Starts `mcp-proxy serve` and waits for `/ready`; returns its address and PID.
+    pub async fn start_proxy(
+        &mut self,
+        bin: &Path,
+        listen: SocketAddr,
+        seed: &Path,
+        extra: &[String],
+        ready_timeout: Duration,
+    ) -> anyhow::Result<(SocketAddr, u32)> {
+        let (log, f) = self.log_file("proxy")?;
+        let db = self.dir.join("proxy.db");
+        let mut cmd = command(bin);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(listen.to_string())
+            .arg("--database-url")
+            .arg(format!("sqlite://{}?mode=rwc", db.display()))
+            .arg("--seed")
+            .arg(seed)
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(f.try_clone()?)
+            .stderr(f);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let pid = child.id().unwrap_or(0);
+        self.add("proxy", child, None);
+        let url = format!("http://{listen}/ready");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(500))
+            .build()?;
+        let deadline = Instant::now() + ready_timeout;
+        let mut last;
+        loop {
+            if let Some(status) = self.exited("proxy") {
+                bail!(
+                    "the proxy exited before it was ready ({status}); its log ({}):\n{}",
+                    log.display(),
+                    tail(&log)
+                );
+            }
+            match http.get(&url).send().await {
+                Ok(r) if r.status().is_success() => return Ok((listen, pid)),
+                Ok(r) => last = format!("HTTP {}", r.status()),
+                Err(e) => last = e.to_string(),
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the proxy never became ready at {url} within {} (last: {last}); its log ({}):\n{}",
+                    humantime::format_duration(ready_timeout),
+                    log.display(),
+                    tail(&log)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The exit status of `name`, if it has exited.
+    pub fn exited(&mut self, name: &str) -> Option<ExitStatus> {
+        let p = self.procs.iter_mut().find(|p| p.name == name)?;
+        p.child.try_wait().ok().flatten()
+    }
+
+    /// Waits up to `timeout` for `name` to exit by itself.
+    pub async fn wait_exit(&mut self, name: &str, timeout: Duration) -> Option<ExitStatus> {
+        let p = self.procs.iter_mut().find(|p| p.name == name)?;
+        tokio::time::timeout(timeout, p.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
+    /// Sends `signal` to `name`.
+    pub fn signal(&self, name: &str, signal: Signal) -> anyhow::Result<()> {
+        let p = self
+            .procs
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| anyhow!("no process {name}"))?;
+        let pid = p.child.id().ok_or_else(|| anyhow!("{name} has exited"))?;
+        kill(Pid::from_raw(pid as i32), signal)?;
+        Ok(())
+    }
+
+    /// Stops every process, the proxy first: SIGTERM, then SIGKILL after `grace`; each is
+    /// reaped. Returns each one's exit status.
+    pub async fn stop(mut self, grace: Duration) -> BTreeMap<String, Option<ExitStatus>> {
+        let mut out = BTreeMap::new();
+        // the proxy before its upstreams, so it closes them cleanly
+        self.procs
+            .sort_by_key(|p| if p.name == "proxy" { 0 } else { 1 });
+        for p in &mut self.procs {
+            if let Ok(Some(s)) = p.child.try_wait() {
+                out.insert(p.name.clone(), Some(s));
+                continue;
+            }
+            if let Some(pid) = p.child.id() {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
+            let status = match tokio::time::timeout(grace, p.child.wait()).await {
+                Ok(Ok(s)) => Some(s),
+                _ => {
+                    let _ = p.child.start_kill();
+                    p.child.wait().await.ok()
+                }
+            };
+            out.insert(p.name.clone(), status);
+        }
+        let mine: Vec<u32> = self.procs.iter().filter_map(|p| p.child.id()).collect();
+        LIVE.lock().unwrap().retain(|pid| !mine.contains(pid));
+        self.procs.clear();
+        out
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.child.start_kill();
+            if let Some(pid) = p.child.id() {
+                LIVE.lock().unwrap().retain(|x| *x != pid);
+            }
+        }
+    }
+}
+
+/// `mock-mcp` flags for an upstream's faults, latency and seed.
+fn mock_args(u: &crate::scenario::Upstream) -> Vec<String> {
+    let mut args = Vec::new();
+    if u.stateless {
+        args.push("--stateless".into());
+    }
+    for f in &u.faults {
+        args.push("--fault".into());
+        args.push(f.clone());
+    }
+    if let Some(l) = &u.latency {
+        args.push("--latency".into());
+        args.push(l.clone());
+    }
+    if let Some(s) = u.seed {
+        args.push("--seed".into());
+        args.push(s.to_string());
+    }
+    args
+}
+
+/// A free loopback address for the proxy, or `listen` if it is free.
+pub fn proxy_address(listen: Option<SocketAddr>) -> anyhow::Result<SocketAddr> {
+    match listen {
+        Some(addr) => match TcpListener::bind(addr) {
+            Ok(l) => Ok(l.local_addr()?),
+            Err(e) => bail!("`target.listen` {addr}: cannot listen there ({e})"),
+        },
+        None => Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?),
+    }
+}
+
+/// The bundled proxy's seed for `scenario`: one upstream per `[[upstream]]` (HTTP mocks at
+/// `urls`, stdio mocks as the proxy's children) and one instance with its key.
+pub fn seed_toml(scenario: &Scenario, mock_bin: &Path, urls: &BTreeMap<String, String>) -> String {
+    use toml::{Table, Value};
+    let mut upstreams = Vec::new();
+    for u in &scenario.upstreams {
+        let mut t = Table::new();
+        t.insert("name".into(), Value::String(u.name.clone()));
+        match u.mock {
+            MockKind::Serve => {
+                t.insert("transport".into(), Value::String("streamable-http".into()));
+                t.insert(
+                    "url".into(),
+                    Value::String(urls.get(&u.name).cloned().unwrap_or_default()),
+                );
+            }
+            MockKind::Stdio => {
+                t.insert("transport".into(), Value::String("stdio".into()));
+                t.insert(
+                    "command".into(),
+                    Value::String(mock_bin.display().to_string()),
+                );
+                let mut args = vec![Value::String("stdio".into())];
+                args.extend(mock_args(u).into_iter().map(Value::String));
+                t.insert("args".into(), Value::Array(args));
+            }
+        }
+        t.insert("connection".into(), Value::String(u.connection.clone()));
+        upstreams.push(Value::Table(t));
+    }
+    let mut instance = Table::new();
+    instance.insert("id".into(), Value::String(scenario.target.instance.clone()));
+    instance.insert(
+        "upstreams".into(),
+        Value::Array(
+            scenario
+                .upstreams
+                .iter()
+                .map(|u| Value::String(u.name.clone()))
+                .collect(),
+        ),
+    );
+    instance.insert(
+        "api_keys".into(),
+        Value::Array(vec![Value::String(scenario.target.api_key.clone())]),
+    );
+    instance.insert(
+        "prefix".into(),
+        Value::String(scenario.target.prefix.clone()),
+    );
+    let mut root = Table::new();
+    root.insert("upstream".into(), Value::Array(upstreams));
+    root.insert(
+        "instance".into(),
+        Value::Array(vec![Value::Table(instance)]),
+    );
+    toml::to_string(&root).expect("a table serializes")
+}

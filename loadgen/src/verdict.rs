@@ -1,0 +1,345 @@
+//! The verdict: leak checks (growth of each resource over its baseline, after the settle
+//! window) and thresholds (latency, errors, cache, DB pool), and the exit code (SPEC
+//! contract: 0 pass, 1 threshold breached, 2 leak found; 2 wins).
+//!
+//! Pure: no IO. The run hands in the baseline, the samples and the load's figures.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::load::LoadResult;
+use crate::sampler::Sample;
+use crate::scenario::{Leaks, Thresholds};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Leak,
+    Threshold,
+}
+
+/// One named check with its figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub kind: Kind,
+    pub unit: &'static str,
+    pub baseline: Option<f64>,
+    pub peak: Option<f64>,
+    /// The final value (leaks) or the measured figure (thresholds).
+    pub value: Option<f64>,
+    /// Allowed growth (leaks) or the limit (thresholds).
+    pub limit: f64,
+    pub passed: bool,
+    /// Why the check could not be made (then it passes, and says so).
+    pub skipped: Option<String>,
+}
+
+impl Check {
+    /// One line: `PASS fds.socket  baseline 12  peak 90  final 12  (allowed +0)`.
+    pub fn line(&self) -> String {
+        let mark = match (self.passed, &self.skipped) {
+            (_, Some(_)) => "SKIP",
+            (true, None) => "PASS",
+            (false, None) => "FAIL",
+        };
+        let f = |v: Option<f64>| v.map(fmt).unwrap_or_else(|| "-".into());
+        match (&self.skipped, self.kind) {
+            (Some(why), _) => format!("{mark} {:<28} {why}", self.name),
+            (None, Kind::Leak) => format!(
+                "{mark} {:<28} baseline {:>8}  peak {:>8}  final {:>8}  (allowed +{} {})",
+                self.name,
+                f(self.baseline),
+                f(self.peak),
+                f(self.value),
+                fmt(self.limit),
+                self.unit
+            ),
+            (None, Kind::Threshold) => format!(
+                "{mark} {:<28} {:>10} {}  (limit {})",
+                self.name,
+                f(self.value),
+                self.unit,
+                fmt(self.limit)
+            ),
+        }
+    }
+}
+
+fn fmt(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// A resource the leak checks follow, read from a sample.
+pub struct Resource {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub read: fn(&Sample) -> Option<f64>,
+    pub tolerance: fn(&Leaks) -> f64,
+    /// Compared with zero, whatever the baseline (zombies).
+    pub absolute: bool,
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Every resource a leak check follows.
+pub const RESOURCES: &[Resource] = &[
+    Resource {
+        name: "fds.socket",
+        unit: "fds",
+        read: |s| Some(s.fds.socket.into()),
+        tolerance: |l| l.fds.into(),
+        absolute: false,
+    },
+    Resource {
+        name: "fds.pipe",
+        unit: "fds",
+        read: |s| Some(s.fds.pipe.into()),
+        tolerance: |l| l.fds.into(),
+        absolute: false,
+    },
+    Resource {
+        name: "fds.anon_inode",
+        unit: "fds",
+        read: |s| Some(s.fds.anon_inode.into()),
+        tolerance: |l| l.fds.into(),
+        absolute: false,
+    },
+    Resource {
+        name: "fds.file",
+        unit: "fds",
+        read: |s| Some(s.fds.file.into()),
+        tolerance: |l| l.fds.into(),
+        absolute: false,
+    },
+    Resource {
+        name: "tcp.close_wait",
+        unit: "sockets",
+        read: |s| Some(s.tcp.close_wait.into()),
+        tolerance: |l| l.sockets_close_wait.into(),
+        absolute: false,
+    },
+    Resource {
+        name: "children",
+        unit: "processes",
+        read: |s| Some(s.children.children.into()),
+        tolerance: |l| l.children.into(),
+        absolute: false,
+    },
+    Resource {
+        name: "zombies",
+        unit: "processes",
+        read: |s| Some(s.children.zombies.into()),
+        tolerance: |_| 0.0,
+        absolute: true,
+    },
+    Resource {
+        name: "tokio.alive_tasks",
+        unit: "tasks",
+        read: |s| s.metrics.and_then(|m| m.tokio_alive_tasks),
+        tolerance: |l| l.tasks.into(),
+        absolute: false,
+    },
+    Resource {
+        name: "sessions",
+        unit: "sessions",
+        read: |s| s.metrics.and_then(|m| m.sessions),
+        tolerance: |l| l.sessions.into(),
+        absolute: false,
+    },
+    Resource {
+        name: "rss",
+        unit: "MiB",
+        read: |s| Some(s.rss_bytes as f64 / MIB),
+        tolerance: |l| l.rss_mib,
+        absolute: false,
+    },
+];
+
+/// Every resource within its tolerance of `baseline` in `now`? (The settle loop's test.)
+pub fn settled(baseline: &Sample, now: &Sample, leaks: &Leaks) -> bool {
+    RESOURCES.iter().all(|r| within(r, baseline, now, leaks))
+}
+
+fn within(r: &Resource, baseline: &Sample, now: &Sample, leaks: &Leaks) -> bool {
+    match ((r.read)(baseline), (r.read)(now)) {
+        (_, Some(n)) if r.absolute => n <= 0.0,
+        (Some(b), Some(n)) => n - b <= (r.tolerance)(leaks) + 1e-9,
+        _ => true,
+    }
+}
+
+/// The leak checks: `baseline` (after warm-up), `during` (every sample from the baseline to
+/// the end, for peaks), `last` (after the settle window).
+pub fn leak_checks(
+    baseline: &Sample,
+    during: &[Sample],
+    last: &Sample,
+    leaks: &Leaks,
+) -> Vec<Check> {
+    RESOURCES
+        .iter()
+        .map(|r| {
+            let b = (r.read)(baseline);
+            let n = (r.read)(last);
+            let peak = during
+                .iter()
+                .filter(|s| !s.gone)
+                .filter_map(|s| (r.read)(s))
+                .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+            let skipped = match (b, n) {
+                (_, None) | (None, _) if !r.absolute => {
+                    Some("the target has no /metrics with this figure".to_string())
+                }
+                _ => None,
+            };
+            Check {
+                name: r.name.to_string(),
+                kind: Kind::Leak,
+                unit: r.unit,
+                baseline: if r.absolute { Some(0.0) } else { b },
+                peak,
+                value: n,
+                limit: (r.tolerance)(leaks),
+                passed: skipped.is_some() || within(r, baseline, last, leaks),
+                skipped,
+            }
+        })
+        .collect()
+}
+
+/// The threshold checks over the measured load.
+pub fn threshold_checks(
+    t: &Thresholds,
+    load: &LoadResult,
+    mix: &BTreeSet<String>,
+    metrics_window: Option<(&Sample, &Sample)>,
+    samples: &[Sample],
+    db_pool_max: f64,
+) -> Vec<Check> {
+    let h = load.mix_histogram(mix);
+    let (ok, failed) = load.totals();
+    let total = ok + failed;
+    let mut checks = Vec::new();
+    let threshold = |name: &str,
+                     unit: &'static str,
+                     value: Option<f64>,
+                     limit: f64,
+                     pass: fn(f64, f64) -> bool,
+                     skip: Option<String>| Check {
+        name: name.to_string(),
+        kind: Kind::Threshold,
+        unit,
+        baseline: None,
+        peak: None,
+        value,
+        limit,
+        passed: skip.is_some() || value.is_some_and(|v| pass(v, limit)),
+        skipped: skip,
+    };
+    let none = (h.len() == 0).then(|| "no request completed".to_string());
+    checks.push(threshold(
+        "latency.p99",
+        "ms",
+        (h.len() > 0).then(|| h.value_at_quantile(0.99) as f64 / 1000.0),
+        t.p99_ms,
+        |v, l| v <= l,
+        none.clone(),
+    ));
+    checks.push(threshold(
+        "latency.mean",
+        "ms",
+        (h.len() > 0).then(|| h.mean() / 1000.0),
+        t.mean_ms,
+        |v, l| v <= l,
+        none,
+    ));
+    checks.push(threshold(
+        "error_rate",
+        "ratio",
+        (total > 0).then(|| failed as f64 / total as f64),
+        t.error_rate,
+        |v, l| v <= l,
+        (total == 0).then(|| "no request completed".to_string()),
+    ));
+    // config-cache hit rate over the measured window, from the target's counters
+    let hits = metrics_window.and_then(|(a, b)| {
+        let (a, b) = (a.metrics?, b.metrics?);
+        let h = b.config_cache_hits? - a.config_cache_hits?;
+        let m = b.config_cache_misses? - a.config_cache_misses?;
+        Some((h, m))
+    });
+    checks.push(match hits {
+        Some((h, m)) if h + m > 0.0 => threshold(
+            "config_cache.hit_rate",
+            "ratio",
+            Some(h / (h + m)),
+            t.cache_hit_rate,
+            |v, l| v >= l,
+            None,
+        ),
+        Some(_) => threshold(
+            "config_cache.hit_rate",
+            "ratio",
+            None,
+            t.cache_hit_rate,
+            |_, _| true,
+            Some("no config-cache lookups in the window".into()),
+        ),
+        None => threshold(
+            "config_cache.hit_rate",
+            "ratio",
+            None,
+            t.cache_hit_rate,
+            |_, _| true,
+            Some("the target has no config-cache counters on /metrics".into()),
+        ),
+    });
+    let pool = samples
+        .iter()
+        .filter_map(|s| {
+            let m = s.metrics?;
+            Some((m.db_pool_size? - m.db_pool_idle?) / db_pool_max)
+        })
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    checks.push(match pool {
+        Some(p) => threshold(
+            "db_pool.utilisation",
+            "ratio",
+            Some(p),
+            t.db_pool_utilisation,
+            |v, l| v <= l,
+            None,
+        ),
+        None => threshold(
+            "db_pool.utilisation",
+            "ratio",
+            None,
+            t.db_pool_utilisation,
+            |_, _| true,
+            Some("the target has no DB pool gauges on /metrics".into()),
+        ),
+    });
+    checks
+}
+
+/// The SPEC exit code for these checks: 2 if a leak check failed, else 1 if a threshold
+/// failed, else 0.
+pub fn exit_code(checks: &[Check]) -> i32 {
+    if checks.iter().any(|c| !c.passed && c.kind == Kind::Leak) {
+        2
+    } else if checks.iter().any(|c| !c.passed) {
+        1
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+#[path = "verdict_tests.rs"]
+mod tests;
