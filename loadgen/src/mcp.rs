@@ -129,8 +129,10 @@ pub fn parse_answer(content_type: &str, body: &str, id: u64) -> Result<Answer, I
 }
 
 /// The `data` of each SSE event (multi-line data joined with `\n`); empty events skipped.
-fn sse_data(body: &str) -> impl Iterator<Item = String> + '_ {
-    body.split("\n\n").filter_map(|event| {
+fn sse_data(body: &str) -> impl Iterator<Item = String> {
+    let body = body.replace("\r\n", "\n");
+    let events: Vec<String> = body.split("\n\n").map(str::to_string).collect();
+    events.into_iter().filter_map(|event| {
         let data: Vec<&str> = event
             .lines()
             .filter_map(|l| l.strip_prefix("data:"))

@@ -419,6 +419,9 @@ impl Scenario {
             }
             _ => {}
         }
+        if load.warmup.is_zero() {
+            return Err("`load.warmup` must be longer than 0s: a baseline taken before any request counts every connection the target opens lazily as a leak (e.g. warmup = \"2s\")".into());
+        }
         if load.duration.is_zero() {
             return Err("`load.duration` must be longer than 0s".into());
         }

@@ -1,1 +1,154 @@
+use super::*;
 
+const MINIMAL: &str = r#"
+name = "t"
+[[upstream]]
+name = "echo"
+mock = "serve"
+[load]
+users = 2
+warmup = "1s"
+duration = "2s"
+mix = { "tools/call echo" = 1 }
+"#;
+
+fn err(text: &str) -> String {
+    Scenario::parse(text).expect_err("should be rejected")
+}
+
+#[test]
+fn a_minimal_scenario_gets_the_documented_defaults() {
+    let s = Scenario::parse(MINIMAL).unwrap();
+    assert_eq!(s.thresholds.p99_ms, 2000.0);
+    assert_eq!(s.thresholds.mean_ms, 1000.0);
+    assert_eq!(s.thresholds.error_rate, 0.01);
+    assert_eq!(s.thresholds.cache_hit_rate, 0.95);
+    assert_eq!(s.thresholds.db_pool_utilisation, 0.70);
+    assert_eq!(s.leaks.fds, 0);
+    assert_eq!(s.leaks.rss_mib, 16.0);
+    assert_eq!(s.leaks.settle, Duration::from_secs(10));
+    assert_eq!(s.load.protocol, Protocol::V2025_11_25);
+    assert_eq!(s.ops(), vec![(Op::Call("echo".into()), 1)]);
+    assert!(s.bundled());
+}
+
+#[test]
+fn every_scenario_in_the_repository_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 1, "no scenarios in {}", dir.display());
+}
+
+#[test]
+fn unknown_fields_are_errors_that_name_the_field() {
+    let e = err(&MINIMAL.replace("users = 2", "users = 2\nuser = 3"));
+    assert!(e.contains("unknown field `user`"), "{e}");
+    let e = err(&format!("{MINIMAL}\n[leaks]\nfd = 1\n"));
+    assert!(e.contains("unknown field `fd`"), "{e}");
+}
+
+#[test]
+fn bad_durations_name_the_value_and_the_line() {
+    let e = err(&MINIMAL.replace("\"2s\"", "\"2 parsecs\""));
+    assert!(e.contains("invalid duration \"2 parsecs\""), "{e}");
+    assert!(e.contains("duration = "), "the snippet shows the key: {e}");
+}
+
+#[test]
+fn phases_must_name_a_defined_http_upstream() {
+    let e = err(&format!(
+        "{MINIMAL}\n[[phase]]\nat = \"1s\"\nupstream = \"nope\"\nfaults = [\"hang-call\"]\n"
+    ));
+    assert!(e.contains("upstream \"nope\" is not defined"), "{e}");
+    let stdio = MINIMAL.replace("mock = \"serve\"", "mock = \"stdio\"");
+    let e = err(&format!(
+        "{stdio}\n[[phase]]\nat = \"1s\"\nupstream = \"echo\"\nfaults = [\"hang-call\"]\n"
+    ));
+    assert!(e.contains("stdio mock"), "{e}");
+    let e = err(&format!(
+        "{MINIMAL}\n[[phase]]\nat = \"5s\"\nupstream = \"echo\"\nfaults = []\n"
+    ));
+    assert!(e.contains("starts after the load ends"), "{e}");
+}
+
+#[test]
+fn calls_to_an_undefined_namespace_are_errors() {
+    let two = format!(
+        "{}\n[[upstream]]\nname = \"other\"\nmock = \"serve\"\n",
+        MINIMAL.replace("\"tools/call echo\"", "\"tools/call ghost__echo\"")
+    );
+    let e = err(&two);
+    assert!(e.contains("names upstream \"ghost\""), "{e}");
+    let e = err(&two.replace("ghost__echo", "echo"));
+    assert!(e.contains("UPSTREAM__TOOL"), "{e}");
+    Scenario::parse(&two.replace("ghost__echo", "other__echo")).unwrap();
+}
+
+#[test]
+fn load_needs_a_model_and_a_valid_mix() {
+    let e = err(&MINIMAL.replace("users = 2", ""));
+    assert!(e.contains("`users = N`"), "{e}");
+    let e = err(&MINIMAL.replace("users = 2", "users = 0"));
+    assert!(e.contains("at least 1"), "{e}");
+    let e = err(&MINIMAL.replace("users = 2", "rate = -5.0"));
+    assert!(e.contains("positive"), "{e}");
+    let e = err(&MINIMAL.replace("\"tools/call echo\" = 1", "\"tools/frobnicate\" = 1"));
+    assert!(e.contains("\"tools/frobnicate\""), "{e}");
+    let e = err(&MINIMAL.replace("\"tools/call echo\" = 1", "\"tools/call echo\" = 0"));
+    assert!(e.contains("weight"), "{e}");
+    let e = err(&MINIMAL.replace("users = 2", "users = 2\nexpect_errors = [\"tools/list\"]"));
+    assert!(e.contains("not in `load.mix`"), "{e}");
+}
+
+#[test]
+fn no_upstream_and_no_url_is_an_error() {
+    let e = err(&MINIMAL.replace("[[upstream]]\nname = \"echo\"\nmock = \"serve\"\n", ""));
+    assert!(e.contains("no `[[upstream]]`"), "{e}");
+}
+
+#[test]
+fn external_targets_bring_their_own_upstreams() {
+    let ext = MINIMAL.replace(
+        "[[upstream]]\nname = \"echo\"\nmock = \"serve\"\n",
+        "[target]\nurl = \"http://127.0.0.1:9/mcp\"\npid = 1\nheaders = { \"X-API-Key\" = \"k\" }\n",
+    );
+    let s = Scenario::parse(&ext).unwrap();
+    assert!(!s.bundled());
+    assert_eq!(s.target.headers["X-API-Key"], "k");
+    let e = err(&format!(
+        "{ext}\n[[upstream]]\nname = \"x\"\nmock = \"serve\"\n"
+    ));
+    assert!(e.contains("only started for the bundled proxy"), "{e}");
+    let e = err(&ext.replace("http://", "ftp://"));
+    assert!(e.contains("not an http(s) URL"), "{e}");
+}
+
+#[test]
+fn load_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, MINIMAL.replace("users = 2", "users = \"many\"")).unwrap();
+    let e = Scenario::load(&path).unwrap_err().to_string();
+    assert!(e.starts_with(&path.display().to_string()), "{e}");
+    let e = Scenario::load(&dir.path().join("missing.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("missing.toml: cannot read"), "{e}");
+}
+
+#[test]
+fn ops_parse_and_label() {
+    assert_eq!(Op::parse("tools/list"), Some(Op::ListTools));
+    assert_eq!(Op::parse("ping"), Some(Op::Ping));
+    assert_eq!(Op::parse("tools/call a__b"), Some(Op::Call("a__b".into())));
+    assert_eq!(Op::parse("tools/call "), None);
+    assert_eq!(Op::parse("tools/call a b"), None);
+    assert_eq!(Op::Call("x".into()).label(), "tools/call x");
+}

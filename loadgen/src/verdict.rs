@@ -242,11 +242,11 @@ pub fn threshold_checks(
         passed: skip.is_some() || value.is_some_and(|v| pass(v, limit)),
         skipped: skip,
     };
-    let none = (h.len() == 0).then(|| "no request completed".to_string());
+    let none = h.is_empty().then(|| "no request completed".to_string());
     checks.push(threshold(
         "latency.p99",
         "ms",
-        (h.len() > 0).then(|| h.value_at_quantile(0.99) as f64 / 1000.0),
+        (!h.is_empty()).then(|| h.value_at_quantile(0.99) as f64 / 1000.0),
         t.p99_ms,
         |v, l| v <= l,
         none.clone(),
@@ -254,7 +254,7 @@ pub fn threshold_checks(
     checks.push(threshold(
         "latency.mean",
         "ms",
-        (h.len() > 0).then(|| h.mean() / 1000.0),
+        (!h.is_empty()).then(|| h.mean() / 1000.0),
         t.mean_ms,
         |v, l| v <= l,
         none,

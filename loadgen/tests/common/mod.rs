@@ -1,0 +1,145 @@
+//! Helpers for the harness's end-to-end tests: run the `mcp-loadgen` binary on a scenario
+//! written to a temp dir, and check that it left no process behind.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// The CLI runs are serialised: each drives real load on a 2-core machine, and parallel runs
+/// would make each other's latency figures meaningless.
+pub static SERIAL: Mutex<()> = Mutex::new(());
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Makes this test process a child subreaper, so a process the CLI leaves behind is
+/// re-parented here (and seen by [`assert_no_process_left`]) instead of vanishing into init.
+pub fn subreaper() {
+    nix::sys::prctl::set_child_subreaper(true).unwrap();
+}
+
+/// Runs `mcp-loadgen run` on `scenario` (TOML text); reports go to a temp dir.
+pub fn run_scenario(scenario: &str) -> Run {
+    run_scenario_with(scenario, &[])
+}
+
+/// [`run_scenario`] with extra environment variables.
+pub fn run_scenario_with(scenario: &str, env: &[(&str, &str)]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scenario.toml");
+    std::fs::write(&path, scenario).unwrap();
+    let out = dir.path().join("out");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(env!("CARGO_BIN_EXE_mcp-loadgen"))
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet")
+        .envs(env.iter().copied())
+        .output()
+        .expect("mcp-loadgen runs");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        out,
+        _dir: dir,
+    }
+}
+
+impl Run {
+    pub fn path_of_scenario(&self) -> PathBuf {
+        self.out.parent().unwrap().join("scenario.toml")
+    }
+
+    pub fn report(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.out.join("report.json"))
+            .unwrap_or_else(|e| panic!("no report.json ({e}); stderr:\n{}", self.stderr));
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The check named `name` in the report.
+    pub fn check(&self, name: &str) -> serde_json::Value {
+        self.report()["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no check {name}"))
+    }
+}
+
+/// No child of this process is alive except `except` (the CLI and everything it started
+/// are gone; orphans would have been re-parented here, see [`subreaper`]).
+pub fn assert_no_process_left(except: &[u32], what: &str) {
+    let me = std::process::id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let left: Vec<u32> = mcp_loadgen::probe::child_pids(me)
+            .unwrap()
+            .into_iter()
+            .filter(|p| !except.contains(p))
+            .filter(|p| {
+                // an orphan that already exited: dead, only not reaped yet (by us, its
+                // adoptive parent)
+                if mcp_loadgen::probe::process_state(*p) == Some('Z') {
+                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(*p as i32), None);
+                    return false;
+                }
+                true
+            })
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let names: Vec<String> = left
+                .iter()
+                .map(|p| {
+                    std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                        .unwrap_or_default()
+                        .replace('\0', " ")
+                })
+                .collect();
+            panic!("{what}: processes left behind: {left:?} {names:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+pub fn workspace() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// The `mock-mcp` binary of this build profile (built if missing).
+pub fn mock_bin() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_mcp-loadgen"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let status = Command::new(env!("CARGO"))
+        .current_dir(workspace())
+        .args(["build", "-q", "-p", "mock-mcp", "--bin", "mock-mcp"])
+        .args(if dir.ends_with("release") {
+            vec!["--release"]
+        } else {
+            vec![]
+        })
+        .env("CARGO_TARGET_DIR", dir.parent().unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir.join("mock-mcp")
+}
