@@ -114,6 +114,26 @@ pub fn fds(pid: u32) -> io::Result<FdCounts> {
 /// fd refers to any more (in practice every `TIME_WAIT`, and orphans in `FIN_WAIT*` or
 /// `LAST_ACK`) belong to the kernel, not to the process, and are not counted.
 pub fn tcp_states(pid: u32) -> io::Result<TcpCounts> {
+    let inodes = socket_inodes(pid)?;
+    let mut counts = TcpCounts::default();
+    for table in ["tcp", "tcp6"] {
+        let text = match fs::read_to_string(format!("/proc/{pid}/net/{table}")) {
+            Ok(text) => text,
+            // A kernel without IPv6 has no tcp6 table: that is zero sockets, not an error.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && table == "tcp6" => continue,
+            Err(e) => return Err(e),
+        };
+        for (inode, st) in parse_net_tcp(&text) {
+            if inodes.contains(&inode) {
+                counts.add(st);
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// The inodes of `pid`'s `socket:[INODE]` fds.
+fn socket_inodes(pid: u32) -> io::Result<HashSet<u64>> {
     let mut inodes = HashSet::new();
     for entry in fs::read_dir(format!("/proc/{pid}/fd"))? {
         let entry = entry?;
@@ -130,21 +150,7 @@ pub fn tcp_states(pid: u32) -> io::Result<TcpCounts> {
             inodes.insert(inode);
         }
     }
-    let mut counts = TcpCounts::default();
-    for table in ["tcp", "tcp6"] {
-        let text = match fs::read_to_string(format!("/proc/{pid}/net/{table}")) {
-            Ok(text) => text,
-            // A kernel without IPv6 has no tcp6 table: that is zero sockets, not an error.
-            Err(e) if e.kind() == io::ErrorKind::NotFound && table == "tcp6" => continue,
-            Err(e) => return Err(e),
-        };
-        for (inode, st) in parse_net_tcp(&text) {
-            if inodes.contains(&inode) {
-                counts.add(st);
-            }
-        }
-    }
-    Ok(counts)
+    Ok(inodes)
 }
 
 /// Parses the text of a `/proc/net/tcp` or `/proc/net/tcp6` table into `(inode, state)`
@@ -204,6 +210,90 @@ pub fn process_state(pid: u32) -> Option<char> {
     after.trim_start().chars().next()
 }
 
+/// One TCP socket of a process, for saying *which* sockets a leak check found.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct TcpSocket {
+    pub local: std::net::SocketAddr,
+    pub remote: std::net::SocketAddr,
+    pub state: &'static str,
+}
+
+impl std::fmt::Display for TcpSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} -> {} {}", self.local, self.remote, self.state)
+    }
+}
+
+fn state_name(st: u8) -> &'static str {
+    match st {
+        0x01 => "ESTABLISHED",
+        0x02 => "SYN_SENT",
+        0x03 => "SYN_RECV",
+        0x04 => "FIN_WAIT1",
+        0x05 => "FIN_WAIT2",
+        0x06 => "TIME_WAIT",
+        0x07 => "CLOSE",
+        0x08 => "CLOSE_WAIT",
+        0x09 => "LAST_ACK",
+        0x0A => "LISTEN",
+        0x0B => "CLOSING",
+        _ => "UNKNOWN",
+    }
+}
+
+/// `0100007F:1F90` (IPv4) or 32 hex digits + port (IPv6), as the kernel prints them: the
+/// address in host-order 32-bit words, the port big-endian.
+fn parse_hex_addr(text: &str) -> Option<std::net::SocketAddr> {
+    let (addr, port) = text.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let ip: std::net::IpAddr = match addr.len() {
+        8 => std::net::Ipv4Addr::from(u32::from_str_radix(addr, 16).ok()?.swap_bytes()).into(),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for (i, word) in bytes.chunks_mut(4).enumerate() {
+                let w = u32::from_str_radix(&addr[i * 8..i * 8 + 8], 16).ok()?;
+                word.copy_from_slice(&w.swap_bytes().to_be_bytes());
+            }
+            std::net::Ipv6Addr::from(bytes).into()
+        }
+        _ => return None,
+    };
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
+/// The TCP sockets owned by `pid` (as [`tcp_states`] counts them), with their addresses.
+pub fn tcp_sockets(pid: u32) -> io::Result<Vec<TcpSocket>> {
+    let inodes = socket_inodes(pid)?;
+    let mut out = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = match fs::read_to_string(format!("/proc/{pid}/net/{table}")) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && table == "tcp6" => continue,
+            Err(e) => return Err(e),
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(remote), Some(st), Some(inode)) = (
+                cols.get(1).and_then(|c| parse_hex_addr(c)),
+                cols.get(2).and_then(|c| parse_hex_addr(c)),
+                cols.get(3).and_then(|c| u8::from_str_radix(c, 16).ok()),
+                cols.get(9).and_then(|c| c.parse::<u64>().ok()),
+            ) else {
+                continue;
+            };
+            if inodes.contains(&inode) {
+                out.push(TcpSocket {
+                    local,
+                    remote,
+                    state: state_name(st),
+                });
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Threads of `pid` (entries of `/proc/PID/task`).
 pub fn threads(pid: u32) -> io::Result<u32> {
     Ok(fs::read_dir(format!("/proc/{pid}/task"))?.count() as u32)
@@ -238,6 +328,40 @@ mod tests {
             vec![(1049, 0x0A), (4358, 0x01), (4359, 0x08), (0, 0x06)]
         );
         assert!(parse_net_tcp("").is_empty());
+    }
+
+    #[test]
+    fn kernel_hex_addresses_parse() {
+        assert_eq!(
+            parse_hex_addr("0100007F:1F90"),
+            Some("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(
+            parse_hex_addr("00000000000000000000000001000000:0050"),
+            Some("[::1]:80".parse().unwrap())
+        );
+        assert_eq!(parse_hex_addr("zz:1"), None);
+    }
+
+    #[test]
+    fn lists_own_sockets_with_addresses() {
+        let me = std::process::id();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        let sockets = tcp_sockets(me).unwrap();
+        assert!(
+            sockets
+                .iter()
+                .any(|s| s.local == addr && s.state == "LISTEN"),
+            "{sockets:?}"
+        );
+        assert!(
+            sockets.iter().any(|s| s.remote == addr
+                && s.local == client.local_addr().unwrap()
+                && s.state == "ESTABLISHED"),
+            "{sockets:?}"
+        );
     }
 
     #[test]

@@ -80,6 +80,7 @@ pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
     // teardown, on every path
     let statuses = procs.stop(Duration::from_secs(12)).await;
     let strays = target::stray_processes();
+    let described: Vec<String> = strays.iter().map(|p| target::describe(*p)).collect();
     target::reap_strays(&strays);
     let mut outcome = result?;
     if !strays.is_empty() {
@@ -96,6 +97,9 @@ pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
         };
         outcome.summary.push_str(&check.line());
         outcome.summary.push('\n');
+        for d in &described {
+            outcome.summary.push_str(&format!("    left behind: {d}\n"));
+        }
         outcome.checks.push(check);
         outcome.exit_code = verdict::exit_code(&outcome.checks);
     }
@@ -296,6 +300,7 @@ async fn run_with(
     if baseline.gone {
         bail!("the target (PID {}) exited during the warm-up", tgt.pid);
     }
+    let baseline_sockets = crate::probe::tcp_sockets(tgt.pid).unwrap_or_default();
 
     // the measured load, with its phases
     let plan = Arc::new(Plan::new(
@@ -410,6 +415,7 @@ async fn run_with(
     let mut last = load_end;
     let mut checks = Vec::new();
     let mut proxy_exit = None;
+    let mut new_sockets: Vec<String> = Vec::new();
     if let Some(at) = sigterm_at {
         // the target must exit by itself, in time, with 0
         let status = if scenario.bundled() {
@@ -478,6 +484,19 @@ async fn run_with(
             &last,
             &scenario.leaks,
         ));
+        // say which sockets are new, so a socket leak can be traced to its peer
+        if last.fds.socket > baseline.fds.socket {
+            let before: BTreeSet<_> = baseline_sockets
+                .iter()
+                .map(|s| (s.local, s.remote))
+                .collect();
+            new_sockets = crate::probe::tcp_sockets(tgt.pid)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|s| !before.contains(&(s.local, s.remote)))
+                .map(|s| s.to_string())
+                .collect();
+        }
     }
     bar.finish_and_clear();
     let samples = sampler.stop().await;
@@ -500,9 +519,12 @@ async fn run_with(
         },
     ));
     let exit_code = verdict::exit_code(&checks);
-    let summary = summarize(
+    let mut summary = summarize(
         scenario, &result, &checks, &mix, stable, &samples, proxy_exit,
     );
+    for s in &new_sockets {
+        summary.push_str(&format!("    new socket since the baseline: {s}\n"));
+    }
     std::fs::write(out_dir.join("samples.json"), serde_json::to_vec(&samples)?)?;
     std::fs::write(out_dir.join("phases.json"), serde_json::to_vec(&phase_log)?)?;
     Ok(Outcome {

@@ -47,6 +47,16 @@ pub fn stray_processes() -> Vec<u32> {
         .collect()
 }
 
+/// `PID state command` of a process, for reports.
+pub fn describe(pid: u32) -> String {
+    let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .replace('\0', " ");
+    let state = crate::probe::process_state(pid).unwrap_or('?');
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    format!("{pid} {} ({state}) {}", comm.trim(), cmd.trim())
+}
+
 /// Kills and reaps `pids` (strays found after a run).
 pub fn reap_strays(pids: &[u32]) {
     for pid in pids {
@@ -88,13 +98,15 @@ impl Binaries {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut cmd = std::process::Command::new(&cargo);
             cmd.current_dir(&workspace)
-                .args(["build", "-q", "-p", "mcp-proxy", "-p", "mock-mcp", "--bins"])
+                .args(["build", "-p", "mcp-proxy", "-p", "mock-mcp", "--bins"])
                 .env("CARGO_TARGET_DIR", &target_dir);
             if profile == "release" {
                 cmd.arg("--release");
             } else if profile != "debug" {
                 cmd.args(["--profile", profile]);
             }
+            // cargo's own progress shows on a cold build; up to date, it says one line
+            eprintln!("mcp-loadgen: building mcp-proxy and mock-mcp ({profile}) if they changed");
             match cmd.status() {
                 Ok(s) if s.success() => {}
                 Ok(s) => bail!("building mcp-proxy and mock-mcp failed ({s})"),

@@ -21,11 +21,22 @@ const TARGET_ENV: &str = "MCP_LOADGEN_TEST_TARGET";
 
 #[test]
 fn a_short_bundled_scenario_passes_and_cleans_up() {
+    bundled_run("2025-11-25");
+}
+
+#[test]
+fn the_stateless_era_passes_too() {
+    bundled_run("2026-07-28");
+}
+
+fn bundled_run(protocol: &str) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     subreaper();
     let run = run_scenario(
-        r#"
+        &r#"
 name = "e2e"
+[target]
+proxy_args = ["--upstream-http-idle-timeout", "2s"]
 [[upstream]]
 name = "echo"
 mock = "serve"
@@ -34,14 +45,16 @@ latency = "fixed:1ms"
 name = "local"
 mock = "stdio"
 [load]
+protocol = "ERA"
 users = 8
 warmup = "1s"
 duration = "3s"
 mix = { "tools/call echo__echo" = 6, "tools/call local__add" = 2, "tools/list" = 2 }
 arguments = { "local__add" = { a = 2, b = 3 } }
 [leaks]
-settle = "8s"
-"#,
+settle = "10s"  # more than twice the upstream keep-alive idle timeout
+"#
+        .replace("ERA", protocol),
     );
     assert_eq!(
         run.code, 0,
@@ -59,11 +72,22 @@ settle = "8s"
         assert_eq!(o["failed"], 0, "{op}: {o}");
         assert!(o["p99_us"].as_u64().unwrap() > 0, "{op}: {o}");
     }
-    assert_eq!(report["ops"]["initialize"]["ok"], 8, "one session per user");
-    assert_eq!(
-        report["ops"]["DELETE session"]["ok"], 8,
-        "every session closed"
-    );
+    if protocol == "2025-11-25" {
+        assert_eq!(report["ops"]["initialize"]["ok"], 8, "one session per user");
+        assert_eq!(
+            report["ops"]["DELETE session"]["ok"], 8,
+            "every session closed"
+        );
+    } else {
+        assert_eq!(
+            report["ops"]["server/discover"]["ok"], 8,
+            "one discovery per user"
+        );
+        assert!(
+            report["ops"].get("DELETE session").is_none(),
+            "no session to close"
+        );
+    }
     for check in [
         "fds.socket",
         "tcp.close_wait",

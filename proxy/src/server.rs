@@ -162,18 +162,27 @@ async fn run(
             .with_graceful_shutdown(stop.cancelled_owned())
             .await
     });
+    // The server also watches the shutdown token: with no connection open its graceful
+    // shutdown ends at once, so both branches can be ready together. Whichever wins, the
+    // handle is polled to completion at most once and the close path below always runs.
+    let mut server_done = false;
     tokio::select! {
         _ = state.shutdown.cancelled() => {}
         result = &mut server => {
-            tracing::error!(?result, "server stopped on its own");
+            server_done = true;
+            if !state.shutdown.is_cancelled() {
+                tracing::error!(?result, "server stopped on its own; shutting down");
+                state.shutdown.cancel();
+            }
         }
     }
     let deadline = tokio::time::Instant::now() + state.settings.shutdown_deadline;
     shutdown::drain_requests(&state, deadline).await;
     // Connections end once their last response is written; past the deadline they are cut.
-    if tokio::time::timeout_at(deadline + Duration::from_millis(500), &mut server)
-        .await
-        .is_err()
+    if !server_done
+        && tokio::time::timeout_at(deadline + Duration::from_millis(500), &mut server)
+            .await
+            .is_err()
     {
         tracing::warn!("connections still open at the deadline; closing them");
         server.abort();
