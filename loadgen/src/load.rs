@@ -33,6 +33,8 @@ pub struct OpStats {
     pub failures: BTreeMap<String, u64>,
     /// The first failure's detail, for the report.
     pub first_failure: Option<String>,
+    /// Answers that were the JSON-RPC (or tool) error the scenario expects (counted in `ok`).
+    pub expected_errors: u64,
 }
 
 impl Default for OpStats {
@@ -43,6 +45,7 @@ impl Default for OpStats {
             failed: 0,
             failures: BTreeMap::new(),
             first_failure: None,
+            expected_errors: 0,
         }
     }
 }
@@ -169,6 +172,14 @@ impl Recorder {
             b.ok += 1;
         } else {
             b.failed += 1;
+        }
+    }
+
+    /// Counts an expected error answer of `label` (already recorded as ok).
+    pub fn note_expected_error(&self, label: &str) {
+        let mut r = self.inner.lock().unwrap();
+        if let Some(s) = r.ops.get_mut(label) {
+            s.expected_errors += 1;
         }
     }
 
@@ -633,7 +644,11 @@ async fn run_op(user: &mut GooseUser, plan: &Plan, op: &Op, label: &str) -> Tran
             expect_error,
         ),
     };
+    let expected = expect_error && outcome.is_ok();
     plan.recorder.record(label, start, outcome);
+    if expected {
+        plan.recorder.note_expected_error(label);
+    }
     Ok(())
 }
 

@@ -34,7 +34,22 @@ enum Cmd {
     },
 }
 
+/// goose logs a warning line per failed request (thousands once a target stops); the
+/// harness counts and reports failures itself. Installed before goose's own logger, which
+/// then finds the slot taken and stays silent.
+struct Silent;
+
+impl log::Log for Silent {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        false
+    }
+    fn log(&self, _: &log::Record) {}
+    fn flush(&self) {}
+}
+
 fn main() -> ExitCode {
+    let _ = log::set_logger(&Silent);
+    log::set_max_level(log::LevelFilter::Off);
     let cli = Cli::parse();
     let Cmd::Run {
         scenario,

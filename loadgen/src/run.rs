@@ -581,6 +581,15 @@ fn summarize(
                 "  (session)"
             }
         ));
+        if o.expected_errors > 0 {
+            s.push_str(&format!(
+                "    {} of the ok answers are the JSON-RPC error the scenario expects\n",
+                o.expected_errors
+            ));
+        }
+        for (tag, n) in &o.failures {
+            s.push_str(&format!("    failed: {n} × {tag}\n"));
+        }
         if let Some(f) = &o.first_failure {
             s.push_str(&format!("    first failure: {f}\n"));
         }
@@ -622,11 +631,39 @@ fn write_report(scenario: &Scenario, o: &Outcome) -> anyhow::Result<()> {
         .iter()
         .map(|(k, v)| {
             let h = &v.histogram;
-            (k, json!({
-                "ok": v.ok, "failed": v.failed, "failures": v.failures, "first_failure": v.first_failure,
-                "p50_us": h.value_at_quantile(0.5), "p90_us": h.value_at_quantile(0.9),
-                "p99_us": h.value_at_quantile(0.99), "max_us": h.max(), "mean_us": h.mean(),
-            }))
+            (
+                k,
+                json!({
+                    "ok": v.ok, "failed": v.failed, "expected_errors": v.expected_errors,
+                    "failures": v.failures, "first_failure": v.first_failure,
+                    "p50_us": h.value_at_quantile(0.5), "p90_us": h.value_at_quantile(0.9),
+                    "p99_us": h.value_at_quantile(0.99), "max_us": h.max(), "mean_us": h.mean(),
+                }),
+            )
+        })
+        .collect();
+    // per method (every `tools/call NAME` merged into `tools/call`)
+    let mut methods: BTreeMap<String, (u64, u64, hdrhistogram::Histogram<u64>)> = BTreeMap::new();
+    for (label, v) in &o.load.ops {
+        let method = label.split(' ').next().unwrap_or(label).to_string();
+        let e = methods
+            .entry(method)
+            .or_insert_with(|| (0, 0, load::new_histogram()));
+        e.0 += v.ok;
+        e.1 += v.failed;
+        e.2.add(&v.histogram).expect("same bounds");
+    }
+    let methods: BTreeMap<String, serde_json::Value> = methods
+        .into_iter()
+        .map(|(m, (ok, failed, h))| {
+            (
+                m,
+                json!({
+                    "ok": ok, "failed": failed,
+                    "p50_us": h.value_at_quantile(0.5), "p90_us": h.value_at_quantile(0.9),
+                    "p99_us": h.value_at_quantile(0.99), "max_us": h.max(), "mean_us": h.mean(),
+                }),
+            )
         })
         .collect();
     let seconds: Vec<_> = o
@@ -644,6 +681,7 @@ fn write_report(scenario: &Scenario, o: &Outcome) -> anyhow::Result<()> {
         "sessions_opened": o.load.sessions_opened,
         "reinitialized": o.load.reinitialized,
         "ops": ops,
+        "methods": methods,
         "seconds": seconds,
         "checks": o.checks,
     });
