@@ -35,7 +35,7 @@ mix = { "tools/call echo__echo" = 1, "tools/call local__echo" = 1 }
     )
     .unwrap();
     let out = dir.path().join("out");
-    let mut cli = Command::new(env!("CARGO_BIN_EXE_mcp-loadgen"))
+    let cli = Command::new(env!("CARGO_BIN_EXE_mcp-loadgen"))
         .arg("run")
         .arg(&scenario)
         .arg("--out")
