@@ -425,41 +425,32 @@ async fn run_with(
         };
         let took = at.elapsed();
         proxy_exit = status;
-        checks.push(Check {
-            name: "shutdown.exit_code".into(),
-            kind: Kind::Threshold,
-            unit: "",
-            baseline: None,
-            peak: None,
-            value: status.and_then(|s| s.code()).map(f64::from),
-            limit: 0.0,
-            passed: status.is_some_and(|s| s.success()),
-            skipped: (!scenario.bundled())
-                .then(|| "an external target's exit status is not ours to see".into()),
-        });
-        checks.push(Check {
-            name: "shutdown.seconds".into(),
-            kind: Kind::Threshold,
-            unit: "s",
-            baseline: None,
-            peak: None,
-            value: Some(took.as_secs_f64()),
-            limit: 10.0,
-            passed: status.is_some() && took <= Duration::from_secs(10),
-            skipped: (!scenario.bundled())
-                .then(|| "an external target's exit is not ours to see".into()),
-        });
-        checks.push(Check {
-            name: "shutdown.in_flight_failed".into(),
-            kind: Kind::Threshold,
-            unit: "requests",
-            baseline: None,
-            peak: None,
-            value: Some(result.in_flight_failed_at_stop as f64),
-            limit: 0.0,
-            passed: result.in_flight_failed_at_stop == 0,
-            skipped: None,
-        });
+        let external = (!scenario.bundled())
+            .then(|| "an external target's exit is not ours to see".to_string());
+        checks.push(Check::threshold(
+            "shutdown.exit_code",
+            "",
+            status.and_then(|s| s.code()).map(f64::from),
+            0.0,
+            status.is_some_and(|s| s.success()),
+            external.clone(),
+        ));
+        checks.push(Check::threshold(
+            "shutdown.seconds",
+            "s",
+            Some(took.as_secs_f64()),
+            10.0,
+            status.is_some() && took <= Duration::from_secs(10),
+            external,
+        ));
+        checks.push(Check::threshold(
+            "shutdown.in_flight_failed",
+            "requests",
+            Some(result.in_flight_failed_at_stop as f64),
+            0.0,
+            result.in_flight_failed_at_stop == 0,
+            None,
+        ));
         // the process is gone: its children must be too (checked as orphans by `run`)
         let _ = &mut last;
     } else {

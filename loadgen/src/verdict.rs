@@ -37,6 +37,28 @@ pub struct Check {
 }
 
 impl Check {
+    /// A threshold check: `value` against `limit`, `passed` decided by the caller.
+    pub fn threshold(
+        name: &str,
+        unit: &'static str,
+        value: Option<f64>,
+        limit: f64,
+        passed: bool,
+        skipped: Option<String>,
+    ) -> Check {
+        Check {
+            name: name.to_string(),
+            kind: Kind::Threshold,
+            unit,
+            baseline: None,
+            peak: None,
+            value,
+            limit,
+            passed: skipped.is_some() || passed,
+            skipped,
+        }
+    }
+
     /// One line: `PASS fds.socket  baseline 12  peak 90  final 12  (allowed +0)`.
     pub fn line(&self) -> String {
         let mark = match (self.passed, &self.skipped) {

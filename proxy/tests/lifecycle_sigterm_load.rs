@@ -73,16 +73,7 @@ async fn sigterm_under_80_in_flight_calls_loses_none_and_exits_0() {
         .unwrap();
     let pid = proxy.id().unwrap();
     let mut lines = BufReader::new(proxy.stderr.take().unwrap()).lines();
-    loop {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("proxy logs listening")
-            .unwrap()
-            .expect("proxy exited early");
-        if line.contains("listening") {
-            break;
-        }
-    }
+    wait_for_log(&mut lines, "listening").await;
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
     // warm: the stdio child and the shared HTTP client exist

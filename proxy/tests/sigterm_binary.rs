@@ -30,19 +30,10 @@ async fn the_binary_exits_0_on_sigterm_and_leaves_no_child() {
         .unwrap();
     let pid = proxy.id().unwrap();
     let mut lines = BufReader::new(proxy.stderr.take().unwrap()).lines();
-    loop {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("proxy logs listening")
-            .unwrap()
-            .expect("proxy exited early");
-        if line.contains("listening") {
-            let entry: serde_json::Value =
-                serde_json::from_str(&line).expect("--log-format json logs JSON lines");
-            assert_eq!(entry["level"], "INFO");
-            break;
-        }
-    }
+    let line = wait_for_log(&mut lines, "listening").await;
+    let entry: serde_json::Value =
+        serde_json::from_str(&line).expect("--log-format json logs JSON lines");
+    assert_eq!(entry["level"], "INFO");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let client = client(
         &format!("http://127.0.0.1:{port}/mcp/demo"),

@@ -38,16 +38,7 @@ async fn an_idle_proxy_reaps_its_stdio_child_before_exiting() {
             .unwrap();
         let pid = proxy.id().unwrap();
         let mut lines = BufReader::new(proxy.stderr.take().unwrap()).lines();
-        loop {
-            let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-                .await
-                .expect("proxy logs listening")
-                .unwrap()
-                .expect("proxy exited early");
-            if line.contains("listening") {
-                break;
-            }
-        }
+        wait_for_log(&mut lines, "listening").await;
         let log = tokio::spawn(async move {
             let mut all = String::new();
             while let Ok(Some(l)) = lines.next_line().await {

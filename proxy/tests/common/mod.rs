@@ -231,6 +231,23 @@ pub fn proxy_serve_command(
     cmd
 }
 
+/// Reads the proxy binary's log lines until one contains `needle` (20 s at most); returns it.
+pub async fn wait_for_log(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+    needle: &str,
+) -> String {
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("proxy never logged {needle:?}"))
+            .unwrap()
+            .expect("proxy exited early");
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
 /// Raw JSON-RPC POST with the headers a Streamable HTTP client sends.
 pub fn post(url: &str, key: Option<&str>) -> reqwest::RequestBuilder {
     let mut rb = reqwest::Client::new()
