@@ -294,3 +294,106 @@ fn planted_target_process() {
         }
     });
 }
+
+#[test]
+fn the_open_model_paces_requests_at_the_rate_and_reads_a_pid_file() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    subreaper();
+    let (mut target, addr) = planted_target(false);
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("target.pid");
+    std::fs::write(&pid_file, format!("{}\n", target.id())).unwrap();
+    let run = run_scenario(&format!(
+        r#"
+name = "open"
+[target]
+url = "http://{addr}/mcp"
+pid_file = "{}"
+[load]
+rate = 200
+users = 8
+warmup = "1s"
+duration = "3s"
+protocol = "2026-07-28"
+mix = {{ "tools/list" = 1 }}
+[leaks]
+settle = "2s"
+"#,
+        pid_file.display()
+    ));
+    let _ = target.kill();
+    let _ = target.wait();
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    let report = run.report();
+    // a closed model with 8 users would do thousands against this target in 3 s; the open
+    // model does at most rate × duration (+ one in flight per user)
+    let ok = report["ops"]["tools/list"]["ok"].as_u64().unwrap();
+    assert!((400..=610).contains(&ok), "{ok} requests at 200/s for 3 s");
+    assert!(report["late_starts"].is_u64(), "late starts are counted");
+    assert!(run.stdout.contains("late starts"), "{}", run.stdout);
+}
+
+#[test]
+fn a_fault_phase_switches_the_mock_at_its_time() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    subreaper();
+    let run = run_scenario(
+        r#"
+name = "phase"
+[target]
+proxy_args = ["--upstream-http-idle-timeout", "2s"]
+[[upstream]]
+name = "echo"
+mock = "serve"
+[load]
+users = 4
+warmup = "1s"
+duration = "4s"
+mix = { "tools/call echo" = 1 }
+[[phase]]
+at = "1s"
+upstream = "echo"
+faults = ["disconnect-mid-call"]
+[[phase]]
+at = "2s"
+upstream = "echo"
+faults = []
+[thresholds]
+error_rate = 1.0
+[leaks]
+settle = "10s"
+"#,
+    );
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    let report = run.report();
+    let call = &report["ops"]["tools/call echo"];
+    assert!(
+        call["failed"].as_u64().unwrap() > 0,
+        "the fault phase failed calls: {call}"
+    );
+    assert!(
+        call["ok"].as_u64().unwrap() > 0,
+        "before and after it calls succeed: {call}"
+    );
+    assert!(
+        call["failures"]["jsonrpc error -32603"].as_u64().unwrap() > 0,
+        "the proxy answered the cut calls with a JSON-RPC error: {call}"
+    );
+    // the last second is after the fault was cleared
+    let seconds = report["seconds"].as_array().unwrap();
+    let last = &seconds[seconds.len() - 2];
+    assert_eq!(
+        last["failed"], 0,
+        "calls fail after the phase ended: {seconds:?}"
+    );
+    assert!(last["ok"].as_u64().unwrap() > 0);
+    assert_eq!(run.check("tcp.close_wait")["passed"], true);
+}
