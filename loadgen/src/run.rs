@@ -104,14 +104,10 @@ pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
         outcome.exit_code = verdict::exit_code(&outcome.checks);
     }
     if let Some(Some(s)) = statuses.get("proxy") {
-        tracing_status(&mut outcome.summary, s);
+        outcome.summary.push_str(&format!("proxy exit: {s}\n"));
     }
     write_report(&scenario, &outcome)?;
     Ok(outcome)
-}
-
-fn tracing_status(summary: &mut String, s: &std::process::ExitStatus) {
-    summary.push_str(&format!("proxy exit: {s}\n"));
 }
 
 fn default_out_dir(name: &str) -> PathBuf {
@@ -414,7 +410,6 @@ async fn run_with(
     let settle_deadline = Instant::now() + scenario.leaks.settle;
     let mut last = load_end;
     let mut checks = Vec::new();
-    let mut proxy_exit = None;
     let mut new_sockets: Vec<String> = Vec::new();
     if let Some(at) = sigterm_at {
         // the target must exit by itself, in time, with 0
@@ -424,7 +419,6 @@ async fn run_with(
             None
         };
         let took = at.elapsed();
-        proxy_exit = status;
         let external = (!scenario.bundled())
             .then(|| "an external target's exit is not ours to see".to_string());
         checks.push(Check::threshold(
@@ -452,7 +446,6 @@ async fn run_with(
             None,
         ));
         // the process is gone: its children must be too (checked as orphans by `run`)
-        let _ = &mut last;
     } else {
         loop {
             if let Some(s) = sampler.fresh().await {
@@ -510,9 +503,7 @@ async fn run_with(
         },
     ));
     let exit_code = verdict::exit_code(&checks);
-    let mut summary = summarize(
-        scenario, &result, &checks, &mix, stable, &samples, proxy_exit,
-    );
+    let mut summary = summarize(scenario, &result, &checks, &mix, stable, &samples);
     for s in &new_sockets {
         summary.push_str(&format!("    new socket since the baseline: {s}\n"));
     }
@@ -534,7 +525,6 @@ fn summarize(
     mix: &BTreeSet<String>,
     stable: bool,
     samples: &[Sample],
-    _proxy_exit: Option<std::process::ExitStatus>,
 ) -> String {
     let mut s = String::new();
     let (ok, failed) = r.totals();
