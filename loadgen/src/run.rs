@@ -110,6 +110,24 @@ pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
     Ok(outcome)
 }
 
+/// Stops the measured attack when the run leaves before it ended (a phase failed): the
+/// goose users would otherwise run on, detached, against a target being torn down.
+struct StopAttackOnDrop(bool);
+
+impl StopAttackOnDrop {
+    fn disarm(mut self) {
+        self.0 = false;
+    }
+}
+
+impl Drop for StopAttackOnDrop {
+    fn drop(&mut self) {
+        if self.0 {
+            goose::trigger_killswitch("the run ended before the load");
+        }
+    }
+}
+
 fn default_out_dir(name: &str) -> PathBuf {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let stamp: String = now.chars().filter(|c| *c != ':' && *c != '-').collect();
@@ -307,6 +325,7 @@ async fn run_with(
     )?);
     let recorder = plan.recorder.clone();
     let load_task = tokio::spawn(load::attack(plan));
+    let stop_early = StopAttackOnDrop(true);
     let started = Instant::now();
     let mut phases: Vec<_> = scenario.phases.iter().collect();
     phases.sort_by_key(|p| p.at);
@@ -399,6 +418,7 @@ async fn run_with(
     let result = load_task
         .await
         .map_err(|e| anyhow!("the load task failed: {e}"))??;
+    stop_early.disarm();
     if interrupted() {
         bar.finish_and_clear();
         bail!("interrupted");

@@ -247,48 +247,11 @@ pub fn threshold_checks(
     let h = load.mix_histogram(mix);
     let (ok, failed) = load.totals();
     let total = ok + failed;
-    let mut checks = Vec::new();
-    let threshold = |name: &str,
-                     unit: &'static str,
-                     value: Option<f64>,
-                     limit: f64,
-                     pass: fn(f64, f64) -> bool,
-                     skip: Option<String>| Check {
-        name: name.to_string(),
-        kind: Kind::Threshold,
-        unit,
-        baseline: None,
-        peak: None,
-        value,
-        limit,
-        passed: skip.is_some() || value.is_some_and(|v| pass(v, limit)),
-        skipped: skip,
-    };
+    let at_most = |v: Option<f64>, l: f64| v.is_some_and(|v| v <= l);
     let none = h.is_empty().then(|| "no request completed".to_string());
-    checks.push(threshold(
-        "latency.p99",
-        "ms",
-        (!h.is_empty()).then(|| h.value_at_quantile(0.99) as f64 / 1000.0),
-        t.p99_ms,
-        |v, l| v <= l,
-        none.clone(),
-    ));
-    checks.push(threshold(
-        "latency.mean",
-        "ms",
-        (!h.is_empty()).then(|| h.mean() / 1000.0),
-        t.mean_ms,
-        |v, l| v <= l,
-        none,
-    ));
-    checks.push(threshold(
-        "error_rate",
-        "ratio",
-        (total > 0).then(|| failed as f64 / total as f64),
-        t.error_rate,
-        |v, l| v <= l,
-        (total == 0).then(|| "no request completed".to_string()),
-    ));
+    let p99 = (!h.is_empty()).then(|| h.value_at_quantile(0.99) as f64 / 1000.0);
+    let mean = (!h.is_empty()).then(|| h.mean() / 1000.0);
+    let error_rate = (total > 0).then(|| failed as f64 / total as f64);
     // config-cache hit rate over the measured window, from the target's counters
     let hits = metrics_window.and_then(|(a, b)| {
         let (a, b) = (a.metrics?, b.metrics?);
@@ -296,32 +259,17 @@ pub fn threshold_checks(
         let m = b.config_cache_misses? - a.config_cache_misses?;
         Some((h, m))
     });
-    checks.push(match hits {
-        Some((h, m)) if h + m > 0.0 => threshold(
-            "config_cache.hit_rate",
-            "ratio",
-            Some(h / (h + m)),
-            t.cache_hit_rate,
-            |v, l| v >= l,
+    let (hit_rate, hit_skip) = match hits {
+        Some((h, m)) if h + m > 0.0 => (Some(h / (h + m)), None),
+        Some(_) => (
             None,
+            Some("no config-cache lookups in the window".to_string()),
         ),
-        Some(_) => threshold(
-            "config_cache.hit_rate",
-            "ratio",
+        None => (
             None,
-            t.cache_hit_rate,
-            |_, _| true,
-            Some("no config-cache lookups in the window".into()),
+            Some("the target has no config-cache counters on /metrics".to_string()),
         ),
-        None => threshold(
-            "config_cache.hit_rate",
-            "ratio",
-            None,
-            t.cache_hit_rate,
-            |_, _| true,
-            Some("the target has no config-cache counters on /metrics".into()),
-        ),
-    });
+    };
     let pool = samples
         .iter()
         .filter_map(|s| {
@@ -329,25 +277,51 @@ pub fn threshold_checks(
             Some((m.db_pool_size? - m.db_pool_idle?) / db_pool_max)
         })
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-    checks.push(match pool {
-        Some(p) => threshold(
+    let pool_skip = pool
+        .is_none()
+        .then(|| "the target has no DB pool gauges on /metrics".to_string());
+    vec![
+        Check::threshold(
+            "latency.p99",
+            "ms",
+            p99,
+            t.p99_ms,
+            at_most(p99, t.p99_ms),
+            none.clone(),
+        ),
+        Check::threshold(
+            "latency.mean",
+            "ms",
+            mean,
+            t.mean_ms,
+            at_most(mean, t.mean_ms),
+            none,
+        ),
+        Check::threshold(
+            "error_rate",
+            "ratio",
+            error_rate,
+            t.error_rate,
+            at_most(error_rate, t.error_rate),
+            (total == 0).then(|| "no request completed".to_string()),
+        ),
+        Check::threshold(
+            "config_cache.hit_rate",
+            "ratio",
+            hit_rate,
+            t.cache_hit_rate,
+            hit_rate.is_some_and(|v| v >= t.cache_hit_rate),
+            hit_skip,
+        ),
+        Check::threshold(
             "db_pool.utilisation",
             "ratio",
-            Some(p),
+            pool,
             t.db_pool_utilisation,
-            |v, l| v <= l,
-            None,
+            at_most(pool, t.db_pool_utilisation),
+            pool_skip,
         ),
-        None => threshold(
-            "db_pool.utilisation",
-            "ratio",
-            None,
-            t.db_pool_utilisation,
-            |_, _| true,
-            Some("the target has no DB pool gauges on /metrics".into()),
-        ),
-    });
-    checks
+    ]
 }
 
 /// The SPEC exit code for these checks: 2 if a leak check failed, else 1 if a threshold
