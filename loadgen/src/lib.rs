@@ -8,6 +8,7 @@
 pub mod load;
 pub mod mcp;
 pub mod probe;
+pub mod report;
 pub mod run;
 pub mod sampler;
 pub mod scenario;

@@ -28,7 +28,7 @@ fn process(pid: u32) -> io::Result<Process> {
 }
 
 /// File descriptors of a process grouped by what they point at.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FdCounts {
     pub socket: u32,
     pub pipe: u32,
@@ -45,14 +45,14 @@ impl FdCounts {
 
 /// Child processes of a process: all direct children, and how many of them are zombies
 /// (exited but not yet reaped by the parent).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChildCounts {
     pub children: u32,
     pub zombies: u32,
 }
 
 /// TCP sockets of a process grouped by connection state (the kernel's `TCP_*` states).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TcpCounts {
     pub established: u32,
     pub syn_sent: u32,

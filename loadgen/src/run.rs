@@ -16,6 +16,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::load::{self, LoadResult, Plan};
+use crate::report::{Environment, PhaseMark, ProbeSeries, Report, RunFacts, Shard};
 use crate::sampler::{Probe, Sample, Sampler};
 use crate::scenario::{MockKind, PhaseAction, Scenario};
 use crate::target::{self, Binaries, Processes};
@@ -33,15 +34,47 @@ pub struct Options {
     pub binaries: Option<Binaries>,
     /// Cancelled on Ctrl-C / SIGTERM.
     pub interrupt: CancellationToken,
+    /// Run this shard's share of the load (`--shard I/N`).
+    pub shard: Option<Shard>,
+    /// An earlier `report.json` to compare with (`--baseline`).
+    pub baseline: Option<PathBuf>,
+    /// The noise margin for the comparison (default: the scenario's `compare.noise`).
+    pub noise: Option<f64>,
+}
+
+impl Options {
+    /// Options for running `scenario` with the defaults of the CLI.
+    pub fn new(scenario: PathBuf, interrupt: CancellationToken) -> Options {
+        Options {
+            scenario,
+            out: None,
+            quiet: false,
+            binaries: None,
+            interrupt,
+            shard: None,
+            baseline: None,
+            noise: None,
+        }
+    }
 }
 
 /// What a finished run decided.
 pub struct Outcome {
     pub exit_code: i32,
-    pub checks: Vec<Check>,
     pub out_dir: PathBuf,
-    pub load: LoadResult,
     pub summary: String,
+    pub report: Report,
+}
+
+/// What the measured part of a run produced, before the teardown's own checks.
+struct Measured {
+    checks: Vec<Check>,
+    load: LoadResult,
+    phases: Vec<PhaseMark>,
+    probe: ProbeSeries,
+    notes: Vec<String>,
+    started_at: String,
+    target_version: Option<String>,
 }
 
 /// A harness failure: exit 3, with the message.
@@ -59,7 +92,10 @@ impl From<anyhow::Error> for HarnessError {
 struct Target {
     url: String,
     headers: BTreeMap<String, String>,
-    pid: u32,
+    /// None: an external target without a PID (only its `/metrics` can be watched).
+    pid: Option<u32>,
+    /// `--version` of the bundled proxy.
+    version: Option<String>,
     metrics_url: Option<String>,
     /// Control endpoints of the HTTP mocks, by upstream name.
     controls: BTreeMap<String, String>,
@@ -67,7 +103,19 @@ struct Target {
 }
 
 pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
-    let scenario = Scenario::load(&opts.scenario).map_err(|e| anyhow!(e))?;
+    let mut scenario = Scenario::load(&opts.scenario).map_err(|e| anyhow!(e))?;
+    if let Some(s) = opts.shard {
+        scenario.shard(s.index, s.count).map_err(|e| anyhow!(e))?;
+    }
+    // a baseline that cannot be read fails before any load
+    let before = match &opts.baseline {
+        Some(p) => Some(Report::read(p).context("--baseline")?),
+        None => None,
+    };
+    let noise = opts.noise.unwrap_or(scenario.compare.noise);
+    if !(noise.is_finite() && noise >= 0.0) {
+        return Err(anyhow!("--noise must be a share ≥ 0 (0.25 = 25 %), got {noise}").into());
+    }
     let out_dir = match &opts.out {
         Some(d) => d.clone(),
         None => default_out_dir(&scenario.name),
@@ -82,32 +130,49 @@ pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
     let strays = target::stray_processes();
     let described: Vec<String> = strays.iter().map(|p| target::describe(*p)).collect();
     target::reap_strays(&strays);
-    let mut outcome = result?;
+    let mut m = result?;
     if !strays.is_empty() {
-        let check = Check {
+        m.checks.push(Check {
             name: "orphans".into(),
             kind: Kind::Leak,
-            unit: "processes",
+            unit: "processes".into(),
             baseline: Some(0.0),
             peak: None,
             value: Some(strays.len() as f64),
             limit: 0.0,
             passed: false,
             skipped: None,
-        };
-        outcome.summary.push_str(&check.line());
-        outcome.summary.push('\n');
-        for d in &described {
-            outcome.summary.push_str(&format!("    left behind: {d}\n"));
-        }
-        outcome.checks.push(check);
-        outcome.exit_code = verdict::exit_code(&outcome.checks);
+        });
+        m.notes
+            .extend(described.iter().map(|d| format!("left behind: {d}")));
     }
     if let Some(Some(s)) = statuses.get("proxy") {
-        outcome.summary.push_str(&format!("proxy exit: {s}\n"));
+        m.notes.push(format!("proxy exit: {s}"));
     }
-    write_report(&scenario, &outcome)?;
-    Ok(outcome)
+    let mut report = Report::from_run(RunFacts {
+        scenario: &scenario,
+        shard: opts.shard,
+        environment: Environment::current(m.target_version.clone()),
+        started_at: m.started_at.clone(),
+        load: &m.load,
+        phases: m.phases,
+        probe: m.probe,
+        checks: m.checks,
+        notes: m.notes,
+    });
+    if let (Some(before), Some(path)) = (&before, &opts.baseline) {
+        report.compare_with(before, &path.display().to_string(), noise);
+    }
+    let summary = summarize(&report);
+    report.write(&out_dir)?;
+    std::fs::write(out_dir.join("summary.txt"), &summary)
+        .with_context(|| format!("cannot write {}", out_dir.join("summary.txt").display()))?;
+    Ok(Outcome {
+        exit_code: report.exit_code,
+        out_dir,
+        summary,
+        report,
+    })
 }
 
 /// Stops the measured attack when the run leaves before it ended (a phase failed): the
@@ -143,17 +208,20 @@ async fn start_target(
     let t = &scenario.target;
     if let Some(url) = &t.url {
         let pid = match (t.pid, &t.pid_file) {
-            (Some(p), _) => p,
-            (None, Some(f)) => std::fs::read_to_string(f)
-                .with_context(|| format!("`target.pid_file` {}: cannot read", f.display()))?
-                .trim()
-                .parse()
-                .map_err(|e| anyhow!("`target.pid_file` {}: not a PID: {e}", f.display()))?,
-            (None, None) => bail!(
-                "`target.url` needs `target.pid` or `target.pid_file` so its resources can be probed"
+            (Some(p), _) => Some(p),
+            (None, Some(f)) => Some(
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("`target.pid_file` {}: cannot read", f.display()))?
+                    .trim()
+                    .parse()
+                    .map_err(|e| anyhow!("`target.pid_file` {}: not a PID: {e}", f.display()))?,
             ),
+            // another machine's target (a shard on Kubernetes): /metrics only
+            (None, None) => None,
         };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
             bail!("`target.pid` {pid}: no such process");
         }
         let parsed = reqwest::Url::parse(url).with_context(|| format!("`target.url` {url}"))?;
@@ -188,6 +256,7 @@ async fn start_target(
             url: url.clone(),
             headers: t.headers.clone(),
             pid,
+            version: None,
             metrics_url: has_metrics.then_some(metrics_url),
             controls: BTreeMap::new(),
             db_pool_max: 0.0,
@@ -225,10 +294,17 @@ async fn start_target(
         .and_then(|i| t.proxy_args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(10.0);
+    let version = std::process::Command::new(&bins.proxy)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     Ok(Target {
         url: format!("http://{addr}/mcp/{}", t.instance),
         headers,
-        pid,
+        pid: Some(pid),
+        version,
         metrics_url: Some(format!("http://{addr}/metrics")),
         controls,
         db_pool_max,
@@ -287,7 +363,7 @@ async fn run_with(
     opts: &Options,
     out_dir: &Path,
     procs: &mut Processes,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<Measured> {
     let interrupted = || opts.interrupt.is_cancelled();
     let tgt = start_target(scenario, opts, out_dir, procs).await?;
     let sampler = Sampler::start(Probe::new(tgt.pid, tgt.metrics_url.clone())?);
@@ -311,10 +387,17 @@ async fn run_with(
     bar.set_prefix("baseline");
     let (baseline, stable) =
         stable_baseline(&sampler, scenario.leaks.settle.max(Duration::from_secs(3))).await;
+    let who = match tgt.pid {
+        Some(p) => format!("the target (PID {p})"),
+        None => "the target".to_string(),
+    };
     if baseline.gone {
-        bail!("the target (PID {}) exited during the warm-up", tgt.pid);
+        bail!("{who} exited during the warm-up");
     }
-    let baseline_sockets = crate::probe::tcp_sockets(tgt.pid).unwrap_or_default();
+    let baseline_sockets = tgt
+        .pid
+        .and_then(|p| crate::probe::tcp_sockets(p).ok())
+        .unwrap_or_default();
 
     // the measured load, with its phases
     let plan = Arc::new(Plan::new(
@@ -324,6 +407,8 @@ async fn run_with(
         scenario.load.duration,
     )?);
     let recorder = plan.recorder.clone();
+    let load_start_t_ms = sampler.now_ms();
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let load_task = tokio::spawn(load::attack(plan));
     let stop_early = StopAttackOnDrop(true);
     let started = Instant::now();
@@ -370,8 +455,11 @@ async fn run_with(
                     if scenario.bundled() {
                         procs.signal("proxy", Signal::SIGTERM)?;
                     } else {
+                        let Some(pid) = tgt.pid else {
+                            bail!("a SIGTERM phase needs the target's PID");
+                        };
                         nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(tgt.pid as i32),
+                            nix::unistd::Pid::from_raw(pid as i32),
                             Signal::SIGTERM,
                         )?;
                     }
@@ -385,7 +473,15 @@ async fn run_with(
                 ),
                 PhaseAction::Sigterm => "SIGTERM".into(),
             });
-            phase_log.push(json!({ "at_ms": p.at.as_millis() as u64, "name": phase_name }));
+            phase_log.push(PhaseMark {
+                at_ms: p.at.as_millis() as u64,
+                name: phase_name.clone(),
+                action: match p.action {
+                    PhaseAction::Faults => "faults",
+                    PhaseAction::Sigterm => "sigterm",
+                }
+                .into(),
+            });
         }
         if interrupted() {
             goose::trigger_killswitch("interrupted");
@@ -418,6 +514,7 @@ async fn run_with(
     let result = load_task
         .await
         .map_err(|e| anyhow!("the load task failed: {e}"))??;
+    let load_end_t_ms = sampler.now_ms();
     stop_early.disarm();
     if interrupted() {
         bar.finish_and_clear();
@@ -472,7 +569,7 @@ async fn run_with(
                 last = s;
             }
             if last.gone {
-                bail!("the target (PID {}) exited during the run", tgt.pid);
+                bail!("{who} exited during the run");
             }
             if verdict::settled(&baseline, &last, &scenario.leaks)
                 || Instant::now() >= settle_deadline
@@ -489,12 +586,14 @@ async fn run_with(
             &scenario.leaks,
         ));
         // say which sockets are new, so a socket leak can be traced to its peer
-        if last.fds.socket > baseline.fds.socket {
+        if let Some(pid) = tgt.pid
+            && last.fds.socket > baseline.fds.socket
+        {
             let before: BTreeSet<_> = baseline_sockets
                 .iter()
                 .map(|s| (s.local, s.remote))
                 .collect();
-            new_sockets = crate::probe::tcp_sockets(tgt.pid)
+            new_sockets = crate::probe::tcp_sockets(pid)
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|s| !before.contains(&(s.local, s.remote)))
@@ -522,65 +621,67 @@ async fn run_with(
             10.0
         },
     ));
-    let exit_code = verdict::exit_code(&checks);
-    let mut summary = summarize(scenario, &result, &checks, &mix, stable, &samples);
-    for s in &new_sockets {
-        summary.push_str(&format!("    new socket since the baseline: {s}\n"));
+    let mut notes = Vec::new();
+    if !stable {
+        notes.push(
+            "the baseline never stood still for 1 s; it is the last sample of the wait".into(),
+        );
     }
-    std::fs::write(out_dir.join("samples.json"), serde_json::to_vec(&samples)?)?;
-    std::fs::write(out_dir.join("phases.json"), serde_json::to_vec(&phase_log)?)?;
-    Ok(Outcome {
-        exit_code,
+    notes.extend(
+        new_sockets
+            .iter()
+            .map(|s| format!("new socket since the baseline: {s}")),
+    );
+    Ok(Measured {
         checks,
-        out_dir: out_dir.to_path_buf(),
         load: result,
-        summary,
+        phases: phase_log,
+        probe: ProbeSeries {
+            interval_ms: crate::sampler::INTERVAL.as_millis() as u64,
+            pid: tgt.pid,
+            baseline_t_ms: baseline.t_ms,
+            load_start_t_ms,
+            load_end_t_ms,
+            samples,
+        },
+        notes,
+        started_at,
+        target_version: tgt.version,
     })
 }
 
-fn summarize(
-    scenario: &Scenario,
-    r: &LoadResult,
-    checks: &[Check],
-    mix: &BTreeSet<String>,
-    stable: bool,
-    samples: &[Sample],
-) -> String {
+/// `summary.txt`, also printed at the end of a run: the load, the latency table, the checks.
+fn summarize(r: &Report) -> String {
     let mut s = String::new();
-    let (ok, failed) = r.totals();
-    let secs = r.wall.as_secs_f64().max(0.001);
+    let l = &r.load;
     s.push_str(&format!(
         "scenario {}: {} requests in {:.1}s ({:.0} req/s), {} failed, {} sessions opened, {} re-initialized{}\n",
-        scenario.name,
-        ok + failed,
-        secs,
-        (ok + failed) as f64 / secs,
-        failed,
-        r.sessions_opened,
-        r.reinitialized,
-        if scenario.load.rate.is_some() { format!(", {} late starts", r.late_starts) } else { String::new() },
+        r.name,
+        l.requests,
+        l.wall_seconds,
+        l.throughput_rps,
+        l.failed,
+        l.sessions_opened,
+        l.reinitialized,
+        if l.rate.is_some() { format!(", {} late starts", l.late_starts) } else { String::new() },
     ));
     s.push_str(&format!(
         "{:<28} {:>8} {:>8} {:>10} {:>10} {:>10} {:>10}\n",
         "request", "ok", "failed", "p50 ms", "p99 ms", "max ms", "mean ms"
     ));
     for (label, o) in &r.ops {
-        let h = &o.histogram;
+        let p = &o.percentiles;
         let ms = |v: u64| v as f64 / 1000.0;
         s.push_str(&format!(
             "{:<28} {:>8} {:>8} {:>10.2} {:>10.2} {:>10.2} {:>10.2}{}\n",
             label,
             o.ok,
             o.failed,
-            ms(h.value_at_quantile(0.5)),
-            ms(h.value_at_quantile(0.99)),
-            ms(h.max()),
-            h.mean() / 1000.0,
-            if mix.contains(label) {
-                ""
-            } else {
-                "  (session)"
-            }
+            ms(p.p50_us),
+            ms(p.p99_us),
+            ms(p.max_us),
+            p.mean_us / 1000.0,
+            if o.in_mix { "" } else { "  (session)" }
         ));
         if o.expected_errors > 0 {
             s.push_str(&format!(
@@ -595,101 +696,25 @@ fn summarize(
             s.push_str(&format!("    first failure: {f}\n"));
         }
     }
-    let cpu: Vec<f32> = samples
-        .iter()
-        .filter(|s| !s.gone)
-        .map(|s| s.harness_cpu_percent)
-        .collect();
-    let tcpu: Vec<f32> = samples
-        .iter()
-        .filter(|s| !s.gone)
-        .map(|s| s.cpu_percent)
-        .collect();
-    if !cpu.is_empty() {
-        let avg = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+    if let (Some(t), Some(h)) = (l.target_cpu_percent, l.harness_cpu_percent) {
         s.push_str(&format!(
-            "cpu (% of one core, mean over the run): target {:.0}%, harness {:.0}%\n",
-            avg(&tcpu),
-            avg(&cpu)
+            "cpu (% of one core, mean over the load): target {t:.0}%, harness {h:.0}%\n"
         ));
     }
-    if !stable {
-        s.push_str(
-            "note: the baseline never stood still for 1 s; it is the last sample of the wait\n",
-        );
+    if let Some(per) = r.capacity.per_replica_rps {
+        s.push_str(&format!(
+            "capacity: one instance ({} vCPU, concurrency {}) serves about {per:.0} req/s ({}-bound)\n",
+            r.capacity.model.vcpus,
+            r.capacity.model.concurrency,
+            r.capacity.bound.as_deref().unwrap_or("?"),
+        ));
     }
-    for c in checks {
+    for n in &r.notes {
+        s.push_str(&format!("note: {n}\n"));
+    }
+    for c in &r.checks {
         s.push_str(&c.line());
         s.push('\n');
     }
     s
-}
-
-fn write_report(scenario: &Scenario, o: &Outcome) -> anyhow::Result<()> {
-    let ops: BTreeMap<&String, serde_json::Value> = o
-        .load
-        .ops
-        .iter()
-        .map(|(k, v)| {
-            let h = &v.histogram;
-            (
-                k,
-                json!({
-                    "ok": v.ok, "failed": v.failed, "expected_errors": v.expected_errors,
-                    "failures": v.failures, "first_failure": v.first_failure,
-                    "p50_us": h.value_at_quantile(0.5), "p90_us": h.value_at_quantile(0.9),
-                    "p99_us": h.value_at_quantile(0.99), "max_us": h.max(), "mean_us": h.mean(),
-                }),
-            )
-        })
-        .collect();
-    // per method (every `tools/call NAME` merged into `tools/call`)
-    let mut methods: BTreeMap<String, (u64, u64, hdrhistogram::Histogram<u64>)> = BTreeMap::new();
-    for (label, v) in &o.load.ops {
-        let method = label.split(' ').next().unwrap_or(label).to_string();
-        let e = methods
-            .entry(method)
-            .or_insert_with(|| (0, 0, load::new_histogram()));
-        e.0 += v.ok;
-        e.1 += v.failed;
-        e.2.add(&v.histogram).expect("same bounds");
-    }
-    let methods: BTreeMap<String, serde_json::Value> = methods
-        .into_iter()
-        .map(|(m, (ok, failed, h))| {
-            (
-                m,
-                json!({
-                    "ok": ok, "failed": failed,
-                    "p50_us": h.value_at_quantile(0.5), "p90_us": h.value_at_quantile(0.9),
-                    "p99_us": h.value_at_quantile(0.99), "max_us": h.max(), "mean_us": h.mean(),
-                }),
-            )
-        })
-        .collect();
-    let seconds: Vec<_> = o
-        .load
-        .seconds
-        .iter()
-        .map(|s| json!({ "ok": s.ok, "failed": s.failed, "p50_us": s.histogram.value_at_quantile(0.5), "p99_us": s.histogram.value_at_quantile(0.99) }))
-        .collect();
-    let report = json!({
-        "schema_version": 0,
-        "scenario": scenario,
-        "exit_code": o.exit_code,
-        "wall_seconds": o.load.wall.as_secs_f64(),
-        "late_starts": o.load.late_starts,
-        "sessions_opened": o.load.sessions_opened,
-        "reinitialized": o.load.reinitialized,
-        "ops": ops,
-        "methods": methods,
-        "seconds": seconds,
-        "checks": o.checks,
-    });
-    std::fs::write(
-        o.out_dir.join("report.json"),
-        serde_json::to_vec_pretty(&report)?,
-    )?;
-    std::fs::write(o.out_dir.join("summary.txt"), &o.summary)?;
-    Ok(())
 }

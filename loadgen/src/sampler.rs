@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio_util::sync::CancellationToken;
 
@@ -17,7 +17,7 @@ use crate::probe::{self, ChildCounts, FdCounts, TcpCounts};
 pub const INTERVAL: Duration = Duration::from_millis(250);
 
 /// What the target's `/metrics` said (SPEC metric names); absent ones are `None`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct TargetMetrics {
     pub tokio_alive_tasks: Option<f64>,
     pub sessions: Option<f64>,
@@ -28,8 +28,19 @@ pub struct TargetMetrics {
     pub db_pool_size: Option<f64>,
     pub db_pool_idle: Option<f64>,
     pub db_queries: Option<f64>,
+    /// Of `db_queries`: instance-config and API-key lookups.
+    pub db_config_queries: Option<f64>,
+    /// Of `db_queries`: writes (`last_used_at` batches, seeds, key changes).
+    pub db_writes: Option<f64>,
+    /// Of `db_writes`: `last_used_at` batches.
+    pub db_last_used_writes: Option<f64>,
     pub child_processes: Option<f64>,
 }
+
+/// The proxy's query names (`mcp_proxy_db_queries_total{query}`) that write.
+const WRITE_QUERIES: &[&str] = &["touch_keys", "apply_seed", "create_key", "revoke_key"];
+/// The query names that read config (an instance's upstreams, an API key).
+const CONFIG_QUERIES: &[&str] = &["instance_config", "api_key"];
 
 impl TargetMetrics {
     /// Parses Prometheus text exposition: sums each SPEC family over its labels (upstream
@@ -62,7 +73,24 @@ impl TargetMetrics {
                 "mcp_proxy_config_cache_misses_total" => &mut m.config_cache_misses,
                 "mcp_proxy_db_pool_size" => &mut m.db_pool_size,
                 "mcp_proxy_db_pool_idle" => &mut m.db_pool_idle,
-                "mcp_proxy_db_queries_total" => &mut m.db_queries,
+                "mcp_proxy_db_queries_total" => {
+                    let query = label_value(labels, "query").unwrap_or_default();
+                    let add = |slot: &mut Option<f64>| *slot = Some(slot.unwrap_or(0.0) + value);
+                    if CONFIG_QUERIES.contains(&query) {
+                        add(&mut m.db_config_queries);
+                    }
+                    if WRITE_QUERIES.contains(&query) {
+                        add(&mut m.db_writes);
+                    }
+                    if query == "touch_keys" {
+                        add(&mut m.db_last_used_writes);
+                    }
+                    // present (as 0) whenever the family is, so a window's delta is defined
+                    m.db_config_queries.get_or_insert(0.0);
+                    m.db_writes.get_or_insert(0.0);
+                    m.db_last_used_writes.get_or_insert(0.0);
+                    &mut m.db_queries
+                }
                 "mcp_proxy_child_processes" => &mut m.child_processes,
                 _ => continue,
             };
@@ -72,13 +100,25 @@ impl TargetMetrics {
     }
 }
 
+/// `name="value"` out of a Prometheus label set.
+fn label_value<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
+    labels.split(',').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k.trim() == name).then(|| v.trim().trim_matches('"'))
+    })
+}
+
 /// One sample of the target.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Sample {
     /// Milliseconds since the sampler started.
     pub t_ms: u64,
     /// The target process was gone at this sample.
     pub gone: bool,
+    /// The /proc figures (fds, TCP, children, threads, RSS, CPU) were read: false for an
+    /// external target without a PID, whose sample has `/metrics` alone.
+    #[serde(default)]
+    pub probed: bool,
     pub fds: FdCounts,
     pub tcp: TcpCounts,
     pub children: ChildCounts,
@@ -93,7 +133,7 @@ pub struct Sample {
 
 /// Reads one sample of `pid` (and `metrics_url`).
 pub struct Probe {
-    pid: u32,
+    pid: Option<u32>,
     metrics_url: Option<String>,
     http: reqwest::Client,
     sys: System,
@@ -101,7 +141,7 @@ pub struct Probe {
 }
 
 impl Probe {
-    pub fn new(pid: u32, metrics_url: Option<String>) -> anyhow::Result<Probe> {
+    pub fn new(pid: Option<u32>, metrics_url: Option<String>) -> anyhow::Result<Probe> {
         Ok(Probe {
             pid,
             metrics_url,
@@ -114,14 +154,20 @@ impl Probe {
         })
     }
 
-    pub fn pid(&self) -> u32 {
+    pub fn pid(&self) -> Option<u32> {
         self.pid
     }
 
     pub async fn sample(&mut self) -> Sample {
-        let pid = self.pid;
-        let me = std::process::id();
         let t_ms = self.started.elapsed().as_millis() as u64;
+        let Some(pid) = self.pid else {
+            return Sample {
+                t_ms,
+                metrics: self.metrics().await,
+                ..Sample::default()
+            };
+        };
+        let me = std::process::id();
         let (Ok(fds), Ok(tcp), Ok(children), Ok(threads)) = (
             probe::fds(pid),
             probe::tcp_states(pid),
@@ -150,18 +196,11 @@ impl Probe {
             .process(pids[1])
             .map(|p| p.cpu_usage())
             .unwrap_or_default();
-        let metrics = match &self.metrics_url {
-            Some(url) => match self.http.get(url).send().await {
-                Ok(r) if r.status().is_success() => {
-                    r.text().await.ok().map(|t| TargetMetrics::parse(&t))
-                }
-                _ => None,
-            },
-            None => None,
-        };
+        let metrics = self.metrics().await;
         Sample {
             t_ms,
             gone: false,
+            probed: true,
             fds,
             tcp,
             children,
@@ -174,8 +213,21 @@ impl Probe {
     }
 }
 
+impl Probe {
+    async fn metrics(&self) -> Option<TargetMetrics> {
+        let url = self.metrics_url.as_ref()?;
+        match self.http.get(url).send().await {
+            Ok(r) if r.status().is_success() => {
+                r.text().await.ok().map(|t| TargetMetrics::parse(&t))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// The sampling task and its series.
 pub struct Sampler {
+    started: Instant,
     series: Arc<Mutex<Vec<Sample>>>,
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -184,6 +236,7 @@ pub struct Sampler {
 impl Sampler {
     /// Samples `probe` every [`INTERVAL`] until stopped.
     pub fn start(mut probe: Probe) -> Sampler {
+        let started = probe.started;
         let series = Arc::new(Mutex::new(Vec::new()));
         let stop = CancellationToken::new();
         let task = tokio::spawn({
@@ -203,10 +256,16 @@ impl Sampler {
             }
         });
         Sampler {
+            started,
             series,
             stop,
             task: Some(task),
         }
+    }
+
+    /// Now, on the samples' clock (ms since sampling started).
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 
     /// The latest sample, if any.

@@ -29,6 +29,10 @@ pub struct Scenario {
     pub thresholds: Thresholds,
     #[serde(default)]
     pub leaks: Leaks,
+    #[serde(default)]
+    pub capacity: CapacityModel,
+    #[serde(default)]
+    pub compare: Compare,
 }
 
 /// What is measured: the bundled proxy (no `url`) or an external endpoint.
@@ -260,6 +264,12 @@ pub struct Thresholds {
     /// Peak DB pool use (in use / size), from `/metrics` (skipped when it has none).
     #[serde(default = "pool")]
     pub db_pool_utilisation: f64,
+    /// Config queries (instance config + API key lookups) per request, from `/metrics`.
+    #[serde(default = "one")]
+    pub config_queries_per_request: f64,
+    /// `last_used_at` writes per request (batched writes make this ≈ 0), from `/metrics`.
+    #[serde(default = "writes")]
+    pub last_used_writes_per_request: f64,
 }
 
 impl Default for Thresholds {
@@ -270,6 +280,8 @@ impl Default for Thresholds {
             error_rate: err(),
             cache_hit_rate: hit(),
             db_pool_utilisation: pool(),
+            config_queries_per_request: one(),
+            last_used_writes_per_request: writes(),
         }
     }
 }
@@ -344,6 +356,104 @@ fn pool() -> f64 {
 fn rss() -> f64 {
     16.0
 }
+fn one() -> f64 {
+    1.0
+}
+fn writes() -> f64 {
+    0.01
+}
+
+/// Capacity planning: the platform's shape and prices (SPEC cost model; Cloud Run defaults).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapacityModel {
+    /// The rate to plan for, requests per second (the 10 / 100 / 1,000 / 10,000 table is
+    /// always there).
+    pub target_rate: Option<f64>,
+    /// Requests one instance serves at once.
+    pub concurrency: u32,
+    pub vcpus: f64,
+    pub min_instances: u32,
+    pub max_instances: u32,
+    /// Share of an instance's measured capacity to plan at (Cloud Run scales out at 60 % CPU).
+    pub utilisation: f64,
+    pub vcpu_second_usd: f64,
+    pub db_read_usd: f64,
+    pub db_write_usd: f64,
+}
+
+impl CapacityModel {
+    fn validate(&self) -> Result<(), String> {
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`capacity.{name}` must be a positive number, got {v}"
+                ))
+            }
+        };
+        if let Some(r) = self.target_rate {
+            positive("target_rate", r)?;
+        }
+        positive("vcpus", self.vcpus)?;
+        positive("concurrency", self.concurrency.into())?;
+        positive("max_instances", self.max_instances.into())?;
+        if !(self.utilisation > 0.0 && self.utilisation <= 1.0) {
+            return Err(format!(
+                "`capacity.utilisation` must be in (0, 1], got {}",
+                self.utilisation
+            ));
+        }
+        if self.min_instances > self.max_instances {
+            return Err(format!(
+                "`capacity.min_instances` ({}) is more than `max_instances` ({})",
+                self.min_instances, self.max_instances
+            ));
+        }
+        for (name, v) in [
+            ("vcpu_second_usd", self.vcpu_second_usd),
+            ("db_read_usd", self.db_read_usd),
+            ("db_write_usd", self.db_write_usd),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("`capacity.{name}` must be a price ≥ 0, got {v}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for CapacityModel {
+    fn default() -> Self {
+        CapacityModel {
+            target_rate: None,
+            concurrency: 80,
+            vcpus: 1.0,
+            min_instances: 1,
+            max_instances: 100,
+            utilisation: 0.6,
+            vcpu_second_usd: 0.000024,
+            db_read_usd: 0.0001,
+            db_write_usd: 0.001,
+        }
+    }
+}
+
+/// Comparing with an earlier run (`--baseline PREV/report.json`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Compare {
+    /// A figure worse than the earlier run's by more than this share is a regression
+    /// (exit 1); `--noise` overrides it.
+    pub noise: f64,
+}
+
+impl Default for Compare {
+    fn default() -> Self {
+        Compare { noise: 0.25 }
+    }
+}
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
@@ -394,6 +504,32 @@ impl Scenario {
         self.target.url.is_none()
     }
 
+    /// Keeps shard `index` of `count` (0-based): its share of the users (the remainder goes
+    /// to the first shards) or of the rate.
+    pub fn shard(&mut self, index: u32, count: u32) -> Result<(), String> {
+        if count == 0 || index >= count {
+            return Err(format!(
+                "--shard {index}/{count}: expected I/N with 0 ≤ I < N (e.g. 0/3)"
+            ));
+        }
+        let (i, n) = (index as usize, count as usize);
+        if let Some(rate) = self.load.rate {
+            self.load.rate = Some(rate / n as f64);
+            if let Some(users) = self.load.users {
+                self.load.users = Some((users / n).max(1));
+            }
+        } else {
+            let users = self.users();
+            if users < n {
+                return Err(format!(
+                    "--shard {index}/{count}: the scenario has {users} users, fewer than {count} shards"
+                ));
+            }
+            self.load.users = Some(users / n + usize::from(i < users % n));
+        }
+        Ok(())
+    }
+
     /// Users (closed model) or the in-flight cap (open model).
     pub fn users(&self) -> usize {
         self.load.users.unwrap_or(80)
@@ -407,6 +543,13 @@ impl Scenario {
         };
         if self.name.trim().is_empty() {
             return Err("`name` is empty".into());
+        }
+        self.capacity.validate()?;
+        if !(self.compare.noise.is_finite() && self.compare.noise >= 0.0) {
+            return Err(format!(
+                "`compare.noise` must be a share ≥ 0 (0.25 = 25 %), got {}",
+                self.compare.noise
+            ));
         }
         let load = &self.load;
         match (load.users, load.rate) {

@@ -6,25 +6,29 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::load::LoadResult;
 use crate::sampler::Sample;
 use crate::scenario::{Leaks, Thresholds};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Leak,
     Threshold,
+    /// Worse than the `--baseline` run by more than the noise margin (exits 1, like a
+    /// threshold).
+    Regression,
 }
 
 /// One named check with its figures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Check {
     pub name: String,
     pub kind: Kind,
-    pub unit: &'static str,
+    pub unit: String,
+    /// The baseline sample (leaks) or the earlier run's figure (regressions).
     pub baseline: Option<f64>,
     pub peak: Option<f64>,
     /// The final value (leaks) or the measured figure (thresholds).
@@ -49,7 +53,7 @@ impl Check {
         Check {
             name: name.to_string(),
             kind: Kind::Threshold,
-            unit,
+            unit: unit.to_string(),
             baseline: None,
             peak: None,
             value,
@@ -77,6 +81,14 @@ impl Check {
                 f(self.value),
                 fmt(self.limit),
                 self.unit
+            ),
+            (None, Kind::Regression) => format!(
+                "{mark} {:<28} {:>10} {}  (before {}, allowed {})",
+                self.name,
+                f(self.value),
+                self.unit,
+                f(self.baseline),
+                fmt(self.limit)
             ),
             (None, Kind::Threshold) => format!(
                 "{mark} {:<28} {:>10} {}  (limit {})",
@@ -114,49 +126,49 @@ pub const RESOURCES: &[Resource] = &[
     Resource {
         name: "fds.socket",
         unit: "fds",
-        read: |s| Some(s.fds.socket.into()),
+        read: |s| s.probed.then(|| s.fds.socket.into()),
         tolerance: |l| l.fds.into(),
         absolute: false,
     },
     Resource {
         name: "fds.pipe",
         unit: "fds",
-        read: |s| Some(s.fds.pipe.into()),
+        read: |s| s.probed.then(|| s.fds.pipe.into()),
         tolerance: |l| l.fds.into(),
         absolute: false,
     },
     Resource {
         name: "fds.anon_inode",
         unit: "fds",
-        read: |s| Some(s.fds.anon_inode.into()),
+        read: |s| s.probed.then(|| s.fds.anon_inode.into()),
         tolerance: |l| l.fds.into(),
         absolute: false,
     },
     Resource {
         name: "fds.file",
         unit: "fds",
-        read: |s| Some(s.fds.file.into()),
+        read: |s| s.probed.then(|| s.fds.file.into()),
         tolerance: |l| l.fds.into(),
         absolute: false,
     },
     Resource {
         name: "tcp.close_wait",
         unit: "sockets",
-        read: |s| Some(s.tcp.close_wait.into()),
+        read: |s| s.probed.then(|| s.tcp.close_wait.into()),
         tolerance: |l| l.sockets_close_wait.into(),
         absolute: false,
     },
     Resource {
         name: "children",
         unit: "processes",
-        read: |s| Some(s.children.children.into()),
+        read: |s| s.probed.then(|| s.children.children.into()),
         tolerance: |l| l.children.into(),
         absolute: false,
     },
     Resource {
         name: "zombies",
         unit: "processes",
-        read: |s| Some(s.children.zombies.into()),
+        read: |s| s.probed.then(|| s.children.zombies.into()),
         tolerance: |_| 0.0,
         absolute: true,
     },
@@ -177,11 +189,19 @@ pub const RESOURCES: &[Resource] = &[
     Resource {
         name: "rss",
         unit: "MiB",
-        read: |s| Some(s.rss_bytes as f64 / MIB),
+        read: |s| s.probed.then(|| s.rss_bytes as f64 / MIB),
         tolerance: |l| l.rss_mib,
         absolute: false,
     },
 ];
+
+/// A sample with every /proc figure and no /metrics: tells which resources come from /proc.
+fn probed() -> Sample {
+    Sample {
+        probed: true,
+        ..Sample::default()
+    }
+}
 
 /// Every resource within its tolerance of `baseline` in `now`? (The settle loop's test.)
 pub fn settled(baseline: &Sample, now: &Sample, leaks: &Leaks) -> bool {
@@ -215,7 +235,11 @@ pub fn leak_checks(
                 .filter_map(|s| (r.read)(s))
                 .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
             let skipped = match (b, n) {
-                (_, None) | (None, _) if !r.absolute => {
+                (_, None) | (None, _) if !last.probed && (r.read)(&probed()).is_some() => {
+                    Some("no PID to probe (an external target without `target.pid`)".to_string())
+                }
+                (_, None) => Some("the target has no /metrics with this figure".to_string()),
+                (None, _) if !r.absolute => {
                     Some("the target has no /metrics with this figure".to_string())
                 }
                 _ => None,
@@ -223,7 +247,7 @@ pub fn leak_checks(
             Check {
                 name: r.name.to_string(),
                 kind: Kind::Leak,
-                unit: r.unit,
+                unit: r.unit.to_string(),
                 baseline: if r.absolute { Some(0.0) } else { b },
                 peak,
                 value: n,
@@ -280,6 +304,23 @@ pub fn threshold_checks(
     let pool_skip = pool
         .is_none()
         .then(|| "the target has no DB pool gauges on /metrics".to_string());
+    // DB queries per request over the measured window, from the target's counters
+    let per_request = |read: fn(&crate::sampler::TargetMetrics) -> Option<f64>| {
+        let (a, b) = metrics_window?;
+        let d = read(&b.metrics?)? - read(&a.metrics?)?;
+        (total > 0).then(|| d / total as f64)
+    };
+    let per_request_skip = |v: Option<f64>| {
+        v.is_none().then(|| {
+            if total == 0 {
+                "no request completed".to_string()
+            } else {
+                "the target has no mcp_proxy_db_queries_total{query} on /metrics".to_string()
+            }
+        })
+    };
+    let config_q = per_request(|m| m.db_config_queries);
+    let writes = per_request(|m| m.db_last_used_writes);
     vec![
         Check::threshold(
             "latency.p99",
@@ -320,6 +361,22 @@ pub fn threshold_checks(
             t.db_pool_utilisation,
             at_most(pool, t.db_pool_utilisation),
             pool_skip,
+        ),
+        Check::threshold(
+            "db.config_queries_per_request",
+            "queries",
+            config_q,
+            t.config_queries_per_request,
+            at_most(config_q, t.config_queries_per_request),
+            per_request_skip(config_q),
+        ),
+        Check::threshold(
+            "db.last_used_writes_per_request",
+            "writes",
+            writes,
+            t.last_used_writes_per_request,
+            at_most(writes, t.last_used_writes_per_request),
+            per_request_skip(writes),
         ),
     ]
 }

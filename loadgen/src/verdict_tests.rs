@@ -4,7 +4,10 @@ use crate::sampler::TargetMetrics;
 use std::time::Instant;
 
 fn sample(sockets: u32, tasks: f64) -> Sample {
-    let mut s = Sample::default();
+    let mut s = Sample {
+        probed: true,
+        ..Sample::default()
+    };
     s.fds.socket = sockets;
     s.fds.file = 5;
     s.metrics = Some(TargetMetrics {
@@ -147,4 +150,31 @@ fn metrics_text_is_parsed_by_family() {
     assert_eq!(m.config_cache_hits, Some(7.0));
     assert_eq!(m.db_queries, Some(5.0));
     assert_eq!(m.sessions, None);
+}
+
+#[test]
+fn without_a_pid_the_proc_checks_are_skipped_and_the_metrics_ones_still_judge() {
+    let unprobed = |tasks: f64| Sample {
+        probed: false,
+        ..sample(0, tasks)
+    };
+    let checks = leak_checks(
+        &unprobed(20.0),
+        &[unprobed(90.0)],
+        &unprobed(25.0),
+        &Leaks::default(),
+    );
+    for name in ["fds.socket", "tcp.close_wait", "zombies", "rss"] {
+        let c = checks.iter().find(|c| c.name == name).unwrap();
+        assert!(
+            c.skipped.as_deref().is_some_and(|w| w.contains("no PID")),
+            "{c:?}"
+        );
+    }
+    let tasks = checks
+        .iter()
+        .find(|c| c.name == "tokio.alive_tasks")
+        .unwrap();
+    assert!(!tasks.passed && tasks.skipped.is_none(), "{tasks:?}");
+    assert_eq!(exit_code(&checks), 2);
 }

@@ -333,8 +333,54 @@ settle = "2s"
     // model does at most rate × duration (+ one in flight per user)
     let ok = report["ops"]["tools/list"]["ok"].as_u64().unwrap();
     assert!((400..=610).contains(&ok), "{ok} requests at 200/s for 3 s");
-    assert!(report["late_starts"].is_u64(), "late starts are counted");
+    assert!(
+        report["load"]["late_starts"].is_u64(),
+        "late starts are counted"
+    );
     assert!(run.stdout.contains("late starts"), "{}", run.stdout);
+}
+
+#[test]
+fn an_external_target_without_a_pid_is_judged_on_what_it_exposes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    subreaper();
+    let (mut target, addr) = planted_target(true);
+    let run = run_scenario(&format!(
+        r#"
+name = "no-pid"
+[target]
+url = "http://{addr}/mcp"
+[load]
+users = 4
+warmup = "1s"
+duration = "2s"
+protocol = "2026-07-28"
+mix = {{ "tools/list" = 1 }}
+[leaks]
+settle = "1s"
+"#
+    ));
+    let _ = target.kill();
+    let _ = target.wait();
+    // the planted fd leak is invisible without a PID: the /proc checks say why they are
+    // skipped instead of passing silently, and the load is still measured and judged
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    for name in ["fds.file", "fds.socket", "tcp.close_wait", "rss"] {
+        let c = run.check(name);
+        assert!(
+            c["skipped"].as_str().is_some_and(|w| w.contains("no PID")),
+            "{c}"
+        );
+    }
+    assert_eq!(run.check("latency.p99")["skipped"], serde_json::Value::Null);
+    let report = run.report();
+    assert!(report["ops"]["tools/list"]["ok"].as_u64().unwrap() > 10);
+    assert_eq!(report["probe"]["pid"], serde_json::Value::Null);
+    assert!(run.stdout.contains("SKIP fds.file"), "{}", run.stdout);
 }
 
 #[test]

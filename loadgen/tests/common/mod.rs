@@ -32,6 +32,11 @@ pub fn run_scenario(scenario: &str) -> Run {
 
 /// [`run_scenario`] with extra environment variables.
 pub fn run_scenario_with(scenario: &str, env: &[(&str, &str)]) -> Run {
+    run_scenario_args(scenario, env, &[])
+}
+
+/// [`run_scenario`] with extra environment variables and `run` arguments.
+pub fn run_scenario_args(scenario: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("scenario.toml");
     std::fs::write(&path, scenario).unwrap();
@@ -46,6 +51,7 @@ pub fn run_scenario_with(scenario: &str, env: &[(&str, &str)]) -> Run {
         .arg("--out")
         .arg(&out)
         .arg("--quiet")
+        .args(args)
         .envs(env.iter().copied())
         .output()
         .expect("mcp-loadgen runs");

@@ -1,0 +1,177 @@
+//! `--baseline PREV/report.json`: every KPI and leak figure side by side with an earlier
+//! run. A figure worse than before by more than the noise margin is a regression: a check
+//! of kind `regression`, which fails the run with exit 1.
+//!
+//! "Worse by more than the margin" is relative, with a floor per unit so that figures near
+//! zero (an error rate of 0, a leak growth of 0) are not judged on noise alone:
+//! allowed = before ± noise × max(|before|, floor).
+
+use serde::{Deserialize, Serialize};
+
+use super::Report;
+use super::capacity::Capacity;
+use crate::verdict::{Check, Kind};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The earlier report, as given.
+    pub baseline: String,
+    pub baseline_started_at: String,
+    pub baseline_git_revision: Option<String>,
+    pub noise: f64,
+    pub rows: Vec<Row>,
+    pub capacity_before: Capacity,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Row {
+    pub figure: String,
+    pub unit: String,
+    pub better: Better,
+    pub before: f64,
+    pub after: f64,
+    /// (after − before) / before; None when before is 0.
+    pub change: Option<f64>,
+    /// The worst value still within the noise margin.
+    pub allowed: f64,
+    pub regression: bool,
+}
+
+/// The smallest difference that can count as a regression, per unit.
+fn floor(unit: &str) -> f64 {
+    match unit {
+        "ms" => 1.0,
+        "ratio" => 0.005,
+        "req/s" => 1.0,
+        "MiB" => 2.0,
+        "queries" | "writes" => 0.01,
+        _ => 1.0,
+    }
+}
+
+/// The figures compared: `(figure, unit, better, value)`.
+fn figures(r: &Report) -> Vec<(String, String, Better, f64)> {
+    let mut out = vec![(
+        "throughput".to_string(),
+        "req/s".to_string(),
+        Better::Higher,
+        r.load.throughput_rps,
+    )];
+    for c in &r.checks {
+        let Some(v) = c.value.filter(|_| c.skipped.is_none()) else {
+            continue;
+        };
+        match c.kind {
+            Kind::Threshold if !c.name.starts_with("shutdown.") => {
+                let better = if c.name == "config_cache.hit_rate" {
+                    Better::Higher
+                } else {
+                    Better::Lower
+                };
+                out.push((c.name.clone(), c.unit.clone(), better, v));
+            }
+            Kind::Leak => {
+                if let Some(b) = c.baseline {
+                    out.push((
+                        format!("{} growth", c.name),
+                        c.unit.clone(),
+                        Better::Lower,
+                        v - b,
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (method, l) in &r.methods {
+        if l.percentiles.count > 0 {
+            out.push((
+                format!("{method} p99"),
+                "ms".into(),
+                Better::Lower,
+                l.percentiles.p99_us as f64 / 1000.0,
+            ));
+        }
+    }
+    out
+}
+
+/// Compares `after` with `before` (read from `path`), with the relative `noise` margin.
+pub fn compare(after: &Report, before: &Report, path: &str, noise: f64) -> Comparison {
+    let old = figures(before);
+    let rows = figures(after)
+        .into_iter()
+        .filter_map(|(figure, unit, better, a)| {
+            let (_, _, _, b) = old.iter().find(|(f, ..)| *f == figure)?;
+            let b = *b;
+            let slack = noise * b.abs().max(floor(&unit));
+            let (allowed, regression) = match better {
+                Better::Lower => (b + slack, a > b + slack),
+                Better::Higher => (b - slack, a < b - slack),
+            };
+            Some(Row {
+                change: (b != 0.0).then(|| (a - b) / b),
+                figure,
+                unit,
+                better,
+                before: b,
+                after: a,
+                allowed,
+                regression,
+            })
+        })
+        .collect();
+    Comparison {
+        baseline: path.to_string(),
+        baseline_started_at: before.started_at.clone(),
+        baseline_git_revision: before.environment.git_revision.clone(),
+        noise,
+        rows,
+        capacity_before: before.capacity.clone(),
+    }
+}
+
+impl Comparison {
+    /// One `regression.*` check per compared figure (failed when it regressed).
+    pub fn checks(&self) -> Vec<Check> {
+        self.rows
+            .iter()
+            .map(|r| Check {
+                name: format!("regression.{}", r.figure.replace(' ', ".")),
+                kind: Kind::Regression,
+                unit: r.unit.clone(),
+                baseline: Some(r.before),
+                peak: None,
+                value: Some(r.after),
+                limit: r.allowed,
+                passed: !r.regression,
+                skipped: None,
+            })
+            .collect()
+    }
+}
+
+impl Report {
+    /// Compares with the earlier report `before`: adds the comparison and its checks, and
+    /// decides again.
+    pub fn compare_with(&mut self, before: &Report, path: &str, noise: f64) {
+        self.checks.retain(|c| c.kind != Kind::Regression);
+        if before.name != self.name {
+            self.notes.push(format!(
+                "the baseline {path} is of scenario \"{}\", this run is \"{}\": figures compared as they are",
+                before.name, self.name
+            ));
+        }
+        let c = compare(self, before, path, noise);
+        self.checks.extend(c.checks());
+        self.comparison = Some(c);
+        self.decide();
+    }
+}

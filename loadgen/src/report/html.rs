@@ -1,0 +1,1146 @@
+//! `report.html`: one self-contained page (inline CSS, inline SVG charts, no script, nothing
+//! fetched) that a browser shows and prints. Top to bottom: the verdict, the KPIs, the leak
+//! checks, the charts (latency and throughput per second with the fault phases shaded; one
+//! small chart per leak-checked resource with its tolerance band), latency by request,
+//! capacity, the comparison with an earlier run, notes and the environment.
+//!
+//! The same facts as `report.md` ([`super::markdown`]), in the same words ([`super::format`]).
+//! Tables are bounded like the Markdown's, chart series downsampled to [`MAX_POINTS`].
+
+use std::fmt::Write;
+
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::format::{self, failure, label, mark, measured, target, usd, value};
+use super::markdown::MAX_ROWS;
+use super::{Report, ms, thousands};
+use crate::verdict::{Check, Kind, RESOURCES};
+
+/// Points per chart series, at most (a longer series is bucketed).
+pub const MAX_POINTS: usize = 600;
+/// The size of the latency and throughput charts.
+const WIDE: (u32, u32) = (860, 260);
+/// The size of one resource chart.
+const SMALL: (u32, u32) = (424, 210);
+
+const CSS: &str = r#"
+:root{--pass:#1a7f37;--fail:#cf222e;--skip:#6e7781;--line:#d0d7de;--muted:#57606a}
+*{box-sizing:border-box}
+body{margin:0;color:#1f2328;background:#fff;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+main{max-width:920px;margin:0 auto;padding:16px 20px 40px}
+h2{font-size:17px;margin:26px 0 8px;padding-bottom:3px;border-bottom:1px solid var(--line)}
+p{margin:4px 0}
+.banner{border:3px solid;border-radius:8px;padding:12px 18px 14px;margin:0 0 12px}
+.banner.pass{border-color:var(--pass);background:#dafbe1}
+.banner.fail{border-color:var(--fail);background:#ffebe9}
+.verdict{font-size:46px;font-weight:800;letter-spacing:.04em;line-height:1.05}
+.verdict small{font-size:18px;font-weight:600;letter-spacing:0;margin-left:10px}
+.pass .verdict{color:var(--pass)}.fail .verdict{color:var(--fail)}
+.headline{font-size:17px;font-weight:600;margin:6px 0 2px}
+.banner ul{margin:6px 0 0;padding-left:22px}
+.banner li{margin:2px 0}
+table{border-collapse:collapse;width:100%;margin:6px 0 10px;font-size:13px}
+th,td{border:1px solid var(--line);padding:3px 7px;text-align:left;vertical-align:top}
+th{background:#f6f8fa;font-weight:600}
+.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.c{text-align:center}
+tr.bad td{background:#fff1f0}
+.mark{font-weight:700;font-size:12px;white-space:nowrap}
+.PASS{color:var(--pass)}.FAIL{color:var(--fail)}.SKIP{color:var(--skip)}
+code{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+.muted{color:var(--muted)}
+.name{display:block;color:var(--muted);font-size:11px}
+figure{margin:6px 0 12px;break-inside:avoid;page-break-inside:avoid}
+figcaption{font-weight:600;margin:0 0 2px}
+figcaption .muted{font-weight:400;font-size:12px}
+.key{font-weight:400;font-size:12px;margin-left:12px;white-space:nowrap}
+.key i{display:inline-block;width:18px;border-top:3px solid;vertical-align:middle;margin-right:4px}
+svg{display:block;max-width:100%;height:auto}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(400px,1fr));gap:0 16px}
+.nodata{color:var(--muted);font-style:italic;border:1px dashed var(--line);padding:8px 10px;margin:4px 0}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:6px 0;font-size:13px}
+dt{color:var(--muted)}dd{margin:0}
+@page{margin:12mm}
+@media print{
+body{font-size:10pt}
+main{max-width:none;padding:0}
+.banner,.banner.pass,.banner.fail,th,tr.bad td{background:none}
+.banner,figure,table.keep,dl{break-inside:avoid;page-break-inside:avoid}
+tr{break-inside:avoid;page-break-inside:avoid}
+h2{break-after:avoid;page-break-after:avoid}
+.grid{grid-template-columns:1fr 1fr}
+}
+"#;
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A revision's first 12 characters (whatever it holds: it is read back from JSON).
+fn short(rev: &str) -> String {
+    rev.chars().take(12).collect()
+}
+
+fn mark_span(m: &str) -> String {
+    format!(r#"<span class="mark {m}">{m}</span>"#)
+}
+
+fn opt(unit: &str, v: Option<f64>) -> String {
+    v.map(|v| value(unit, v)).unwrap_or_else(|| "—".into())
+}
+
+pub fn render(r: &Report) -> String {
+    let mut s = String::with_capacity(256 * 1024);
+    let _ = write!(
+        s,
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n",
+        escape(&format::headline(r))
+    );
+    banner(&mut s, r);
+    kpis(&mut s, r);
+    leaks(&mut s, r);
+    charts(&mut s, r);
+    requests(&mut s, r);
+    capacity(&mut s, r);
+    comparison(&mut s, r);
+    notes(&mut s, r);
+    environment(&mut s, r);
+    s.push_str("</main>\n</body>\n</html>\n");
+    s
+}
+
+fn banner(s: &mut String, r: &Report) {
+    let (class, word) = if r.exit_code == 0 {
+        ("pass", "PASS")
+    } else {
+        ("fail", "FAIL")
+    };
+    let _ = writeln!(
+        s,
+        "<section class=\"banner {class}\">\n<div class=\"verdict\">{word}<small>{} · exit {}</small></div>\n\
+         <p class=\"headline\">{}</p>\n<p>{}.</p>",
+        escape(r.verdict()),
+        r.exit_code,
+        escape(&format::headline(r)),
+        escape(&format::load_line(r))
+    );
+    let failed: Vec<&Check> = r.checks.iter().filter(|c| !c.passed).collect();
+    if !failed.is_empty() {
+        let _ = writeln!(s, "<p><strong>What failed</strong></p>\n<ul>");
+        for c in failed {
+            let _ = writeln!(s, "<li>{}</li>", escape(&failure(c)));
+        }
+        s.push_str("</ul>\n");
+    }
+    s.push_str("</section>\n");
+    if !r.description.is_empty() {
+        let _ = writeln!(s, "<p>{}</p>", escape(&r.description));
+    }
+    let e = &r.environment;
+    let _ = writeln!(
+        s,
+        "<p class=\"muted\">Started {} on <code>{}</code> ({} cores){}{}.</p>",
+        escape(&r.started_at),
+        escape(&e.hostname),
+        e.cores,
+        e.git_revision
+            .as_ref()
+            .map(|g| format!(
+                ", revision <code>{}</code>{}",
+                escape(&short(g)),
+                if e.git_dirty == Some(true) {
+                    " (dirty)"
+                } else {
+                    ""
+                }
+            ))
+            .unwrap_or_default(),
+        r.shard
+            .map(|x| format!(", shard {}/{}", x.index, x.count))
+            .unwrap_or_default()
+    );
+}
+
+fn kpis(s: &mut String, r: &Report) {
+    let before = |name: &str| {
+        r.comparison.as_ref().and_then(|c| {
+            c.rows
+                .iter()
+                .find(|row| row.figure == name)
+                .map(|row| (row.before, row.regression))
+        })
+    };
+    let compared = r.comparison.is_some();
+    let _ = writeln!(
+        s,
+        "<h2>KPIs against the documented targets</h2>\n<table class=\"keep\">\n<tr><th>KPI</th>\
+         <th class=\"n\">measured</th><th class=\"n\">target</th><th class=\"c\"></th>{}</tr>",
+        if compared {
+            "<th class=\"n\">before</th>"
+        } else {
+            ""
+        }
+    );
+    let mut any = false;
+    for c in r.checks.iter().filter(|c| c.kind == Kind::Threshold) {
+        any = true;
+        let m = mark(c);
+        let _ = write!(
+            s,
+            "<tr{}><td>{}<code class=\"name\">{}</code></td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"c\">{}</td>",
+            if m == "FAIL" { " class=\"bad\"" } else { "" },
+            escape(&label(&c.name)),
+            escape(&c.name),
+            escape(&measured(c)),
+            escape(&target(c)),
+            mark_span(m)
+        );
+        if compared {
+            let b = before(&c.name)
+                .map(|(v, reg)| {
+                    format!(
+                        "{}{}",
+                        escape(&value(&c.unit, v)),
+                        if reg {
+                            " <span class=\"FAIL\">⚠ regression</span>"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .unwrap_or_else(|| "—".into());
+            let _ = write!(s, "<td class=\"n\">{b}</td>");
+        }
+        s.push_str("</tr>\n");
+    }
+    if !any {
+        let cols = if compared { 5 } else { 4 };
+        let _ = writeln!(
+            s,
+            "<tr><td colspan=\"{cols}\" class=\"muted\">no threshold checks</td></tr>"
+        );
+    }
+    s.push_str("</table>\n");
+}
+
+fn leaks(s: &mut String, r: &Report) {
+    let _ = writeln!(
+        s,
+        "<h2>Leaks (after the settle window)</h2>\n<table class=\"keep\">\n<tr><th>resource</th>\
+         <th class=\"n\">baseline</th><th class=\"n\">peak</th><th class=\"n\">final</th>\
+         <th class=\"n\">allowed growth</th><th class=\"c\"></th></tr>"
+    );
+    let mut any = false;
+    for c in r.leak_checks() {
+        any = true;
+        if let Some(why) = &c.skipped {
+            let _ = writeln!(
+                s,
+                "<tr><td><code>{}</code></td><td class=\"n\">—</td><td class=\"n\">—</td>\
+                 <td class=\"n\">—</td><td class=\"n\">—</td><td>{} <span class=\"muted\">{}</span></td></tr>",
+                escape(&c.name),
+                mark_span("SKIP"),
+                escape(why)
+            );
+            continue;
+        }
+        let m = mark(c);
+        let _ = writeln!(
+            s,
+            "<tr{}><td><code>{}</code></td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">+{}</td><td class=\"c\">{}</td></tr>",
+            if m == "FAIL" { " class=\"bad\"" } else { "" },
+            escape(&c.name),
+            escape(&opt(&c.unit, c.baseline)),
+            escape(&opt(&c.unit, c.peak)),
+            escape(&opt(&c.unit, c.value)),
+            escape(&value(&c.unit, c.limit)),
+            mark_span(m)
+        );
+    }
+    if !any {
+        let _ = writeln!(
+            s,
+            "<tr><td colspan=\"6\" class=\"muted\">no leak checks</td></tr>"
+        );
+    }
+    s.push_str("</table>\n");
+}
+
+fn requests(s: &mut String, r: &Report) {
+    let _ = writeln!(
+        s,
+        "<h2>Latency by request</h2>\n<table>\n<tr><th>request</th><th class=\"n\">ok</th>\
+         <th class=\"n\">failed</th><th class=\"n\">p50 ms</th><th class=\"n\">p90 ms</th>\
+         <th class=\"n\">p99 ms</th><th class=\"n\">max ms</th><th class=\"n\">mean ms</th></tr>"
+    );
+    let mut rows: Vec<_> = r.ops.iter().collect();
+    rows.sort_by_key(|(_, l)| std::cmp::Reverse(l.requests()));
+    for (name, l) in rows.iter().take(MAX_ROWS) {
+        let p = &l.percentiles;
+        let _ = writeln!(
+            s,
+            "<tr{}><td><code>{}</code>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            if l.failed > 0 { " class=\"bad\"" } else { "" },
+            escape(name),
+            if l.in_mix {
+                ""
+            } else {
+                " <span class=\"muted\">(session)</span>"
+            },
+            thousands(l.ok as f64),
+            thousands(l.failed as f64),
+            ms(p.p50_us as f64),
+            ms(p.p90_us as f64),
+            ms(p.p99_us as f64),
+            ms(p.max_us as f64),
+            ms(p.mean_us)
+        );
+    }
+    if rows.is_empty() {
+        let _ = writeln!(
+            s,
+            "<tr><td colspan=\"8\" class=\"muted\">no requests</td></tr>"
+        );
+    }
+    s.push_str("</table>\n");
+    if rows.len() > MAX_ROWS {
+        let _ = writeln!(
+            s,
+            "<p class=\"muted\">… and {} more in <code>report.json</code>.</p>",
+            rows.len() - MAX_ROWS
+        );
+    }
+    let failures: Vec<(String, u64)> = r
+        .ops
+        .iter()
+        .flat_map(|(n, l)| {
+            l.failures
+                .iter()
+                .map(move |(t, c)| (format!("{n}: {t}"), *c))
+        })
+        .collect();
+    if !failures.is_empty() {
+        let _ = writeln!(s, "<p><strong>Failures by kind</strong></p>\n<ul>");
+        for (t, c) in failures.iter().take(MAX_ROWS) {
+            let _ = writeln!(
+                s,
+                "<li>{} × <code>{}</code></li>",
+                thousands(*c as f64),
+                escape(t)
+            );
+        }
+        s.push_str("</ul>\n");
+    }
+}
+
+fn capacity(s: &mut String, r: &Report) {
+    let c = &r.capacity;
+    let m = &c.model;
+    s.push_str("<h2>Capacity planning</h2>\n");
+    let Some(per) = c.per_replica_rps else {
+        let _ = writeln!(
+            s,
+            "<p>{}</p>",
+            escape(c.note.as_deref().unwrap_or("nothing to plan from"))
+        );
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "<p>One instance ({} vCPU, concurrency {}) serves about <strong>{} req/s</strong>, set by {}: \
+         Little's law gives {} at a mean latency of {} ms{}. Planned at {:.0} % of that, min {} / max {} \
+         instances; a 30-day month at a constant rate; prices ${}/vCPU-s, ${}/DB read, ${}/DB write.</p>",
+        format::num(m.vcpus),
+        m.concurrency,
+        thousands(per),
+        escape(c.bound.as_deref().unwrap_or("?")),
+        c.latency_bound_rps
+            .map(thousands)
+            .unwrap_or_else(|| "—".into()),
+        c.measured
+            .mean_latency_ms
+            .map(|v| format!("{v:.2}"))
+            .unwrap_or_else(|| "—".into()),
+        match (c.cpu_bound_rps, c.measured.target_cpu_cores) {
+            (Some(cpu), Some(cores)) => format!(
+                "; the CPU allows {} ({} req/s measured on {:.2} cores)",
+                thousands(cpu),
+                thousands(c.measured.throughput_rps),
+                cores
+            ),
+            _ => String::new(),
+        },
+        m.utilisation * 100.0,
+        m.min_instances,
+        m.max_instances,
+        m.vcpu_second_usd,
+        m.db_read_usd,
+        m.db_write_usd,
+    );
+    if let Some(n) = &c.note {
+        let _ = writeln!(s, "<p class=\"muted\">{}</p>", escape(n));
+    }
+    let before = r.comparison.as_ref().map(|x| &x.capacity_before);
+    let _ = write!(
+        s,
+        "<table class=\"keep\">\n<tr><th class=\"n\">rate</th><th class=\"n\">replicas</th>\
+         <th class=\"n\">compute / month</th><th class=\"n\">DB reads / month</th>\
+         <th class=\"n\">DB writes / month</th><th class=\"n\">DB / month</th>\
+         <th class=\"n\">total / month</th>"
+    );
+    if before.is_some() {
+        s.push_str("<th class=\"n\">replicas before</th><th class=\"n\">total before</th>");
+    }
+    s.push_str("</tr>\n");
+    let o = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map(f).unwrap_or_else(|| "—".into());
+    for (i, p) in c.plans.iter().enumerate() {
+        let is_target = i == 0 && m.target_rate.is_some();
+        let _ = write!(
+            s,
+            "<tr><td class=\"n\">{}{} req/s</td><td class=\"n\">{}{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\"><strong>{}</strong></td>",
+            if is_target {
+                "<strong>target</strong> "
+            } else {
+                ""
+            },
+            thousands(p.rate_rps),
+            p.replicas,
+            if p.over_max {
+                " <span class=\"FAIL\">⚠ over max</span>"
+            } else {
+                ""
+            },
+            usd(p.compute_usd_month),
+            o(p.db_reads_month, &thousands),
+            o(p.db_writes_month, &thousands),
+            o(p.db_usd_month, &usd),
+            usd(p.total_usd_month)
+        );
+        if let Some(b) = before {
+            match b.plans.iter().find(|x| x.rate_rps == p.rate_rps) {
+                Some(x) => {
+                    let _ = write!(
+                        s,
+                        "<td class=\"n\">{}</td><td class=\"n\">{}</td>",
+                        x.replicas,
+                        usd(x.total_usd_month)
+                    );
+                }
+                None => s.push_str("<td class=\"n\">—</td><td class=\"n\">—</td>"),
+            }
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</table>\n");
+}
+
+fn comparison(s: &mut String, r: &Report) {
+    let Some(c) = &r.comparison else {
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "<h2>Compared with the earlier run</h2>\n<p><code>{}</code> (started {}{}), noise margin {:.0} %.</p>",
+        escape(&c.baseline),
+        escape(&c.baseline_started_at),
+        c.baseline_git_revision
+            .as_ref()
+            .map(|g| format!(", revision <code>{}</code>", escape(&short(g))))
+            .unwrap_or_default(),
+        c.noise * 100.0
+    );
+    s.push_str(
+        "<table>\n<tr><th>figure</th><th class=\"n\">before</th><th class=\"n\">now</th>\
+         <th class=\"n\">change</th><th class=\"n\">worst allowed</th><th class=\"c\"></th></tr>\n",
+    );
+    let mut rows: Vec<_> = c.rows.iter().collect();
+    rows.sort_by_key(|r| !r.regression);
+    for row in rows.iter().take(MAX_ROWS) {
+        let _ = writeln!(
+            s,
+            "<tr{}><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"c\">{}</td></tr>",
+            if row.regression { " class=\"bad\"" } else { "" },
+            escape(&label(&row.figure)),
+            escape(&value(&row.unit, row.before)),
+            escape(&value(&row.unit, row.after)),
+            row.change
+                .map(|c| format!("{:+.1} %", c * 100.0))
+                .unwrap_or_else(|| "—".into()),
+            escape(&value(&row.unit, row.allowed)),
+            if row.regression {
+                "<span class=\"mark FAIL\">regression</span>"
+            } else {
+                "<span class=\"mark PASS\">ok</span>"
+            }
+        );
+    }
+    s.push_str("</table>\n");
+    if rows.len() > MAX_ROWS {
+        let _ = writeln!(
+            s,
+            "<p class=\"muted\">… and {} more in <code>report.json</code>.</p>",
+            rows.len() - MAX_ROWS
+        );
+    }
+}
+
+fn notes(s: &mut String, r: &Report) {
+    if r.notes.is_empty() {
+        return;
+    }
+    s.push_str("<h2>Notes</h2>\n<ul>\n");
+    for n in r.notes.iter().take(MAX_ROWS) {
+        let _ = writeln!(s, "<li>{}</li>", escape(n));
+    }
+    s.push_str("</ul>\n");
+}
+
+fn environment(s: &mut String, r: &Report) {
+    let e = &r.environment;
+    s.push_str("<h2>Environment</h2>\n<dl>\n");
+    let mut row = |k: &str, v: String| {
+        let _ = writeln!(s, "<dt>{k}</dt><dd>{v}</dd>");
+    };
+    row("host", format!("<code>{}</code>", escape(&e.hostname)));
+    row("OS", escape(&e.os));
+    row("kernel", escape(&e.kernel));
+    row("CPU", escape(&e.cpu));
+    row("cores", e.cores.to_string());
+    row("memory", format!("{} MiB", thousands(e.memory_mib as f64)));
+    row("mcp-loadgen", escape(&e.loadgen_version));
+    if let Some(v) = &e.target_version {
+        row("target", escape(v));
+    }
+    if let Some(g) = &e.git_revision {
+        row(
+            "git revision",
+            format!(
+                "<code>{}</code>{}",
+                escape(g),
+                if e.git_dirty == Some(true) {
+                    " (dirty)"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+    row("started", escape(&r.started_at));
+    if let Some(x) = r.shard {
+        row("shard", format!("{}/{}", x.index, x.count));
+    }
+    s.push_str("</dl>\n");
+    if !r.merged_from.is_empty() {
+        let _ = writeln!(
+            s,
+            "<p>Merged from {} shards:</p>\n<ul>",
+            r.merged_from.len()
+        );
+        for m in r.merged_from.iter().take(MAX_ROWS) {
+            let _ = writeln!(s, "<li><code>{}</code></li>", escape(m));
+        }
+        s.push_str("</ul>\n");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Charts
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+const FONT: &str = "sans-serif";
+const INK: RGBColor = RGBColor(31, 35, 40);
+const GRID: RGBColor = RGBColor(234, 238, 242);
+const AXIS: RGBColor = RGBColor(140, 149, 159);
+const P50: RGBColor = RGBColor(9, 105, 218);
+const P90: RGBColor = RGBColor(130, 80, 223);
+const P99: RGBColor = RGBColor(191, 135, 0);
+const MAX: RGBColor = RGBColor(110, 119, 129);
+const OK: RGBColor = RGBColor(9, 105, 218);
+const ERR: RGBColor = RGBColor(207, 34, 46);
+const SERIES: RGBColor = RGBColor(9, 105, 218);
+const BAND: RGBColor = RGBColor(26, 127, 55);
+const MARKER: RGBColor = RGBColor(87, 96, 106);
+/// Phase shading, in turn.
+const PHASES: [RGBColor; 4] = [
+    RGBColor(251, 143, 68),
+    RGBColor(130, 80, 223),
+    RGBColor(27, 163, 163),
+    RGBColor(212, 167, 44),
+];
+
+/// A fault phase (`from`..`to`, s into the load), or SIGTERM (`to` = `from`).
+struct Span {
+    from: f64,
+    to: f64,
+    name: String,
+    sigterm: bool,
+}
+
+/// The end of the measured load, s after its start.
+fn load_end_s(r: &Report) -> f64 {
+    let p = &r.probe;
+    let probed = (p.load_end_t_ms > p.load_start_t_ms)
+        .then(|| (p.load_end_t_ms - p.load_start_t_ms) as f64 / 1000.0);
+    let measured = r.load.wall_seconds.max(r.seconds.len() as f64);
+    match probed {
+        Some(v) if measured <= 0.0 => v,
+        _ => finite(measured).unwrap_or(0.0),
+    }
+}
+
+/// Each phase lasts until the next one (or the end of the load).
+fn spans(r: &Report, end_s: f64) -> Vec<Span> {
+    let mut phases: Vec<_> = r.phases.iter().collect();
+    phases.sort_by_key(|p| p.at_ms);
+    phases
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let from = p.at_ms as f64 / 1000.0;
+            let to = phases
+                .get(i + 1)
+                .map(|n| n.at_ms as f64 / 1000.0)
+                .unwrap_or(end_s)
+                .max(from);
+            let sigterm = p.action == "sigterm";
+            Span {
+                from,
+                to: if sigterm { from } else { to },
+                name: if p.name.is_empty() {
+                    p.action.clone()
+                } else {
+                    p.name.clone()
+                },
+                sigterm,
+            }
+        })
+        .collect()
+}
+
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+#[derive(Clone, Copy)]
+enum Agg {
+    Max,
+    Mean,
+}
+
+/// At most `max` points: consecutive buckets reduced to one point at their first x (gaps,
+/// `None`, stay gaps when a whole bucket is one); the last point is always kept as it is.
+fn downsample(points: &[(f64, Option<f64>)], max: usize, agg: Agg) -> Vec<(f64, Option<f64>)> {
+    if points.len() <= max || max < 2 {
+        return points.to_vec();
+    }
+    let size = points.len().div_ceil(max - 1);
+    let (body, last) = points.split_at(points.len() - 1);
+    let mut out: Vec<_> = body
+        .chunks(size)
+        .map(|chunk| {
+            let vals: Vec<f64> = chunk.iter().filter_map(|(_, v)| *v).collect();
+            let y = (!vals.is_empty()).then(|| match agg {
+                Agg::Max => vals.iter().copied().fold(f64::MIN, f64::max),
+                Agg::Mean => vals.iter().sum::<f64>() / vals.len() as f64,
+            });
+            (chunk[0].0, y)
+        })
+        .collect();
+    out.extend_from_slice(last);
+    out
+}
+
+/// The runs of consecutive defined points.
+fn segments(points: &[(f64, Option<f64>)]) -> Vec<Vec<(f64, f64)>> {
+    let mut out: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+    for &(x, y) in points {
+        match y {
+            Some(y) => out.last_mut().expect("never empty").push((x, y)),
+            None if out.last().is_some_and(|s| !s.is_empty()) => out.push(Vec::new()),
+            None => {}
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// A y range with some height, whatever the data (empty, one value, all equal).
+fn y_range(lo: f64, hi: f64, floor_zero: bool) -> (f64, f64) {
+    let (mut lo, mut hi) = match (finite(lo), finite(hi)) {
+        (Some(a), Some(b)) if a <= b => (a, b),
+        _ => (0.0, 1.0),
+    };
+    if hi - lo < 1e-9 {
+        let pad = (hi.abs() * 0.05).max(1.0);
+        lo -= pad;
+        hi += pad;
+    } else {
+        let pad = (hi - lo) * 0.08;
+        lo -= pad;
+        hi += pad;
+    }
+    if floor_zero && lo < 0.0 {
+        lo = 0.0;
+    }
+    (lo, hi)
+}
+
+fn x_range(lo: f64, hi: f64) -> (f64, f64) {
+    match (finite(lo), finite(hi)) {
+        (Some(a), Some(b)) if b - a > 1e-9 => (a, b),
+        (Some(a), _) => (a - 0.5, a + 0.5),
+        _ => (0.0, 1.0),
+    }
+}
+
+/// An axis tick: as many decimals as a tick needs.
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if (v - v.round()).abs() < 1e-6 || a >= 100.0 {
+        thousands(v)
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        let s = format!("{v:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// Draws an SVG of `size` with `draw` and returns it, ready to inline (no XML namespace:
+/// HTML does not need one).
+fn svg(size: (u32, u32), title: &str, draw: impl FnOnce(&Area<'_>) -> Res<()>) -> Res<String> {
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
+        draw(&root)?;
+        root.present()?;
+    }
+    let buf = buf.replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1);
+    Ok(buf.replacen(
+        "<svg ",
+        &format!("<svg role=\"img\" aria-label=\"{}\" ", escape(title)),
+        1,
+    ))
+}
+
+fn chart<'a, 'b>(
+    root: &'a Area<'b>,
+    x: (f64, f64),
+    y: (f64, f64),
+    x_desc: &str,
+    y_desc: &str,
+    small: bool,
+) -> Res<Chart<'a, 'b>> {
+    let mut c = ChartBuilder::on(root)
+        .margin_top(8)
+        .margin_right(14)
+        .margin_left(4)
+        .margin_bottom(4)
+        .x_label_area_size(if small { 36 } else { 38 })
+        .y_label_area_size(if small { 52 } else { 60 })
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)?;
+    let labels = (FONT, if small { 14 } else { 15 }).into_font().color(&INK);
+    c.configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(GRID)
+        .axis_style(AXIS)
+        .x_labels(if small { 7 } else { 14 })
+        .y_labels(if small { 5 } else { 6 })
+        .label_style(labels.clone())
+        .axis_desc_style(labels)
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v))
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .draw()?;
+    Ok(c)
+}
+
+/// Shades the fault phases (labelled with their names when `names`), SIGTERM as a line.
+fn shade(c: &mut Chart<'_, '_>, spans: &[Span], y: (f64, f64), names: bool) -> Res<()> {
+    let (x0, x1) = {
+        let r = c.x_range();
+        (r.start, r.end)
+    };
+    // a label reads from its line into the chart, unless that would run off the edge
+    let edge = (x1 - x0) * 0.15;
+    let mut colour = 0;
+    for (i, p) in spans.iter().enumerate() {
+        let from = p.from.clamp(x0, x1);
+        let to = p.to.clamp(x0, x1);
+        let row = (i % 3) as i32 * 15;
+        if p.sigterm {
+            c.draw_series(std::iter::once(PathElement::new(
+                vec![(from, y.0), (from, y.1)],
+                ERR.stroke_width(2),
+            )))?;
+            if names {
+                let (h, dx) = if from - x0 < edge {
+                    (HPos::Left, 4)
+                } else {
+                    (HPos::Right, -4)
+                };
+                let style = (FONT, 14)
+                    .into_font()
+                    .color(&ERR)
+                    .pos(Pos::new(h, VPos::Top));
+                c.draw_series(std::iter::once(
+                    EmptyElement::at((from, y.1)) + Text::new("SIGTERM", (dx, 3 + row), style),
+                ))?;
+            }
+            continue;
+        }
+        let base = PHASES[colour % PHASES.len()];
+        colour += 1;
+        if to > from {
+            c.draw_series(std::iter::once(Rectangle::new(
+                [(from, y.0), (to, y.1)],
+                base.mix(0.16).filled(),
+            )))?;
+        }
+        c.draw_series(std::iter::once(PathElement::new(
+            vec![(from, y.0), (from, y.1)],
+            base.mix(0.7).stroke_width(1),
+        )))?;
+        if names {
+            let (at, h, dx) = if x1 - from < edge {
+                (x1, HPos::Right, -4)
+            } else {
+                (from, HPos::Left, 4)
+            };
+            let style = (FONT, 14)
+                .into_font()
+                .color(&RGBColor(base.0 / 2, base.1 / 2, base.2 / 2))
+                .pos(Pos::new(h, VPos::Top));
+            c.draw_series(std::iter::once(
+                EmptyElement::at((at, y.1)) + Text::new(p.name.clone(), (dx, 3 + row), style),
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// Draws a series as lines over its defined runs (a lone point as a dot).
+fn line(
+    c: &mut Chart<'_, '_>,
+    points: &[(f64, Option<f64>)],
+    colour: RGBColor,
+    width: u32,
+) -> Res<()> {
+    let style = colour.stroke_width(width);
+    for seg in segments(points) {
+        let dots = if seg.len() == 1 { 3 } else { 0 };
+        c.draw_series(LineSeries::new(seg, style).point_size(dots))?;
+    }
+    Ok(())
+}
+
+/// The legend, in the caption (HTML lays text out better than the SVG's guessed metrics; a
+/// border, not a background, so that it prints).
+fn key(series: &[(&str, RGBColor)]) -> String {
+    series
+        .iter()
+        .map(|(name, c)| {
+            format!(
+                "<span class=\"key\"><i style=\"border-color:#{:02x}{:02x}{:02x}\"></i>{}</span>",
+                c.0,
+                c.1,
+                c.2,
+                escape(name)
+            )
+        })
+        .collect()
+}
+
+fn figure(title: &str, body: Res<String>) -> String {
+    let body = match body {
+        Ok(svg) => svg,
+        Err(e) => format!(
+            "<p class=\"nodata\">the chart could not be drawn: {}</p>",
+            escape(&e.to_string())
+        ),
+    };
+    format!("<figure>\n<figcaption>{title}</figcaption>\n{body}</figure>\n")
+}
+
+fn nodata(title: &str, why: &str) -> String {
+    format!(
+        "<figure>\n<figcaption>{title}</figcaption>\n<p class=\"nodata\">{}</p>\n</figure>\n",
+        escape(why)
+    )
+}
+
+fn charts(s: &mut String, r: &Report) {
+    let end = load_end_s(r);
+    let spans = spans(r, end);
+    s.push_str("<h2>Over time</h2>\n");
+    s.push_str(&latency_chart(r, &spans, end));
+    s.push_str(&throughput_chart(r, &spans, end));
+    let checked: Vec<&Check> = r.leak_checks().filter(|c| c.skipped.is_none()).collect();
+    if checked.is_empty() {
+        return;
+    }
+    s.push_str(
+        "<h2>Resources</h2>\n<p class=\"muted\">Seconds from the load start: the warm-up and \
+         baseline before 0, the settle window after the load end. Green: the baseline and its \
+         allowed growth.</p>\n<div class=\"grid\">\n",
+    );
+    for c in checked {
+        s.push_str(&resource_chart(r, c, &spans));
+    }
+    s.push_str("</div>\n");
+}
+
+/// Room above the data for the phase labels (up to three rows of them).
+fn headroom(spans: &[Span]) -> f64 {
+    1.06 + 0.09 * spans.len().min(3) as f64
+}
+
+fn latency_chart(r: &Report, spans: &[Span], end: f64) -> String {
+    let title = "Latency per second <span class=\"muted\">(ms; fault phases shaded)</span>";
+    let series = |f: fn(&super::Percentiles) -> u64| -> Vec<(f64, Option<f64>)> {
+        let points: Vec<_> = r
+            .seconds
+            .iter()
+            .map(|x| {
+                let p = &x.percentiles;
+                let v = (p.count > 0).then(|| f(p) as f64 / 1000.0).and_then(finite);
+                (x.t_s as f64 + 0.5, v)
+            })
+            .collect();
+        downsample(&points, MAX_POINTS, Agg::Max)
+    };
+    let p50 = series(|p| p.p50_us);
+    let p90 = series(|p| p.p90_us);
+    let p99 = series(|p| p.p99_us);
+    let max = series(|p| p.max_us);
+    let peak = |v: &[(f64, Option<f64>)]| v.iter().filter_map(|p| p.1).fold(0.0, f64::max);
+    if max.iter().all(|p| p.1.is_none()) {
+        return nodata(title, "no data: no request completed during the load");
+    }
+    let (p99_peak, max_peak) = (peak(&p99), peak(&max));
+    // the max may spike far above the rest: clip it at twice the p99's peak
+    let top = if p99_peak > 0.0 && max_peak > 2.0 * p99_peak {
+        2.0 * p99_peak
+    } else {
+        max_peak
+    };
+    let clipped = max_peak > top;
+    let clip = |v: Vec<(f64, Option<f64>)>| -> Vec<(f64, Option<f64>)> {
+        v.into_iter()
+            .map(|(x, y)| (x, y.map(|y| y.min(top))))
+            .collect()
+    };
+    let y = y_range(0.0, top * headroom(spans), true);
+    let x = x_range(0.0, end.max(r.seconds.len() as f64));
+    let title = if clipped {
+        format!(
+            "{title} <span class=\"muted\">— max clipped at {} ms (peak {} ms)</span>",
+            tick(top),
+            tick(max_peak)
+        )
+    } else {
+        title.to_string()
+    };
+    let body = svg(WIDE, "latency per second", |root| {
+        let mut c = chart(root, x, y, "s since the load start", "ms", false)?;
+        shade(&mut c, spans, y, true)?;
+        line(&mut c, &clip(max), MAX, 1)?;
+        line(&mut c, &p99, P99, 2)?;
+        line(&mut c, &p90, P90, 2)?;
+        line(&mut c, &p50, P50, 2)
+    });
+    let title = format!(
+        "{title}{}",
+        key(&[("p50", P50), ("p90", P90), ("p99", P99), ("max", MAX)])
+    );
+    figure(&title, body)
+}
+
+fn throughput_chart(r: &Report, spans: &[Span], end: f64) -> String {
+    let title = "Throughput and errors per second <span class=\"muted\">(req/s)</span>";
+    if r.seconds.is_empty() {
+        return nodata(title, "no data: the load recorded no seconds");
+    }
+    // the last second is usually partial: its count is a rate over the part it covers
+    let covered = |t_s: u64| (r.load.wall_seconds - t_s as f64).clamp(0.1, 1.0);
+    let series = |f: fn(&super::SecondFigures) -> u64| -> Vec<(f64, Option<f64>)> {
+        let points: Vec<_> = r
+            .seconds
+            .iter()
+            .map(|x| (x.t_s as f64 + 0.5, Some(f(x) as f64 / covered(x.t_s))))
+            .collect();
+        downsample(&points, MAX_POINTS, Agg::Mean)
+    };
+    let ok = series(|x| x.ok);
+    let failed = series(|x| x.failed);
+    let top = ok
+        .iter()
+        .chain(&failed)
+        .filter_map(|p| p.1)
+        .fold(0.0, f64::max);
+    let y = y_range(0.0, top * headroom(spans), true);
+    let x = x_range(0.0, end.max(r.seconds.len() as f64));
+    let body = svg(WIDE, "throughput and errors per second", |root| {
+        let mut c = chart(root, x, y, "s since the load start", "req/s", false)?;
+        shade(&mut c, spans, y, true)?;
+        let area: Vec<(f64, f64)> = failed
+            .iter()
+            .filter_map(|(x, y)| Some((*x, (*y)?)))
+            .collect();
+        if failed.iter().any(|p| p.1.is_some_and(|v| v > 0.0)) {
+            c.draw_series(AreaSeries::new(area, 0.0, ERR.mix(0.25)))?;
+        }
+        line(&mut c, &ok, OK, 2)?;
+        line(&mut c, &failed, ERR, 2)
+    });
+    let worst = r.seconds.iter().map(|x| x.failed).max().unwrap_or(0);
+    let title = format!(
+        "{title}{}{}",
+        key(&[("ok", OK), ("failed", ERR)]),
+        if worst > 0 {
+            format!(
+                " <span class=\"muted\">— {} failed in all, at most {}/s</span>",
+                thousands(r.load.failed as f64),
+                thousands(worst as f64)
+            )
+        } else {
+            " <span class=\"muted\">— no failures</span>".to_string()
+        }
+    );
+    figure(&title, body)
+}
+
+fn resource_chart(r: &Report, c: &Check, spans: &[Span]) -> String {
+    let m = mark(c);
+    let title = format!(
+        "<code>{}</code> {} <span class=\"muted\">baseline {}, peak {}, final {}; allowed +{}</span>",
+        escape(&c.name),
+        mark_span(m),
+        escape(&opt(&c.unit, c.baseline)),
+        escape(&opt(&c.unit, c.peak)),
+        escape(&opt(&c.unit, c.value)),
+        escape(&value(&c.unit, c.limit))
+    );
+    let Some(res) = RESOURCES.iter().find(|x| x.name == c.name) else {
+        return nodata(&title, "no data: not a resource the probe samples");
+    };
+    let p = &r.probe;
+    let start = p.load_start_t_ms as f64;
+    let points: Vec<(f64, Option<f64>)> = p
+        .samples
+        .iter()
+        .map(|x| {
+            let v = if x.gone { None } else { (res.read)(x) };
+            ((x.t_ms as f64 - start) / 1000.0, v.and_then(finite))
+        })
+        .collect();
+    if points.iter().all(|p| p.1.is_none()) {
+        return nodata(&title, "no data: no sample has this figure");
+    }
+    let points = downsample(&points, MAX_POINTS, Agg::Max);
+    let vals: Vec<f64> = points.iter().filter_map(|p| p.1).collect();
+    let base = c.baseline.and_then(finite);
+    let limit = finite(c.limit).unwrap_or(0.0).max(0.0);
+    let band = base.map(|b| (b, b + limit));
+    let lo = vals
+        .iter()
+        .copied()
+        .chain(band.map(|b| b.0))
+        .fold(f64::INFINITY, f64::min);
+    let hi = vals
+        .iter()
+        .copied()
+        .chain(band.map(|b| b.1))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let y = y_range(lo, hi, lo >= 0.0);
+    let first = points.first().map(|p| p.0).unwrap_or(0.0);
+    let last = points.last().map(|p| p.0).unwrap_or(0.0);
+    let load_end = if p.load_end_t_ms > p.load_start_t_ms {
+        (p.load_end_t_ms - p.load_start_t_ms) as f64 / 1000.0
+    } else {
+        load_end_s(r)
+    };
+    let x = x_range(first.min(0.0), last.max(load_end));
+    let final_point = points.iter().rev().find_map(|(x, y)| Some((*x, (*y)?)));
+    let failed = m == "FAIL";
+    let body = svg(SMALL, &c.name, |root| {
+        let mut ch = chart(root, x, y, "s from the load start", &c.unit, true)?;
+        shade(&mut ch, spans, y, false)?;
+        if let Some((b, t)) = band {
+            if t > b {
+                ch.draw_series(std::iter::once(Rectangle::new(
+                    [(x.0, b), (x.1, t)],
+                    BAND.mix(0.14).filled(),
+                )))?;
+                ch.draw_series(std::iter::once(PathElement::new(
+                    vec![(x.0, t), (x.1, t)],
+                    BAND.mix(0.5).stroke_width(1),
+                )))?;
+            }
+            ch.draw_series(std::iter::once(PathElement::new(
+                vec![(x.0, b), (x.1, b)],
+                BAND.mix(0.8).stroke_width(2),
+            )))?;
+        }
+        let tag = (FONT, 13).into_font().color(&MARKER);
+        // "load start" right of its line, "load end" left of its one (the settle may be short)
+        for (at, name, h, dx) in [
+            (0.0, "load start", HPos::Left, 3),
+            (load_end, "load end", HPos::Right, -3),
+        ] {
+            if at < x.0 || at > x.1 {
+                continue;
+            }
+            ch.draw_series(std::iter::once(PathElement::new(
+                vec![(at, y.0), (at, y.1)],
+                MARKER.stroke_width(1),
+            )))?;
+            ch.draw_series(std::iter::once(
+                EmptyElement::at((at, y.1))
+                    + Text::new(name, (dx, 2), tag.clone().pos(Pos::new(h, VPos::Top))),
+            ))?;
+        }
+        let colour = if failed { ERR } else { SERIES };
+        for seg in segments(&points) {
+            let dots = if seg.len() == 1 { 3 } else { 0 };
+            ch.draw_series(LineSeries::new(seg, colour.stroke_width(2)).point_size(dots))?;
+        }
+        if let Some(pt) = final_point {
+            ch.draw_series(std::iter::once(Circle::new(pt, 3, colour.filled())))?;
+        }
+        Ok(())
+    });
+    figure(&title, body)
+}
+
+#[cfg(test)]
+#[path = "html_tests.rs"]
+mod tests;

@@ -1,0 +1,380 @@
+//! `report.md`: fits a GitHub step summary as it is. Every table is bounded (at most
+//! [`MAX_ROWS`] rows), so the file stays far under GitHub's 1 MiB limit whatever the run.
+
+use std::fmt::Write;
+
+use super::format::{self, failure, label, mark, measured, target, usd, value};
+use super::{Report, ms, thousands};
+use crate::verdict::Kind;
+
+/// Rows per table, at most.
+pub const MAX_ROWS: usize = 40;
+/// GitHub's limit for one step summary.
+pub const LIMIT_BYTES: usize = 1024 * 1024;
+
+fn icon(m: &str) -> &'static str {
+    match m {
+        "PASS" => "✅",
+        "FAIL" => "❌",
+        _ => "➖",
+    }
+}
+
+/// Characters of one cell or list item, at most.
+const MAX_CELL: usize = 400;
+
+/// Escapes what would break a table cell, and cuts what is too long to read.
+fn cell(s: &str) -> String {
+    let mut out: String = s.chars().take(MAX_CELL).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "## {} {}\n",
+        icon(if r.exit_code == 0 { "PASS" } else { "FAIL" }),
+        cell(&format::headline(r))
+    );
+    if !r.description.is_empty() {
+        let _ = writeln!(s, "> {}\n", cell(&r.description));
+    }
+    let _ = writeln!(s, "{}.  ", format::load_line(r));
+    let _ = writeln!(
+        s,
+        "Started {} on `{}` ({} cores){}{}.\n",
+        r.started_at,
+        cell(&r.environment.hostname),
+        r.environment.cores,
+        r.environment
+            .git_revision
+            .as_ref()
+            .map(|g| format!(
+                ", revision `{}`{}",
+                g.chars().take(12).collect::<String>(),
+                if r.environment.git_dirty == Some(true) {
+                    " (dirty)"
+                } else {
+                    ""
+                }
+            ))
+            .unwrap_or_default(),
+        r.shard
+            .map(|x| format!(", shard {}/{}", x.index, x.count))
+            .unwrap_or_default()
+    );
+    if !r.phases.is_empty() {
+        let phases: Vec<String> = r
+            .phases
+            .iter()
+            .take(MAX_ROWS)
+            .map(|p| format!("at {:.1} s: {}", p.at_ms as f64 / 1000.0, cell(&p.name)))
+            .collect();
+        let _ = writeln!(s, "Phases: {}.\n", phases.join("; "));
+    }
+    if !r.merged_from.is_empty() {
+        let _ = writeln!(s, "Merged from {} shards:", r.merged_from.len());
+        for m in r.merged_from.iter().take(MAX_ROWS) {
+            let _ = writeln!(s, "- {}", cell(m));
+        }
+        s.push('\n');
+    }
+    let failed: Vec<_> = r.checks.iter().filter(|c| !c.passed).collect();
+    if !failed.is_empty() {
+        let _ = writeln!(s, "**What failed**\n");
+        for c in failed.iter().take(MAX_ROWS) {
+            let _ = writeln!(s, "- {}", cell(&failure(c)));
+        }
+        s.push('\n');
+    }
+
+    let before = |name: &str| {
+        r.comparison.as_ref().and_then(|c| {
+            c.rows
+                .iter()
+                .find(|row| row.figure == name)
+                .map(|row| (row.before, row.regression))
+        })
+    };
+    let compared = r.comparison.is_some();
+    let _ = writeln!(s, "### KPIs against the documented targets\n");
+    if compared {
+        let _ = writeln!(
+            s,
+            "| KPI | measured | target | | before |\n|---|---:|---:|:-:|---:|"
+        );
+    } else {
+        let _ = writeln!(s, "| KPI | measured | target | |\n|---|---:|---:|:-:|");
+    }
+    for c in r
+        .checks
+        .iter()
+        .filter(|c| c.kind == Kind::Threshold)
+        .take(MAX_ROWS)
+    {
+        let _ = write!(
+            s,
+            "| {} | {} | {} | {} |",
+            cell(&label(&c.name)),
+            cell(&measured(c)),
+            target(c),
+            icon(mark(c))
+        );
+        if compared {
+            let b = before(&c.name)
+                .map(|(v, reg)| {
+                    format!(
+                        "{}{}",
+                        value(&c.unit, v),
+                        if reg { " ⚠️ regression" } else { "" }
+                    )
+                })
+                .unwrap_or_else(|| "—".into());
+            let _ = write!(s, " {b} |");
+        }
+        s.push('\n');
+    }
+
+    let _ = writeln!(s, "\n### Leaks (after the settle window)\n");
+    let _ = writeln!(
+        s,
+        "| resource | baseline | peak | final | allowed growth | |\n|---|---:|---:|---:|---:|:-:|"
+    );
+    let f = |u: &str, v: Option<f64>| v.map(|v| value(u, v)).unwrap_or_else(|| "—".into());
+    for c in r.leak_checks().take(MAX_ROWS) {
+        if let Some(why) = &c.skipped {
+            let _ = writeln!(
+                s,
+                "| {} | — | — | — | — | ➖ {} |",
+                cell(&c.name),
+                cell(why)
+            );
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | +{} | {} |",
+            cell(&c.name),
+            f(&c.unit, c.baseline),
+            f(&c.unit, c.peak),
+            f(&c.unit, c.value),
+            value(&c.unit, c.limit),
+            icon(mark(c))
+        );
+    }
+
+    let _ = writeln!(s, "\n### Latency by request\n");
+    let _ = writeln!(
+        s,
+        "| request | ok | failed | p50 ms | p90 ms | p99 ms | max ms | mean ms |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut rows: Vec<_> = r.ops.iter().collect();
+    rows.sort_by_key(|(_, l)| std::cmp::Reverse(l.requests()));
+    for (name, l) in rows.iter().take(MAX_ROWS) {
+        let p = &l.percentiles;
+        let _ = writeln!(
+            s,
+            "| `{}`{} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(name),
+            if l.in_mix { "" } else { " (session)" },
+            thousands(l.ok as f64),
+            thousands(l.failed as f64),
+            ms(p.p50_us as f64),
+            ms(p.p90_us as f64),
+            ms(p.p99_us as f64),
+            ms(p.max_us as f64),
+            ms(p.mean_us)
+        );
+    }
+    if rows.len() > MAX_ROWS {
+        let _ = writeln!(
+            s,
+            "\n… and {} more in `report.json`.",
+            rows.len() - MAX_ROWS
+        );
+    }
+    let failures: Vec<(String, u64)> = r
+        .ops
+        .iter()
+        .flat_map(|(n, l)| {
+            l.failures
+                .iter()
+                .map(move |(t, c)| (format!("{n}: {t}"), *c))
+        })
+        .collect();
+    if !failures.is_empty() {
+        let _ = writeln!(s, "\nFailures by kind:");
+        for (t, c) in failures.iter().take(MAX_ROWS) {
+            let _ = writeln!(s, "- {} × {}", thousands(*c as f64), cell(t));
+        }
+    }
+
+    capacity(&mut s, r);
+
+    if let Some(c) = &r.comparison {
+        let _ = writeln!(
+            s,
+            "\n### Compared with the earlier run\n\n`{}` (started {}{}), noise margin {:.0} %.\n",
+            cell(&c.baseline),
+            c.baseline_started_at,
+            c.baseline_git_revision
+                .as_ref()
+                .map(|g| format!(", revision `{}`", g.chars().take(12).collect::<String>()))
+                .unwrap_or_default(),
+            c.noise * 100.0
+        );
+        let _ = writeln!(
+            s,
+            "| figure | before | now | change | worst allowed | |\n|---|---:|---:|---:|---:|:-:|"
+        );
+        let mut rows: Vec<_> = c.rows.iter().collect();
+        rows.sort_by_key(|r| !r.regression);
+        for row in rows.iter().take(MAX_ROWS) {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                cell(&label(&row.figure)),
+                value(&row.unit, row.before),
+                value(&row.unit, row.after),
+                row.change
+                    .map(|c| format!("{:+.1} %", c * 100.0))
+                    .unwrap_or_else(|| "—".into()),
+                value(&row.unit, row.allowed),
+                if row.regression {
+                    "❌ regression"
+                } else {
+                    "✅"
+                }
+            );
+        }
+        if rows.len() > MAX_ROWS {
+            let _ = writeln!(
+                s,
+                "\n… and {} more in `report.json`.",
+                rows.len() - MAX_ROWS
+            );
+        }
+    }
+
+    if !r.notes.is_empty() {
+        let _ = writeln!(s, "\n### Notes\n");
+        for n in r.notes.iter().take(MAX_ROWS) {
+            let _ = writeln!(s, "- {}", cell(n));
+        }
+    }
+    let e = &r.environment;
+    let _ = writeln!(
+        s,
+        "\n<sub>mcp-loadgen {} · {} · {} · {} · {} MiB{}</sub>",
+        e.loadgen_version,
+        cell(&e.os),
+        cell(&e.kernel),
+        cell(&e.cpu),
+        thousands(e.memory_mib as f64),
+        e.target_version
+            .as_ref()
+            .map(|v| format!(" · target {}", cell(v)))
+            .unwrap_or_default()
+    );
+    s
+}
+
+fn capacity(s: &mut String, r: &Report) {
+    let c = &r.capacity;
+    let m = &c.model;
+    let _ = writeln!(s, "\n### Capacity planning\n");
+    let Some(per) = c.per_replica_rps else {
+        let _ = writeln!(s, "{}", c.note.as_deref().unwrap_or("nothing to plan from"));
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "One instance ({} vCPU, concurrency {}) serves about **{} req/s**, set by {}: Little's law gives {} at a mean latency of {} ms{}. Planned at {:.0} % of that, min {} / max {} instances; a 30-day month at a constant rate; prices ${}/vCPU-s, ${}/DB read, ${}/DB write.\n",
+        format::num(m.vcpus),
+        m.concurrency,
+        thousands(per),
+        c.bound.as_deref().unwrap_or("?"),
+        c.latency_bound_rps
+            .map(thousands)
+            .unwrap_or_else(|| "—".into()),
+        c.measured
+            .mean_latency_ms
+            .map(|v| format!("{v:.2}"))
+            .unwrap_or_else(|| "—".into()),
+        match (c.cpu_bound_rps, c.measured.target_cpu_cores) {
+            (Some(cpu), Some(cores)) => format!(
+                "; the CPU allows {} ({} req/s measured on {:.2} cores)",
+                thousands(cpu),
+                thousands(c.measured.throughput_rps),
+                cores
+            ),
+            _ => String::new(),
+        },
+        m.utilisation * 100.0,
+        m.min_instances,
+        m.max_instances,
+        m.vcpu_second_usd,
+        m.db_read_usd,
+        m.db_write_usd,
+    );
+    if let Some(n) = &c.note {
+        let _ = writeln!(s, "{}\n", cell(n));
+    }
+    if let Some(d) = &r.db {
+        let _ = writeln!(
+            s,
+            "Measured DB use: {} queries for {} requests ({} reads, {} writes; {} config queries, {} lastUsedAt batches).\n",
+            thousands(d.queries),
+            thousands(d.requests as f64),
+            thousands(d.reads),
+            thousands(d.writes),
+            thousands(d.config_queries),
+            thousands(d.last_used_writes)
+        );
+    }
+    let before = r.comparison.as_ref().map(|x| &x.capacity_before);
+    let _ = write!(
+        s,
+        "| rate | replicas | compute / month | DB reads / month | DB writes / month | DB / month | total / month |"
+    );
+    if before.is_some() {
+        let _ = write!(s, " replicas before | total before |");
+    }
+    let _ = write!(s, "\n|---:|---:|---:|---:|---:|---:|---:|");
+    if before.is_some() {
+        let _ = write!(s, "---:|---:|");
+    }
+    s.push('\n');
+    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map(f).unwrap_or_else(|| "—".into());
+    for (i, p) in c.plans.iter().enumerate() {
+        let target = i == 0 && m.target_rate.is_some();
+        let _ = write!(
+            s,
+            "| {}{} req/s | {}{} | {} | {} | {} | {} | **{}** |",
+            if target { "**target** " } else { "" },
+            thousands(p.rate_rps),
+            p.replicas,
+            if p.over_max { " ⚠️ over max" } else { "" },
+            usd(p.compute_usd_month),
+            opt(p.db_reads_month, &thousands),
+            opt(p.db_writes_month, &thousands),
+            opt(p.db_usd_month, &usd),
+            usd(p.total_usd_month)
+        );
+        if let Some(b) = before {
+            match b.plans.iter().find(|x| x.rate_rps == p.rate_rps) {
+                Some(x) => {
+                    let _ = write!(s, " {} | {} |", x.replicas, usd(x.total_usd_month));
+                }
+                None => {
+                    let _ = write!(s, " — | — |");
+                }
+            }
+        }
+        s.push('\n');
+    }
+}

@@ -1,0 +1,259 @@
+//! `mcp-loadgen merge`: shards run on several machines (`run --shard I/N`) combined into one
+//! report. Histograms are merged exactly (not averaged), counts summed, per-second series
+//! aligned on the second since each shard's load started (the shards start together).
+//!
+//! The shards measure one target: its probe series, CPU and DB counters are the target's, so
+//! they come from the first shard that has them (DB per-request figures are re-divided by
+//! every shard's requests). Latency and error thresholds are decided again on the merged
+//! figures; every other check keeps its worst shard.
+
+use std::collections::BTreeMap;
+
+use anyhow::bail;
+
+use super::{DbFigures, Latency, Percentiles, Report, SecondFigures, by_method};
+use crate::verdict::{Check, Kind};
+
+/// Merges `reports` (with the paths they came from) into one.
+pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
+    let Some((_, first)) = reports.first() else {
+        bail!("merge needs at least one report");
+    };
+    for (path, r) in &reports {
+        if r.name != first.name {
+            bail!(
+                "{path} is scenario \"{}\", the first report is \"{}\": only shards of one scenario merge",
+                r.name,
+                first.name
+            );
+        }
+    }
+    let mut seen = BTreeMap::new();
+    for (path, r) in &reports {
+        if let Some(s) = r.shard
+            && let Some(other) = seen.insert(s.index, path.clone())
+        {
+            bail!(
+                "{path} and {other} are both shard {}/{}: a shard given twice would count its load twice",
+                s.index,
+                s.count
+            );
+        }
+    }
+    let mut notes = Vec::new();
+    let counts: Vec<u32> = reports
+        .iter()
+        .filter_map(|(_, r)| r.shard)
+        .map(|s| s.count)
+        .collect();
+    if let Some(&n) = counts.first()
+        && (counts.iter().any(|c| *c != n) || reports.len() != n as usize)
+    {
+        notes.push(format!(
+            "{} reports merged, but the shards say they are {}/{n}: the load is not complete",
+            reports.len(),
+            counts
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+
+    let mut out = first.clone();
+    out.shard = None;
+    out.comparison = None;
+    out.merged_from = reports
+        .iter()
+        .map(|(p, r)| match r.shard {
+            Some(s) => format!(
+                "{p} (shard {}/{} on {})",
+                s.index, s.count, r.environment.hostname
+            ),
+            None => format!("{p} (on {})", r.environment.hostname),
+        })
+        .collect();
+    out.started_at = reports
+        .iter()
+        .map(|(_, r)| r.started_at.clone())
+        .min()
+        .unwrap_or_default();
+
+    // load figures: summed (the shards ran at once)
+    let load = &mut out.load;
+    load.users = 0;
+    load.rate = None;
+    load.wall_seconds = 0.0;
+    load.requests = 0;
+    load.ok = 0;
+    load.failed = 0;
+    load.throughput_rps = 0.0;
+    load.sessions_opened = 0;
+    load.reinitialized = 0;
+    load.late_starts = 0;
+    load.in_flight_failed_at_stop = 0;
+    load.after_stop = 0;
+    load.harness_cpu_percent = None;
+    load.target_cpu_percent = reports.iter().find_map(|(_, r)| r.load.target_cpu_percent);
+    for (_, r) in &reports {
+        let l = &r.load;
+        load.users += l.users;
+        load.rate = match (load.rate, l.rate) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        load.wall_seconds = load.wall_seconds.max(l.wall_seconds);
+        load.requests += l.requests;
+        load.ok += l.ok;
+        load.failed += l.failed;
+        load.throughput_rps += l.throughput_rps;
+        load.sessions_opened += l.sessions_opened;
+        load.reinitialized += l.reinitialized;
+        load.late_starts += l.late_starts;
+        load.in_flight_failed_at_stop += l.in_flight_failed_at_stop;
+        load.after_stop += l.after_stop;
+        if let Some(c) = l.harness_cpu_percent {
+            load.harness_cpu_percent = Some(load.harness_cpu_percent.unwrap_or(0.0) + c);
+        }
+    }
+    if let Some(load) = out.scenario.get_mut("load") {
+        load["users"] = out.load.users.into();
+        if let Some(rate) = out.load.rate {
+            load["rate"] = rate.into();
+        }
+    }
+
+    // histograms, exactly
+    out.ops = BTreeMap::new();
+    for (_, r) in &reports {
+        for (label, l) in &r.ops {
+            match out.ops.get_mut(label) {
+                Some(m) => m.absorb(l),
+                None => {
+                    out.ops.insert(label.clone(), l.clone());
+                }
+            }
+        }
+    }
+    out.methods = by_method(&out.ops);
+    let len = reports
+        .iter()
+        .map(|(_, r)| r.seconds.len())
+        .max()
+        .unwrap_or(0);
+    out.seconds = (0..len as u64)
+        .map(|t_s| {
+            let mut s = SecondFigures {
+                t_s,
+                ok: 0,
+                failed: 0,
+                percentiles: Percentiles::default(),
+                histogram: crate::load::new_histogram(),
+            };
+            for (_, r) in &reports {
+                if let Some(x) = r.seconds.iter().find(|x| x.t_s == t_s) {
+                    s.ok += x.ok;
+                    s.failed += x.failed;
+                    s.histogram.add(&x.histogram).expect("same bounds");
+                }
+            }
+            s.percentiles = Percentiles::of(&s.histogram);
+            s
+        })
+        .collect();
+
+    // the one target's series and counters
+    if let Some((_, r)) = reports.iter().find(|(_, r)| !r.probe.samples.is_empty()) {
+        out.probe = r.probe.clone();
+    }
+    out.db = reports.iter().find_map(|(_, r)| r.db).map(|d| DbFigures {
+        requests: out.load.requests,
+        reads_per_request: per(d.reads, out.load.requests),
+        writes_per_request: per(d.writes, out.load.requests),
+        config_queries_per_request: per(d.config_queries, out.load.requests),
+        ..d
+    });
+
+    out.checks = merged_checks(&reports, &out);
+    out.capacity = super::capacity::Capacity::plan(
+        &first.capacity.model,
+        &out.load,
+        &out.methods,
+        out.db.as_ref(),
+    );
+    for (path, r) in &reports {
+        notes.extend(r.notes.iter().map(|n| format!("{path}: {n}")));
+    }
+    out.notes = notes;
+    out.decide();
+    Ok(out)
+}
+
+fn per(v: f64, requests: u64) -> f64 {
+    if requests > 0 {
+        v / requests as f64
+    } else {
+        0.0
+    }
+}
+
+/// Every check name of every shard once: the latency, error and DB thresholds decided again
+/// on the merged figures, the others from their worst shard.
+fn merged_checks(reports: &[(String, Report)], out: &Report) -> Vec<Check> {
+    let mut names: Vec<String> = Vec::new();
+    for (_, r) in reports {
+        for c in &r.checks {
+            if c.kind != Kind::Regression && !names.contains(&c.name) {
+                names.push(c.name.clone());
+            }
+        }
+    }
+    let mix = out.mix_latency();
+    let total = out.load.requests;
+    names
+        .iter()
+        .map(|name| {
+            let all: Vec<&Check> = reports.iter().filter_map(|(_, r)| r.check(name)).collect();
+            let worst = all
+                .iter()
+                .find(|c| !c.passed)
+                .or_else(|| all.iter().find(|c| c.skipped.is_none()))
+                .or(all.first())
+                .map(|c| (*c).clone())
+                .expect("the name came from a check");
+            let again = |value: Option<f64>, at_least: bool| {
+                let mut c = worst.clone();
+                c.value = value;
+                c.skipped = if value.is_none() {
+                    worst.skipped.clone()
+                } else {
+                    None
+                };
+                c.passed = c.skipped.is_some()
+                    || value.is_some_and(|v| if at_least { v >= c.limit } else { v <= c.limit });
+                c
+            };
+            match name.as_str() {
+                "latency.p99" if mix.count > 0 => again(Some(mix.p99_us as f64 / 1000.0), false),
+                "latency.mean" if mix.count > 0 => again(Some(mix.mean_us / 1000.0), false),
+                "error_rate" if total > 0 => {
+                    again(Some(out.load.failed as f64 / total as f64), false)
+                }
+                "db.config_queries_per_request" if out.db.is_some() => {
+                    again(out.db.map(|d| d.config_queries_per_request), false)
+                }
+                "db.last_used_writes_per_request" if out.db.is_some() => {
+                    again(out.db.map(|d| per(d.last_used_writes, total)), false)
+                }
+                _ => worst,
+            }
+        })
+        .collect()
+}
+
+impl Latency {
+    /// Total requests of this label.
+    pub fn requests(&self) -> u64 {
+        self.ok + self.failed
+    }
+}
