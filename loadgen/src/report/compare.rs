@@ -5,6 +5,8 @@
 //! "Worse by more than the margin" is relative, with a floor per unit so that figures near
 //! zero (an error rate of 0, a leak growth of 0) are not judged on noise alone:
 //! allowed = before ± noise × max(|before|, floor).
+//! Per-method p99s are compared for the mix's methods with at least [`MIN_COUNT`] requests in
+//! both runs (the p99 of a handful of requests is their maximum: noise).
 
 use serde::{Deserialize, Serialize};
 
@@ -47,14 +49,20 @@ pub struct Row {
 /// The smallest difference that can count as a regression, per unit.
 fn floor(unit: &str) -> f64 {
     match unit {
-        "ms" => 1.0,
+        // a 2-core machine's scheduling noise alone moves a p99 by a millisecond or two
+        "ms" => 5.0,
         "ratio" => 0.005,
         "req/s" => 1.0,
-        "MiB" => 2.0,
+        // the allocator alone moves RSS by a MiB or so between identical runs
+        "MiB" => 8.0,
         "queries" | "writes" => 0.01,
         _ => 1.0,
     }
 }
+
+/// Requests a method needs in both runs before its p99 is compared (below that the p99 is
+/// about the maximum, which is noise).
+pub const MIN_COUNT: u64 = 200;
 
 /// The figures compared: `(figure, unit, better, value)`.
 fn figures(r: &Report) -> Vec<(String, String, Better, f64)> {
@@ -83,15 +91,17 @@ fn figures(r: &Report) -> Vec<(String, String, Better, f64)> {
                         format!("{} growth", c.name),
                         c.unit.clone(),
                         Better::Lower,
-                        v - b,
+                        // below the baseline is no growth (not a leak, and not a gain either)
+                        (v - b).max(0.0),
                     ));
                 }
             }
             _ => {}
         }
     }
+    // per method, where a p99 means something: the mix's methods, with enough requests
     for (method, l) in &r.methods {
-        if l.percentiles.count > 0 {
+        if l.in_mix && l.percentiles.count >= MIN_COUNT {
             out.push((
                 format!("{method} p99"),
                 "ms".into(),
