@@ -149,6 +149,13 @@ pub fn compare(after: &Report, before: &Report, path: &str, noise: f64) -> Compa
 }
 
 impl Comparison {
+    /// The rows, regressions first.
+    pub fn rows_regressions_first(&self) -> Vec<&Row> {
+        let mut rows: Vec<_> = self.rows.iter().collect();
+        rows.sort_by_key(|r| !r.regression);
+        rows
+    }
+
     /// One `regression.*` check per compared figure (failed when it regressed).
     pub fn checks(&self) -> Vec<Check> {
         self.rows

@@ -1,6 +1,7 @@
 //! Words and numbers shared by the human formats (Markdown, HTML, JUnit messages).
 
-use super::{Report, thousands};
+use super::capacity::Capacity;
+use super::{DbFigures, Report, thousands};
 use crate::verdict::{Check, Kind};
 
 /// What a reader calls the figure a check judges.
@@ -170,4 +171,52 @@ pub fn usd(v: f64) -> String {
     } else {
         format!("${v:.2}")
     }
+}
+
+/// The capacity section's explanation: one instance's capacity, which bound set it, and the
+/// model's assumptions (None when there is nothing to plan from).
+pub fn capacity_sentence(c: &Capacity) -> Option<String> {
+    let per = c.per_replica_rps?;
+    let m = &c.model;
+    let cpu = match (c.cpu_bound_rps, c.measured.target_cpu_cores) {
+        (Some(cpu), Some(cores)) => format!(
+            "; the CPU allows {} ({} req/s measured on {cores:.2} cores)",
+            thousands(cpu),
+            thousands(c.measured.throughput_rps),
+        ),
+        _ => String::new(),
+    };
+    Some(format!(
+        "One instance ({} vCPU, concurrency {}) serves about {} req/s, set by {}: Little's law gives {} at a mean latency of {} ms{cpu}. Planned at {:.0} % of that, min {} / max {} instances; a 30-day month at a constant rate; prices ${}/vCPU-s, ${}/DB read, ${}/DB write.",
+        num(m.vcpus),
+        m.concurrency,
+        thousands(per),
+        c.bound.as_deref().unwrap_or("?"),
+        c.latency_bound_rps
+            .map(thousands)
+            .unwrap_or_else(|| "—".into()),
+        c.measured
+            .mean_latency_ms
+            .map(|v| format!("{v:.2}"))
+            .unwrap_or_else(|| "—".into()),
+        m.utilisation * 100.0,
+        m.min_instances,
+        m.max_instances,
+        m.vcpu_second_usd,
+        m.db_read_usd,
+        m.db_write_usd,
+    ))
+}
+
+/// What the target's DB did over the measured window.
+pub fn db_sentence(d: &DbFigures) -> String {
+    format!(
+        "Measured DB use: {} queries for {} requests ({} reads, {} writes; {} config queries, {} lastUsedAt batches).",
+        thousands(d.queries),
+        thousands(d.requests as f64),
+        thousands(d.reads),
+        thousands(d.writes),
+        thousands(d.config_queries),
+        thousands(d.last_used_writes)
+    )
 }

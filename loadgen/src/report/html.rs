@@ -292,8 +292,7 @@ fn requests(s: &mut String, r: &Report) {
          <th class=\"n\">failed</th><th class=\"n\">p50 ms</th><th class=\"n\">p90 ms</th>\
          <th class=\"n\">p99 ms</th><th class=\"n\">max ms</th><th class=\"n\">mean ms</th></tr>"
     );
-    let mut rows: Vec<_> = r.ops.iter().collect();
-    rows.sort_by_key(|(_, l)| std::cmp::Reverse(l.requests()));
+    let rows = r.ops_by_requests();
     for (name, l) in rows.iter().take(MAX_ROWS) {
         let p = &l.percentiles;
         let _ = writeln!(
@@ -331,15 +330,7 @@ fn requests(s: &mut String, r: &Report) {
             rows.len() - MAX_ROWS
         );
     }
-    let failures: Vec<(String, u64)> = r
-        .ops
-        .iter()
-        .flat_map(|(n, l)| {
-            l.failures
-                .iter()
-                .map(move |(t, c)| (format!("{n}: {t}"), *c))
-        })
-        .collect();
+    let failures = r.failures_by_kind();
     if !failures.is_empty() {
         let _ = writeln!(s, "<p><strong>Failures by kind</strong></p>\n<ul>");
         for (t, c) in failures.iter().take(MAX_ROWS) {
@@ -358,7 +349,7 @@ fn capacity(s: &mut String, r: &Report) {
     let c = &r.capacity;
     let m = &c.model;
     s.push_str("<h2>Capacity planning</h2>\n");
-    let Some(per) = c.per_replica_rps else {
+    if c.per_replica_rps.is_none() {
         let _ = writeln!(
             s,
             "<p>{}</p>",
@@ -366,40 +357,14 @@ fn capacity(s: &mut String, r: &Report) {
         );
         return;
     };
-    let _ = writeln!(
-        s,
-        "<p>One instance ({} vCPU, concurrency {}) serves about <strong>{} req/s</strong>, set by {}: \
-         Little's law gives {} at a mean latency of {} ms{}. Planned at {:.0} % of that, min {} / max {} \
-         instances; a 30-day month at a constant rate; prices ${}/vCPU-s, ${}/DB read, ${}/DB write.</p>",
-        format::num(m.vcpus),
-        m.concurrency,
-        thousands(per),
-        escape(c.bound.as_deref().unwrap_or("?")),
-        c.latency_bound_rps
-            .map(thousands)
-            .unwrap_or_else(|| "—".into()),
-        c.measured
-            .mean_latency_ms
-            .map(|v| format!("{v:.2}"))
-            .unwrap_or_else(|| "—".into()),
-        match (c.cpu_bound_rps, c.measured.target_cpu_cores) {
-            (Some(cpu), Some(cores)) => format!(
-                "; the CPU allows {} ({} req/s measured on {:.2} cores)",
-                thousands(cpu),
-                thousands(c.measured.throughput_rps),
-                cores
-            ),
-            _ => String::new(),
-        },
-        m.utilisation * 100.0,
-        m.min_instances,
-        m.max_instances,
-        m.vcpu_second_usd,
-        m.db_read_usd,
-        m.db_write_usd,
-    );
+    if let Some(text) = format::capacity_sentence(c) {
+        let _ = writeln!(s, "<p>{}</p>", escape(&text));
+    }
     if let Some(n) = &c.note {
         let _ = writeln!(s, "<p class=\"muted\">{}</p>", escape(n));
+    }
+    if let Some(d) = &r.db {
+        let _ = writeln!(s, "<p>{}</p>", escape(&format::db_sentence(d)));
     }
     let before = r.comparison.as_ref().map(|x| &x.capacity_before);
     let _ = write!(
@@ -476,8 +441,7 @@ fn comparison(s: &mut String, r: &Report) {
         "<table>\n<tr><th>figure</th><th class=\"n\">before</th><th class=\"n\">now</th>\
          <th class=\"n\">change</th><th class=\"n\">worst allowed</th><th class=\"c\"></th></tr>\n",
     );
-    let mut rows: Vec<_> = c.rows.iter().collect();
-    rows.sort_by_key(|r| !r.regression);
+    let rows = c.rows_regressions_first();
     for row in rows.iter().take(MAX_ROWS) {
         let _ = writeln!(
             s,

@@ -172,8 +172,7 @@ pub fn render(r: &Report) -> String {
         s,
         "| request | ok | failed | p50 ms | p90 ms | p99 ms | max ms | mean ms |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     );
-    let mut rows: Vec<_> = r.ops.iter().collect();
-    rows.sort_by_key(|(_, l)| std::cmp::Reverse(l.requests()));
+    let rows = r.ops_by_requests();
     for (name, l) in rows.iter().take(MAX_ROWS) {
         let p = &l.percentiles;
         let _ = writeln!(
@@ -197,15 +196,7 @@ pub fn render(r: &Report) -> String {
             rows.len() - MAX_ROWS
         );
     }
-    let failures: Vec<(String, u64)> = r
-        .ops
-        .iter()
-        .flat_map(|(n, l)| {
-            l.failures
-                .iter()
-                .map(move |(t, c)| (format!("{n}: {t}"), *c))
-        })
-        .collect();
+    let failures = r.failures_by_kind();
     if !failures.is_empty() {
         let _ = writeln!(s, "\nFailures by kind:");
         for (t, c) in failures.iter().take(MAX_ROWS) {
@@ -231,8 +222,7 @@ pub fn render(r: &Report) -> String {
             s,
             "| figure | before | now | change | worst allowed | |\n|---|---:|---:|---:|---:|:-:|"
         );
-        let mut rows: Vec<_> = c.rows.iter().collect();
-        rows.sort_by_key(|r| !r.regression);
+        let rows = c.rows_regressions_first();
         for row in rows.iter().take(MAX_ROWS) {
             let _ = writeln!(
                 s,
@@ -287,54 +277,18 @@ fn capacity(s: &mut String, r: &Report) {
     let c = &r.capacity;
     let m = &c.model;
     let _ = writeln!(s, "\n### Capacity planning\n");
-    let Some(per) = c.per_replica_rps else {
+    if c.per_replica_rps.is_none() {
         let _ = writeln!(s, "{}", c.note.as_deref().unwrap_or("nothing to plan from"));
         return;
     };
-    let _ = writeln!(
-        s,
-        "One instance ({} vCPU, concurrency {}) serves about **{} req/s**, set by {}: Little's law gives {} at a mean latency of {} ms{}. Planned at {:.0} % of that, min {} / max {} instances; a 30-day month at a constant rate; prices ${}/vCPU-s, ${}/DB read, ${}/DB write.\n",
-        format::num(m.vcpus),
-        m.concurrency,
-        thousands(per),
-        c.bound.as_deref().unwrap_or("?"),
-        c.latency_bound_rps
-            .map(thousands)
-            .unwrap_or_else(|| "—".into()),
-        c.measured
-            .mean_latency_ms
-            .map(|v| format!("{v:.2}"))
-            .unwrap_or_else(|| "—".into()),
-        match (c.cpu_bound_rps, c.measured.target_cpu_cores) {
-            (Some(cpu), Some(cores)) => format!(
-                "; the CPU allows {} ({} req/s measured on {:.2} cores)",
-                thousands(cpu),
-                thousands(c.measured.throughput_rps),
-                cores
-            ),
-            _ => String::new(),
-        },
-        m.utilisation * 100.0,
-        m.min_instances,
-        m.max_instances,
-        m.vcpu_second_usd,
-        m.db_read_usd,
-        m.db_write_usd,
-    );
+    if let Some(text) = format::capacity_sentence(c) {
+        let _ = writeln!(s, "{text}\n");
+    }
     if let Some(n) = &c.note {
         let _ = writeln!(s, "{}\n", cell(n));
     }
     if let Some(d) = &r.db {
-        let _ = writeln!(
-            s,
-            "Measured DB use: {} queries for {} requests ({} reads, {} writes; {} config queries, {} lastUsedAt batches).\n",
-            thousands(d.queries),
-            thousands(d.requests as f64),
-            thousands(d.reads),
-            thousands(d.writes),
-            thousands(d.config_queries),
-            thousands(d.last_used_writes)
-        );
+        let _ = writeln!(s, "{}\n", format::db_sentence(d));
     }
     let before = r.comparison.as_ref().map(|x| &x.capacity_before);
     let _ = write!(

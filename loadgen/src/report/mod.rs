@@ -451,6 +451,25 @@ impl Report {
         Percentiles::of(&h)
     }
 
+    /// The labels, most requests first (the order the latency tables show).
+    pub fn ops_by_requests(&self) -> Vec<(&String, &Latency)> {
+        let mut rows: Vec<_> = self.ops.iter().collect();
+        rows.sort_by_key(|(_, l)| std::cmp::Reverse(l.requests()));
+        rows
+    }
+
+    /// `(label: failure tag, count)` over every label.
+    pub fn failures_by_kind(&self) -> Vec<(String, u64)> {
+        self.ops
+            .iter()
+            .flat_map(|(n, l)| {
+                l.failures
+                    .iter()
+                    .map(move |(t, c)| (format!("{n}: {t}"), *c))
+            })
+            .collect()
+    }
+
     pub fn check(&self, name: &str) -> Option<&Check> {
         self.checks.iter().find(|c| c.name == name)
     }
