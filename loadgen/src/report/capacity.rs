@@ -101,15 +101,22 @@ impl Capacity {
             (None, Some(c)) => (Some(c), Some("cpu")),
             (None, None) => (None, None),
         };
-        let mut note = None;
+        let mut notes = Vec::new();
         if per_replica_rps.is_none() {
-            note = Some("no request completed: nothing to plan from".to_string());
+            notes.push("no request completed: nothing to plan from".to_string());
         } else if cpu_bound_rps.is_none() {
-            note = Some(
+            notes.push(
                 "no CPU figure for the target (no PID, or it idled): planned from latency alone"
                     .to_string(),
             );
         }
+        let planned = model.concurrency as f64;
+        if per_replica_rps.is_some() && (concurrency - planned).abs() > 0.2 * planned {
+            notes.push(format!(
+                "measured at concurrency {concurrency:.0}, planned at {planned:.0}: latency at {planned:.0} in flight may differ; plan from a run at {planned:.0} (scenarios/steady-80.toml)"
+            ));
+        }
+        let note = (!notes.is_empty()).then(|| notes.join("; "));
         let rates: Vec<f64> = model.target_rate.into_iter().chain(TABLE_RATES).collect();
         let plans = match per_replica_rps {
             Some(cap) => rates
