@@ -6,11 +6,12 @@
 //! - [`capacity`]: replicas, DB operations and monthly cost from the measured figures.
 //! - [`compare`]: side by side with an earlier run, regressions beyond the noise margin.
 //! - [`merge`]: shards from several machines into one report.
-//! - [`markdown`], [`html`], [`junit`]: the human and CI formats.
+//! - [`markdown`], [`html`] (its charts in `charts`), [`junit`]: the human and CI formats.
 //!
 //! Pure apart from [`Report::write`], [`Report::read`] and [`Environment::current`].
 
 pub mod capacity;
+mod charts;
 pub mod compare;
 pub mod format;
 pub mod histogram;
