@@ -5,6 +5,7 @@
 //! users that speak MCP ([`load`], [`mcp`]), samples the target from outside ([`sampler`] over
 //! [`probe`]), and decides ([`verdict`]) with the SPEC's exit codes.
 
+pub mod gate;
 pub mod load;
 pub mod mcp;
 pub mod probe;

@@ -67,6 +67,20 @@ enum Cmd {
         #[arg(long, value_name = "SHARE")]
         noise: Option<f64>,
     },
+    /// The merge gate: run every scenario of DIR one after the other, write their reports, one
+    /// junit.xml and summary.md (appended to $GITHUB_STEP_SUMMARY when set), exit with the
+    /// worst code (2 leak > 3 not judged > 1 threshold > 0)
+    Gate {
+        /// The folder of scenarios (*.toml)
+        #[arg(default_value = "scenarios/gate")]
+        dir: PathBuf,
+        /// Where the reports go (default reports/gate-<UTC time>/)
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No progress lines
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Render report.md, report.html and junit.xml again from DIR/report.json
     Report {
         /// A report folder (or its report.json)
@@ -146,6 +160,7 @@ fn main() -> ExitCode {
             noise,
         } => finish(merge(&reports, &out, baseline.as_deref(), noise)),
         Cmd::Report { dir } => finish(rerender(&dir).map(|()| 0)),
+        Cmd::Gate { dir, out, quiet } => finish(gate(&dir, out, quiet)),
     };
     ExitCode::from(code as u8)
 }
@@ -232,6 +247,39 @@ fn merge(
     println!("reports: {}", out.display());
     println!("verdict: {}", verdict(&merged));
     Ok(merged.exit_code)
+}
+
+fn gate(dir: &Path, out: Option<PathBuf>, quiet: bool) -> anyhow::Result<i32> {
+    use mcp_loadgen::gate::{CURRENT, INTERRUPTED};
+    use std::sync::atomic::Ordering;
+    let out = out.unwrap_or_else(|| run::default_out_dir("gate"));
+    // First Ctrl-C / SIGTERM: the running scenario tears down (SIGTERM), no other starts;
+    // the second: SIGKILL it and exit.
+    let first = std::sync::atomic::AtomicBool::new(false);
+    let signal_child = |sig| {
+        let pid = CURRENT.load(Ordering::SeqCst);
+        if pid != 0 {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+        }
+    };
+    if let Err(e) = ctrlc::set_handler(move || {
+        if first.swap(true, Ordering::SeqCst) {
+            signal_child(nix::sys::signal::Signal::SIGKILL);
+            std::process::exit(HARNESS_ERROR);
+        }
+        eprintln!("interrupted: stopping the running scenario (again to kill it at once)");
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        signal_child(nix::sys::signal::Signal::SIGTERM);
+    }) {
+        eprintln!("mcp-loadgen: cannot install the Ctrl-C handler: {e}");
+    }
+    let exe = std::env::current_exe().context("cannot find this mcp-loadgen binary")?;
+    let g = mcp_loadgen::gate::run(&exe, dir, &out, quiet)?;
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        anyhow::bail!("interrupted");
+    }
+    print!("{}", g.summary(&out));
+    Ok(g.exit_code)
 }
 
 fn rerender(dir: &Path) -> anyhow::Result<()> {

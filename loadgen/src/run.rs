@@ -193,7 +193,8 @@ impl Drop for StopAttackOnDrop {
     }
 }
 
-fn default_out_dir(name: &str) -> PathBuf {
+/// `reports/<name>-<UTC time>/`.
+pub fn default_out_dir(name: &str) -> PathBuf {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let stamp: String = now.chars().filter(|c| *c != ':' && *c != '-').collect();
     PathBuf::from("reports").join(format!("{name}-{stamp}"))

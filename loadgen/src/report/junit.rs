@@ -10,6 +10,14 @@ use crate::verdict::Kind;
 
 pub fn render(r: &Report) -> anyhow::Result<String> {
     let mut junit = JUnit::new(format!("mcp-loadgen {}", r.name));
+    junit.add_test_suites(suites(r));
+    Ok(junit.to_string()?)
+}
+
+/// The report's test suites: `NAME.thresholds`, `NAME.leaks`, `NAME.regressions` (those
+/// with checks).
+pub fn suites(r: &Report) -> Vec<TestSuite> {
+    let mut out = Vec::new();
     for (kind, suffix) in [
         (Kind::Threshold, "thresholds"),
         (Kind::Leak, "leaks"),
@@ -40,7 +48,7 @@ pub fn render(r: &Report) -> anyhow::Result<String> {
             case.set_system_out(c.line());
             suite.add_test_case(case);
         }
-        junit.add_test_suite(suite);
+        out.push(suite);
     }
-    Ok(junit.to_string()?)
+    out
 }
