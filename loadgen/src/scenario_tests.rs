@@ -34,16 +34,50 @@ fn a_minimal_scenario_gets_the_documented_defaults() {
 
 #[test]
 fn every_scenario_in_the_repository_parses() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
-    let mut n = 0;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (dir, at_least) in [("scenarios", 11), ("scenarios/gate", 7)] {
+        let dir = root.join(dir);
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= at_least, "{n} scenarios in {}", dir.display());
+    }
+}
+
+#[test]
+fn the_gate_scenarios_settle_within_their_window_and_stay_short() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/gate");
+    let mut total = Duration::ZERO;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            n += 1;
-        }
+        let s = Scenario::load(&path).unwrap();
+        // a pooled upstream connection closes after the idle timeout and is reaped within
+        // twice that: the settle window must cover it, or the gate reports pooled
+        // connections as leaks
+        let idle = s
+            .target
+            .proxy_args
+            .iter()
+            .position(|a| a == "--upstream-http-idle-timeout")
+            .map(|i| humantime::parse_duration(&s.target.proxy_args[i + 1]).unwrap())
+            .unwrap_or(Duration::from_secs(10));
+        let http = s.upstreams.iter().any(|u| u.mock == MockKind::Serve);
+        let sigterm = s.phases.iter().any(|p| p.action == PhaseAction::Sigterm);
+        assert!(
+            !http || sigterm || s.leaks.settle >= 2 * idle,
+            "{}: settle {:?} < 2 × idle {idle:?}",
+            path.display(),
+            s.leaks.settle
+        );
+        total += s.load.warmup + s.load.duration + s.leaks.settle;
     }
-    assert!(n >= 1, "no scenarios in {}", dir.display());
+    // the budget: the whole gate within 3 minutes of run time
+    assert!(total <= Duration::from_secs(180), "{total:?}");
 }
 
 #[test]

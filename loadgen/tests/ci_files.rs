@@ -1,0 +1,69 @@
+//! The CI files users copy: the GitHub Actions workflow parses, runs the gate script, keeps the
+//! reports and publishes the JUnit; the gate script is executable and runs the gate scenarios.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use serde_json::Value;
+
+fn ci(file: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../ci")
+        .join(file)
+}
+
+#[test]
+fn the_github_workflow_runs_the_gate_keeps_the_reports_and_publishes_the_junit() {
+    let text = std::fs::read_to_string(ci("github/leak-gate.yml")).unwrap();
+    let w: Value = serde_norway::from_str(&text).expect("the workflow is YAML");
+    assert!(w["on"].get("pull_request").is_some(), "runs on pull requests: {}", w["on"]);
+    let steps = w["jobs"]["leak-gate"]["steps"]
+        .as_array()
+        .expect("a leak-gate job");
+    let uses = |prefix: &str| {
+        steps
+            .iter()
+            .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with(prefix)))
+            .unwrap_or_else(|| panic!("no step uses {prefix}"))
+    };
+    uses("actions/checkout@");
+    uses("Swatinem/rust-cache@");
+    let gate = steps
+        .iter()
+        .position(|s| s["run"].as_str() == Some("ci/leak-gate.sh reports/gate"))
+        .expect("a step runs the gate into reports/gate");
+    let upload = uses("actions/upload-artifact@");
+    assert_eq!(
+        upload["if"], "always()",
+        "reports are kept when the gate fails"
+    );
+    assert_eq!(upload["with"]["path"], "reports/gate/");
+    let junit = uses("EnricoMi/publish-unit-test-result-action@");
+    assert_eq!(junit["if"], "always()");
+    assert_eq!(junit["with"]["files"], "reports/gate/junit.xml");
+    let after = |s: &Value| steps.iter().position(|x| x == s).unwrap() > gate;
+    assert!(after(upload) && after(junit));
+    assert_eq!(
+        w["permissions"]["checks"], "write",
+        "publishing a check needs it"
+    );
+}
+
+#[test]
+fn the_gate_script_is_executable_and_runs_the_gate_scenarios() {
+    let script = ci("leak-gate.sh");
+    let mode = std::fs::metadata(&script).unwrap().permissions().mode();
+    assert!(mode & 0o111 != 0, "{} is not executable", script.display());
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(text.starts_with("#!/usr/bin/env bash\n"));
+    assert!(text.contains("set -euo pipefail"));
+    assert!(text.contains("scenarios/gate"));
+    assert!(text.contains("mcp-loadgen\" gate \"$scenarios\" --out \"$out\""));
+    let ci_run =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/run")).unwrap();
+    assert!(ci_run.contains("ci/leak-gate.sh"), ".ci/run runs the gate");
+    assert!(
+        ci_run.contains("cargo machete"),
+        ".ci/run checks for unused dependencies"
+    );
+}
