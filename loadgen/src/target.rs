@@ -73,19 +73,34 @@ pub struct Binaries {
 }
 
 impl Binaries {
-    /// `MCP_LOADGEN_PROXY_BIN` / `MCP_LOADGEN_MOCK_BIN`, else next to this executable, built
-    /// first with cargo (same profile, same target dir) when this runs from a checkout, so
-    /// they are never stale.
+    /// `MCP_LOADGEN_PROXY_BIN` / `MCP_LOADGEN_MOCK_BIN` (each on its own), else next to this
+    /// executable, built first with cargo (same profile, same target dir) when this runs from
+    /// a checkout, so they are never stale.
     pub fn locate(build: bool) -> anyhow::Result<Binaries> {
-        if let (Ok(p), Ok(m)) = (
-            std::env::var("MCP_LOADGEN_PROXY_BIN"),
-            std::env::var("MCP_LOADGEN_MOCK_BIN"),
-        ) {
-            return Ok(Binaries {
-                proxy: p.into(),
-                mock: m.into(),
-            });
+        let proxy = std::env::var_os("MCP_LOADGEN_PROXY_BIN").map(PathBuf::from);
+        let mock = std::env::var_os("MCP_LOADGEN_MOCK_BIN").map(PathBuf::from);
+        let b = match (proxy, mock) {
+            (Some(proxy), Some(mock)) => Binaries { proxy, mock },
+            (proxy, mock) => {
+                let next_to_us = Binaries::next_to_us(build)?;
+                Binaries {
+                    proxy: proxy.unwrap_or(next_to_us.proxy),
+                    mock: mock.unwrap_or(next_to_us.mock),
+                }
+            }
+        };
+        for p in [&b.proxy, &b.mock] {
+            if !p.exists() {
+                bail!(
+                    "{} not found; build it with `cargo build --release -p mcp-proxy -p mock-mcp`, or set MCP_LOADGEN_PROXY_BIN and MCP_LOADGEN_MOCK_BIN",
+                    p.display()
+                );
+            }
         }
+        Ok(b)
+    }
+
+    fn next_to_us(build: bool) -> anyhow::Result<Binaries> {
         let exe = std::env::current_exe().context("cannot find the harness's own path")?;
         let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
         if dir.ends_with("deps") {
@@ -114,19 +129,10 @@ impl Binaries {
                 Err(_) => {}
             }
         }
-        let b = Binaries {
+        Ok(Binaries {
             proxy: dir.join("mcp-proxy"),
             mock: dir.join("mock-mcp"),
-        };
-        for p in [&b.proxy, &b.mock] {
-            if !p.exists() {
-                bail!(
-                    "{} not found; build it with `cargo build --release -p mcp-proxy -p mock-mcp`, or set MCP_LOADGEN_PROXY_BIN and MCP_LOADGEN_MOCK_BIN",
-                    p.display()
-                );
-            }
-        }
-        Ok(b)
+        })
     }
 }
 

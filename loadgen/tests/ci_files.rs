@@ -16,7 +16,11 @@ fn ci(file: &str) -> std::path::PathBuf {
 fn the_github_workflow_runs_the_gate_keeps_the_reports_and_publishes_the_junit() {
     let text = std::fs::read_to_string(ci("github/leak-gate.yml")).unwrap();
     let w: Value = serde_norway::from_str(&text).expect("the workflow is YAML");
-    assert!(w["on"].get("pull_request").is_some(), "runs on pull requests: {}", w["on"]);
+    assert!(
+        w["on"].get("pull_request").is_some(),
+        "runs on pull requests: {}",
+        w["on"]
+    );
     let steps = w["jobs"]["leak-gate"]["steps"]
         .as_array()
         .expect("a leak-gate job");
@@ -66,4 +70,51 @@ fn the_gate_script_is_executable_and_runs_the_gate_scenarios() {
         ci_run.contains("cargo machete"),
         ".ci/run checks for unused dependencies"
     );
+    assert!(
+        ci_run.contains("ci/planted-leaks.sh"),
+        ".ci/run proves the gate's detection power"
+    );
+}
+
+#[test]
+fn every_planted_leak_has_a_gate_scenario_that_must_catch_it() {
+    let script = std::fs::read_to_string(ci("planted-leaks.sh")).unwrap();
+    let planted = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../proxy/src/planted.rs"),
+    )
+    .unwrap();
+    let cases: Vec<(&str, &str, &str)> = script
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('"')?.strip_suffix('"'))
+        .filter_map(|l| {
+            let mut p = l.split('|');
+            Some((p.next()?, p.next()?, p.next()?))
+        })
+        .collect();
+    let names: Vec<&str> = cases.iter().map(|c| c.0).collect();
+    assert_eq!(
+        names,
+        [
+            "connect-error",
+            "stdio-reap",
+            "sse-task",
+            "timer",
+            "sessions"
+        ]
+    );
+    for (leak, scenario, check) in cases {
+        assert!(
+            planted.contains(&format!("=> \"{leak}\"")),
+            "{leak} is not a leak proxy/src/planted.rs knows"
+        );
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../scenarios/gate/{scenario}.toml"));
+        mcp_loadgen::scenario::Scenario::load(&file).unwrap();
+        assert!(
+            mcp_loadgen::verdict::RESOURCES
+                .iter()
+                .any(|r| r.name == check),
+            "{check} is not a leak check"
+        );
+    }
 }

@@ -9,6 +9,8 @@ pub mod error;
 pub mod handler;
 pub mod metrics;
 pub mod model;
+#[cfg(feature = "planted-leaks")]
+pub mod planted;
 pub mod router;
 pub mod seed;
 pub mod server;

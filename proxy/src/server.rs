@@ -144,6 +144,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
     let app = router(state.clone());
     let task = tokio::spawn(run(listener, app, state.clone(), background_stop));
     tracing::info!(%addr, "listening");
+    #[cfg(feature = "planted-leaks")]
+    crate::planted::current();
     Ok(RunningProxy { addr, state, task })
 }
 
@@ -293,6 +295,14 @@ async fn mcp(
     }
     let gone = ClientGone::default();
     let guard = gone.0.clone().drop_guard();
+    // the response's guard cancels nothing: work for a client that went away runs on
+    #[cfg(feature = "planted-leaks")]
+    let guard = if crate::planted::active(crate::planted::Leak::SseTask) {
+        std::mem::forget(guard);
+        CancellationToken::new().drop_guard()
+    } else {
+        guard
+    };
     request.extensions_mut().insert(gone);
     let service = state.instance_service(&instance_id);
     let response = service.handle(request).await;

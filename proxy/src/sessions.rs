@@ -82,6 +82,16 @@ impl Sessions {
         upstreams: SessionUpstreams,
     ) -> SessionScope {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "planted-leaks")]
+        if crate::planted::active(crate::planted::Leak::Timer) {
+            // a per-session heartbeat nobody clears: it outlives its session
+            tokio::spawn(async {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                }
+            });
+        }
         self.lock()
             .entry(instance.clone())
             .or_default()

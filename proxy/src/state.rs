@@ -95,6 +95,11 @@ impl AppState {
             .or_insert_with(|| {
                 let mut manager = LocalSessionManager::default();
                 manager.session_config.keep_alive = Some(self.settings.session_idle_timeout);
+                #[cfg(feature = "planted-leaks")]
+                if crate::planted::active(crate::planted::Leak::Sessions) {
+                    // no idle TTL: an abandoned session lives until shutdown
+                    manager.session_config.keep_alive = None;
+                }
                 let sessions = Arc::new(manager);
                 let config = StreamableHttpServerConfig::default()
                     .with_allowed_hosts(self.settings.allowed_hosts.clone())

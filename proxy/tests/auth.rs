@@ -104,6 +104,7 @@ async fn auth_is_cached_and_usage_is_written_behind() {
     })
     .await;
     let created = proxy.proxy.state.store.create_key("demo").await.unwrap();
+    let started = tokio::time::Instant::now();
     for _ in 0..20 {
         let (s, _) = status_and_body(post(&proxy.url("demo"), Some(&created.key))).await;
         assert_eq!(s, StatusCode::OK);
@@ -131,9 +132,13 @@ async fn auth_is_cached_and_usage_is_written_behind() {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0);
+    // written behind: at most one write per flush interval that saw a request (plus the one
+    // in flight), however long the 20 requests took on a loaded machine; never one per request
+    let intervals = (started.elapsed().as_millis() / 200) as f64;
     assert!(
-        (1.0..=3.0).contains(&touches),
-        "20 requests must not mean 20 writes: {touches}"
+        touches >= 1.0 && touches <= intervals + 2.0 && touches < 20.0,
+        "20 requests in {} flush intervals must not mean 20 writes: {touches}",
+        intervals
     );
     proxy.shutdown().await;
 }

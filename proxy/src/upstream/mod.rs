@@ -221,6 +221,15 @@ impl UpstreamClient {
         let service = match result {
             Ok(Ok(service)) => service,
             Ok(Err(cause)) => {
+                #[cfg(feature = "planted-leaks")]
+                if crate::planted::active(crate::planted::Leak::ConnectError) {
+                    // the failed client is never closed: its state and transport live on
+                    let keep = (state.clone(), transport_ct.clone());
+                    tokio::spawn(async move {
+                        let _keep = keep;
+                        std::future::pending::<()>().await
+                    });
+                }
                 if let Some(group) = process_group {
                     // The failed transport reaped the leader; members it started may remain.
                     ctx.tracker.spawn(stdio::end_group(group));

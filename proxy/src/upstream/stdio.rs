@@ -36,6 +36,19 @@ pub fn spawn(
         .stderr(Stdio::inherit())
         .spawn()?;
     let group = child.id().map(|pid| pid as i32);
+    #[cfg(feature = "planted-leaks")]
+    if crate::planted::active(crate::planted::Leak::StdioReap) {
+        // a second copy of the child, spawned and never waited on: it exits on stdin EOF
+        // and stays a zombie
+        let stray = std::process::Command::new(command)
+            .args(args)
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        std::mem::forget(stray);
+    }
     Ok((child, group))
 }
 

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Detection power: builds mcp-proxy with the `planted-leaks` feature, then runs, for each of the
+# five planted leaks, the gate scenario that must catch it, and checks that it exits 2 naming
+# the resource that leaked. The clean build's gate (ci/leak-gate.sh) is the other half: 0.
+#
+#   ci/planted-leaks.sh [OUT]        (default reports/planted)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-reports/planted}
+
+# leak | gate scenario | a check that must fail
+cases=(
+  "connect-error|connect-failures|tokio.alive_tasks"
+  "stdio-reap|stdio-crash|zombies"
+  "sse-task|client-gone|tokio.alive_tasks"
+  "timer|steady-80|tokio.alive_tasks"
+  "sessions|abandoned-sessions|sessions"
+)
+
+echo "==> building the planted mcp-proxy (release, --features planted-leaks)" >&2
+cargo build --locked --release -p mcp-proxy --features planted-leaks
+mkdir -p target/planted
+cp target/release/mcp-proxy target/planted/mcp-proxy
+echo "==> rebuilding the clean mcp-proxy, mcp-loadgen and mock-mcp" >&2
+cargo build --locked --release -p mcp-proxy -p mcp-loadgen -p mock-mcp
+
+rm -rf "$out"
+mkdir -p "$out"
+failed=0
+for case in "${cases[@]}"; do
+  IFS='|' read -r leak scenario check <<<"$case"
+  set +e
+  MCP_LOADGEN_PROXY_BIN=target/planted/mcp-proxy MCP_PROXY_PLANTED_LEAK=$leak \
+    target/release/mcp-loadgen run "scenarios/gate/$scenario.toml" --out "$out/$leak" --quiet \
+    >"$out/$leak.txt" 2>&1
+  code=$?
+  set -e
+  if [ "$code" -eq 2 ] && grep -q "^FAIL $check " "$out/$leak/summary.txt"; then
+    echo "caught  $leak by gate/$scenario (exit 2): $(grep '^FAIL ' "$out/$leak/summary.txt" | awk '{print $2}' | paste -sd, -)"
+  else
+    echo "MISSED  $leak by gate/$scenario: exit $code, expected 2 with $check failing" >&2
+    tail -n 30 "$out/$leak.txt" >&2
+    failed=1
+  fi
+done
+exit $failed
