@@ -16,7 +16,10 @@ scenarios=${GATE_SCENARIOS:-scenarios/gate}
 profile=${CARGO_PROFILE:-release}
 
 echo "==> building mcp-loadgen, mcp-proxy and mock-mcp ($profile)" >&2
-cargo build --locked --profile "$profile" -p mcp-loadgen -p mcp-proxy -p mock-mcp
+# the same two builds `cargo run -p mcp-loadgen` and the harness itself make: built together,
+# cargo would unify the crates' features differently and build every dependency again
+cargo build --locked --profile "$profile" -p mcp-loadgen
+cargo build --locked --profile "$profile" -p mcp-proxy -p mock-mcp --bins
 dir=target/$profile
 [ "$profile" = dev ] && dir=target/debug
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Detection power: builds mcp-proxy with the `planted-leaks` feature, then runs, for each of the
-# five planted leaks, the gate scenario that must catch it, and checks that it exits 2 naming
-# the resource that leaked. The clean build's gate (ci/leak-gate.sh) is the other half: 0.
+# Detection power: builds mcp-proxy with the `planted-leaks` feature, then runs the gate, for
+# each of the five planted leaks, on the gate scenario that must catch it, and checks that it
+# exits 2 naming the resource that leaked. The clean build's gate (ci/leak-gate.sh) is the other half: 0.
 #
 #   ci/planted-leaks.sh [OUT]        (default reports/planted)
 set -euo pipefail
@@ -17,28 +17,35 @@ cases=(
   "sessions|abandoned-sessions|sessions"
 )
 
+# built as the harness builds them (`-p mcp-proxy -p mock-mcp --bins`), so that only mcp-proxy
+# itself is compiled again with the feature, and again without it
 echo "==> building the planted mcp-proxy (release, --features planted-leaks)" >&2
-cargo build --locked --release -p mcp-proxy --features planted-leaks
+cargo build --locked --release -p mcp-proxy -p mock-mcp --bins --features mcp-proxy/planted-leaks
 mkdir -p target/planted
 cp target/release/mcp-proxy target/planted/mcp-proxy
-echo "==> rebuilding the clean mcp-proxy, mcp-loadgen and mock-mcp" >&2
-cargo build --locked --release -p mcp-proxy -p mcp-loadgen -p mock-mcp
+echo "==> rebuilding the clean mcp-proxy, mock-mcp and mcp-loadgen" >&2
+cargo build --locked --release -p mcp-proxy -p mock-mcp --bins
+cargo build --locked --release -p mcp-loadgen
 
 rm -rf "$out"
 mkdir -p "$out"
 failed=0
 for case in "${cases[@]}"; do
   IFS='|' read -r leak scenario check <<<"$case"
+  # the gate itself, on the one scenario that must catch this leak
+  only="$out/$leak.scenarios"
+  mkdir -p "$only"
+  cp "scenarios/gate/$scenario.toml" "$only/"
   set +e
   MCP_LOADGEN_PROXY_BIN=target/planted/mcp-proxy MCP_PROXY_PLANTED_LEAK=$leak \
-    target/release/mcp-loadgen run "scenarios/gate/$scenario.toml" --out "$out/$leak" --quiet \
-    >"$out/$leak.txt" 2>&1
+    target/release/mcp-loadgen gate "$only" --out "$out/$leak" --quiet >"$out/$leak.txt" 2>&1
   code=$?
   set -e
-  if [ "$code" -eq 2 ] && grep -q "^FAIL $check " "$out/$leak/summary.txt"; then
-    echo "caught  $leak by gate/$scenario (exit 2): $(grep '^FAIL ' "$out/$leak/summary.txt" | awk '{print $2}' | paste -sd, -)"
+  summary="$out/$leak/$scenario/summary.txt"
+  if [ "$code" -eq 2 ] && grep -q "^FAIL $check " "$summary"; then
+    echo "caught  $leak: the gate on gate/$scenario exits 2, failing $(grep '^FAIL ' "$summary" | awk '{print $2}' | paste -sd, -)"
   else
-    echo "MISSED  $leak by gate/$scenario: exit $code, expected 2 with $check failing" >&2
+    echo "MISSED  $leak: the gate on gate/$scenario exits $code, expected 2 with $check failing" >&2
     tail -n 30 "$out/$leak.txt" >&2
     failed=1
   fi
