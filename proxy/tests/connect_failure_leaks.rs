@@ -2,7 +2,7 @@
 //! HTTP 500 on initialize (wiremock), a 200 that is not MCP (wiremock), an upstream that accepts
 //! and never answers (connect timeout), a child that dies before initialize, a command that does
 //! not exist — the client and its transport are released. After 1,000 refused connects and 300
-//! of each other kind (25 for the slow timeout case), the process's fds (by kind), TCP sockets
+//! of each other kind (5 for the slow timeout case), the process's fds (by kind), TCP sockets
 //! (by state: no CLOSE_WAIT), tokio alive tasks and children are back at their starting values,
 //! with no zombie.
 
@@ -71,9 +71,10 @@ async fn a_thousand_failed_connects_leave_nothing_behind() {
         .replace("HTML_URL", &mock_mcp::wire::mcp_url(&wrong_type))
         .replace("HANG_URL", &hang_url);
     let proxy = start_proxy(&seed, |s| {
-        // long enough for `false` to be spawned and exit on a loaded CI machine (it must fail
-        // as a failed connect, not as a timeout), short enough for 25 timeouts in 10 s
-        s.connect_timeout = Duration::from_millis(400);
+        // long enough for `false` to be spawned and seen to exit on a loaded CI machine (it
+        // must fail as a failed connect, not as a timeout: 400 ms was not always enough), short
+        // enough for the timeouts of `hangs` in 10 s
+        s.connect_timeout = Duration::from_secs(2);
         // every attempt must really connect (the breaker has its own test)
         s.breaker_threshold = 0;
     })
@@ -86,7 +87,7 @@ async fn a_thousand_failed_connects_leave_nothing_behind() {
         ("missing__echo", 300, "connect failed"),
         ("error500__echo", 300, "connect failed"),
         ("html__echo", 300, "connect failed"),
-        ("hangs__echo", 25, "no answer to initialize"),
+        ("hangs__echo", 5, "no answer to initialize"),
     ] {
         // warm up (first use allocates lazily-created process-wide state), then baseline
         let err = client
