@@ -19,6 +19,7 @@ use crate::MockTools;
 use crate::control;
 use crate::faults::{Counters, Fault, FaultState, Latency};
 use crate::http_faults::{self, FaultListener, HttpFaults};
+use crate::paging::DEFAULT_PAGE_SIZE;
 
 /// How long [`MockServer::shutdown`] waits for the graceful drain before giving up.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -35,6 +36,9 @@ pub struct MockConfig {
     pub control_listen: Option<SocketAddr>,
     /// Faults, latency and seed.
     pub state: Arc<FaultState>,
+    /// Items per page of `resources/list`, `resources/templates/list` and `prompts/list`
+    /// (`0` = no pagination). Default [`DEFAULT_PAGE_SIZE`] (2).
+    pub page_size: usize,
 }
 
 impl Default for MockConfig {
@@ -44,6 +48,7 @@ impl Default for MockConfig {
             stateless: false,
             control_listen: None,
             state: Arc::default(),
+            page_size: DEFAULT_PAGE_SIZE,
         }
     }
 }
@@ -84,7 +89,8 @@ impl MockServer {
         let addr = listener.local_addr()?;
         let token = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let tools = MockTools::new(config.state.clone(), token.child_token());
+        let tools = MockTools::new(config.state.clone(), token.child_token())
+            .with_page_size(config.page_size);
         let (mcp, sessions) = mcp_router(&config, tools.clone(), token.child_token());
         let http = Arc::new(HttpFaults::new(
             config.state.clone(),
@@ -177,6 +183,18 @@ impl MockServer {
     /// What `GET /control` reports.
     pub async fn counters(&self) -> Counters {
         self.http.counters().await
+    }
+
+    /// The current value of `mock://counter` (incremented by the `bump` tool).
+    pub fn counter(&self) -> u64 {
+        self.tools.counter()
+    }
+
+    /// Sessions holding a `resources/subscribe` subscription (2025-11-25), and open
+    /// `subscriptions/listen` streams (2026-07-28). A listen stream is counted once its
+    /// acknowledgment has been sent and the mock is ready to notify it.
+    pub fn subscriptions(&self) -> (usize, usize) {
+        self.tools.subscriptions()
     }
 
     /// Background tasks (per-session `list-changed-every` tickers) still running.
@@ -282,7 +300,8 @@ fn mcp_router(
     token: CancellationToken,
 ) -> (Router, Option<Arc<LocalSessionManager>>) {
     let http_config = StreamableHttpServerConfig::default().with_cancellation_token(token);
-    let factory = move || Ok(tools.clone());
+    // one handler per session (per request when stateless): own log level and subscriptions
+    let factory = move || Ok(tools.new_session());
     if config.stateless {
         let http_config = http_config
             .with_legacy_session_mode(false)

@@ -1,27 +1,72 @@
 //! `mock-mcp`: a small, well-behaved MCP server used as the upstream in load
-//! tests and in the proxy's integration tests.
+//! tests and in the proxy's integration tests. It serves the whole MCP surface, in both
+//! protocol eras (2025-11-25 sessions via `initialize`, 2026-07-28 via `server/discover`).
 //!
-//! It serves four tools ([`MockTools`]):
+//! Tools ([`MockTools`], [`TOOL_NAMES`]):
 //! - `echo { text }` → returns `text`;
 //! - `add { a, b }` → returns the sum as text (`"5"` for `2 + 3`);
 //! - `sleep { ms }` → sleeps (capped at 600 000 ms, aborted on request
 //!   cancellation) and returns `"slept {ms}ms"`;
-//! - `poke {}` → sends `notifications/tools/list_changed` to the caller and
-//!   returns `"poked"`.
+//! - `poke { what? }` → sends `notifications/{tools|resources|prompts}/list_changed`
+//!   (`what`: `tools` by default) to the caller, and to every `subscriptions/listen` stream
+//!   that accepted it; returns `"poked"`;
+//! - `bump {}` → increments `mock://counter`, sends `notifications/resources/updated` to
+//!   every session subscribed to it and every listen stream that asked for it; returns the
+//!   new value;
+//! - `log { level, message }` → sends `notifications/message` (logger `"mock"`, `data` =
+//!   message) if `level` is at or above the threshold, returns `"logged"` or `"filtered"`.
+//!   2025-11-25: the session's `logging/setLevel`, [`DEFAULT_LOG_LEVEL`] (`info`) before one
+//!   (the spec leaves that to the server). 2026-07-28: the request's `_meta`
+//!   `io.modelcontextprotocol/logLevel`; without one nothing is sent (and `logging/setLevel`
+//!   is method-not-found in that era);
+//! - `progress { steps, ms }` → with a `progressToken`, sends progress `1..=steps` (total
+//!   `steps`, message `"step i/N"`), `ms` apart; returns `"done {steps} steps"`;
+//! - `sample { prompt }`, `elicit { message }`, `roots {}` → ask the client
+//!   (`sampling/createMessage` with maxTokens 100, an `elicitation/create` form for
+//!   `{name: string}`, `roots/list`) and return `"sampled: {reply}"`,
+//!   `"accepted: {content}"`/`"declined"`/`"cancelled"`, or the roots' URIs joined by `,`.
+//!   2025-11-25: a server→client request in the call; 2026-07-28: an `InputRequiredResult`
+//!   and the answer on the retry (MRTR). A client without the capability gets a tool error;
+//! - `structured { a, b }` → structured content `{ "sum": a + b }` (with an output schema);
+//! - `fail { message }` → a tool error (`isError: true`) with `message`;
+//! - `meta {}` → the result's `_meta` is `{ "mock/echo": <the request's _meta without
+//!   progressToken> }`.
+//!
+//! Resources (pages of `page_size` items, [`DEFAULT_PAGE_SIZE`] = 2, cursor = decimal
+//! offset; a bad cursor is invalid-params naming it): `mock://static/readme`,
+//! `mock://static/config.json`, `mock://static/logo.png` (blob), `mock://counter`
+//! (subscribable: `resources/subscribe` in 2025-11-25, `subscriptions/listen` in 2026-07-28),
+//! and the template `mock://items/{id}` (`"item {id}"`); any other URI is resource-not-found.
+//! Prompts (paginated the same way): `greet { name, style? }`, `summarize { topic }`,
+//! `plain`. Completions for `greet`'s `style` and `name` and the template's `id`.
 //!
 //! Two transports are available: Streamable HTTP at `/mcp` via
 //! [`MockServer`] (sessionful by default, or stateless with
 //! [`MockConfig::stateless`]), and stdio via [`serve_stdio`]. The
-//! `mock-mcp` binary wraps both (`mock-mcp serve`, `mock-mcp stdio`).
+//! `mock-mcp` binary wraps both (`mock-mcp serve`, `mock-mcp stdio`, each with
+//! `--page-size N`).
 
+mod client_requests;
 mod control;
 pub mod faults;
+mod handler;
 mod http;
 mod http_faults;
+mod paging;
+pub mod prompts;
+pub mod recorder;
+pub mod resources;
+mod session;
 mod stdio;
 mod tools;
 pub mod wire;
 
+pub use client_requests::{ElicitArgs, SAMPLE_MAX_TOKENS, SampleArgs, elicit_schema};
 pub use http::{MockConfig, MockServer};
+pub use paging::DEFAULT_PAGE_SIZE;
+pub use session::DEFAULT_LOG_LEVEL;
 pub use stdio::{CRASH_EXIT_CODE, serve_stdio};
-pub use tools::{AddArgs, EchoArgs, MAX_SLEEP_MS, MockTools, SleepArgs};
+pub use tools::{
+    AddArgs, EchoArgs, FailArgs, LOGGER, LogArgs, MAX_PROGRESS_STEPS, MAX_SLEEP_MS, META_ECHO_KEY,
+    MockTools, PokeArgs, PokeWhat, ProgressArgs, SleepArgs, SumOutput, TOOL_NAMES,
+};

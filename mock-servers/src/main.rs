@@ -1,4 +1,5 @@
-//! `mock-mcp` binary: `mock-mcp serve --listen ADDR [--stateless]` or `mock-mcp stdio`.
+//! `mock-mcp` binary: `mock-mcp serve --listen ADDR [--stateless]` or `mock-mcp stdio`, both
+//! with `--fault`, `--latency`, `--seed` and `--page-size`.
 
 use std::{io::Write, net::SocketAddr, sync::Arc};
 
@@ -15,7 +16,7 @@ struct Cli {
     command: Command,
 }
 
-/// Faults, latency and seed, common to both transports.
+/// Faults, latency, seed and page size, common to both transports.
 #[derive(Debug, clap::Args)]
 struct FaultArgs {
     /// A fault to inject: NAME[:ARG][@PROBABILITY], repeatable (e.g. hang-call@0.2,
@@ -29,6 +30,10 @@ struct FaultArgs {
     /// Seed for probabilistic faults and latency samples (reproducible runs).
     #[arg(long)]
     seed: Option<u64>,
+    /// Items per page of resources/list, resources/templates/list and prompts/list
+    /// (0 = no pagination).
+    #[arg(long, value_name = "N", default_value_t = mock_mcp::DEFAULT_PAGE_SIZE)]
+    page_size: usize,
 }
 
 impl FaultArgs {
@@ -86,11 +91,15 @@ fn main() -> anyhow::Result<()> {
                     listen,
                     stateless,
                     control_listen,
+                    page_size: faults.page_size,
                     state: faults.state()?,
                 };
                 serve(config).await
             }
-            Command::Stdio { faults } => mock_mcp::serve_stdio(faults.state()?).await,
+            Command::Stdio { faults } => {
+                let page_size = faults.page_size;
+                mock_mcp::serve_stdio(faults.state()?, page_size).await
+            }
         }
     });
     // Do not let a stray blocking task (e.g. a stdin read) delay exit.

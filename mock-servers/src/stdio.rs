@@ -6,7 +6,8 @@
 //!
 //! Ownership: one writer task owns stdout (every line goes through it, so injected replies and
 //! the server's never interleave); the rmcp server runs on an in-memory pipe owned by this
-//! function and ends when stdin closes.
+//! function and ends when stdin closes, which also cancels the handler's stop token (open
+//! listen streams and the ticker end at once).
 
 use std::sync::Arc;
 
@@ -22,13 +23,15 @@ use crate::faults::{FaultKind, FaultState};
 /// Exit status of a `crash-after` crash.
 pub const CRASH_EXIT_CODE: i32 = 3;
 
-/// Serves the mock tools over stdin/stdout until stdin is closed. Nothing but MCP messages is
-/// written to stdout. Stdin closing is a clean exit even before any `initialize`.
-pub async fn serve_stdio(state: Arc<FaultState>) -> anyhow::Result<()> {
+/// Serves the mock over stdin/stdout until stdin is closed, with `page_size` items per page
+/// of the paginated lists (`0` = no pagination). Nothing but MCP messages is written to
+/// stdout. Stdin closing is a clean exit even before any `initialize`.
+pub async fn serve_stdio(state: Arc<FaultState>, page_size: usize) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let _stop = stop.clone().drop_guard();
     let (ours, theirs) = tokio::io::duplex(1 << 16);
-    let server = tokio::spawn(serve_tools(MockTools::new(state.clone(), stop), theirs));
+    let tools = MockTools::new(state.clone(), stop.clone()).with_page_size(page_size);
+    let server = tokio::spawn(serve_tools(tools, theirs));
     let (from_server, mut to_server) = tokio::io::split(ours);
 
     let (out_tx, out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
@@ -63,6 +66,9 @@ pub async fn serve_stdio(state: Arc<FaultState>) -> anyhow::Result<()> {
             }
         }
     }
+    // Stdin closed: end what only ends on the stop token (open `subscriptions/listen`
+    // streams, the ticker), or rmcp's drain would wait 5 s for them before exiting.
+    stop.cancel();
     // EOF for the server (dropping a split half would not close the pipe)
     to_server.shutdown().await?;
     drop(to_server);

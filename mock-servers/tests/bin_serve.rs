@@ -125,3 +125,53 @@ async fn serve_exits_3_when_crash_after_stops_it() {
         .unwrap();
     assert_eq!(status.code(), Some(3));
 }
+
+#[tokio::test]
+async fn serve_page_size_flag_sets_the_page_size() {
+    for (flag, first_page, next) in [("1", 1, Some("1")), ("0", 4, None)] {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--page-size", flag])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("no ready line")
+            .unwrap()
+            .unwrap();
+        let addr = ready.strip_prefix("listening on ").unwrap().to_string();
+        let client = ()
+            .serve(StreamableHttpClientTransport::from_uri(format!(
+                "http://{addr}/mcp"
+            )))
+            .await
+            .unwrap();
+        let page = client.list_resources(None).await.unwrap();
+        assert_eq!(page.resources.len(), first_page, "--page-size {flag}");
+        assert_eq!(page.next_cursor.as_deref(), next, "--page-size {flag}");
+        let prompts = client.list_prompts(None).await.unwrap();
+        assert_eq!(
+            prompts.prompts.len(),
+            first_page.min(3),
+            "--page-size {flag}"
+        );
+        client.cancel().await.unwrap();
+        child.kill().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_bad_page_size_is_rejected() {
+    for sub in ["serve", "stdio"] {
+        let output = Command::new(BIN)
+            .args([sub, "--page-size", "lots"])
+            .output()
+            .await
+            .unwrap();
+        assert!(!output.status.success(), "{sub}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--page-size"), "{sub}: {stderr}");
+    }
+}

@@ -19,6 +19,21 @@ async fn http_tools_roundtrip_and_shutdown() {
     let info = client.peer_info().expect("server info");
     let server_info = info.server_info.as_ref().expect("serverInfo");
     assert_eq!(server_info.name, "mock-mcp");
+    let capabilities = serde_json::to_value(&info.capabilities).unwrap();
+    for (pointer, expected) in [
+        ("/tools/listChanged", json!(true)),
+        ("/resources/subscribe", json!(true)),
+        ("/resources/listChanged", json!(true)),
+        ("/prompts/listChanged", json!(true)),
+        ("/completions", json!({})),
+        ("/logging", json!({})),
+    ] {
+        assert_eq!(
+            capabilities.pointer(pointer),
+            Some(&expected),
+            "{pointer} in {capabilities}"
+        );
+    }
 
     let mut names: Vec<String> = client
         .list_all_tools()
@@ -28,7 +43,10 @@ async fn http_tools_roundtrip_and_shutdown() {
         .map(|t| t.name.to_string())
         .collect();
     names.sort();
-    assert_eq!(names, ["add", "echo", "poke", "sleep"]);
+    assert_eq!(names, mock_mcp::TOOL_NAMES);
+    for original in ["add", "echo", "poke", "sleep"] {
+        assert!(names.iter().any(|n| n == original), "{original} missing");
+    }
     assert_eq!(server.calls(), 0);
 
     let echoed = call(&client, "echo", json!({ "text": "hello mock" })).await;

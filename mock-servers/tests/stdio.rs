@@ -41,7 +41,7 @@ async fn stdio_via_rmcp_child_process() {
     let client = ().serve(transport).await.unwrap();
 
     let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 4);
+    assert_eq!(tools.len(), mock_mcp::TOOL_NAMES.len());
     let sum = call(&client, "add", json!({ "a": 40, "b": 2 })).await;
     assert_eq!(text(&sum), "42");
 

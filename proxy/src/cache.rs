@@ -14,6 +14,7 @@ use std::time::Duration;
 use moka::future::Cache;
 use prometheus_client::metrics::counter::Counter;
 
+use crate::catalog::Catalog;
 use crate::metrics::Metrics;
 use crate::model::{ApiKeyRecord, InstanceConfig};
 use crate::router::ToolIndex;
@@ -192,14 +193,44 @@ impl AuthCache {
     }
 }
 
-/// Merged tool lists per instance, dropped when an upstream reports `tools/list_changed`.
-/// Only complete lists are cached; a partial one (an upstream failed) is returned uncached.
-#[derive(Clone)]
-pub struct ToolsCache {
-    cache: Arc<Generational<String, Arc<ToolIndex>>>,
+/// A merged list that may be partial (an upstream failed); only complete ones are cached.
+pub trait Merged: Send + Sync + 'static {
+    fn is_complete(&self) -> bool;
 }
 
-impl ToolsCache {
+impl Merged for ToolIndex {
+    fn is_complete(&self) -> bool {
+        ToolIndex::is_complete(self)
+    }
+}
+
+impl Merged for Catalog {
+    fn is_complete(&self) -> bool {
+        Catalog::is_complete(self)
+    }
+}
+
+/// Merged lists per instance (tools; resources, templates and prompts), dropped when an
+/// upstream reports `list_changed`. Only complete lists are cached; a partial one (an upstream
+/// failed) is returned uncached.
+pub struct ListCache<T> {
+    cache: Arc<Generational<String, Arc<T>>>,
+}
+
+impl<T> Clone for ListCache<T> {
+    fn clone(&self) -> Self {
+        Self {
+            cache: self.cache.clone(),
+        }
+    }
+}
+
+/// The merged tool list of each instance.
+pub type ToolsCache = ListCache<ToolIndex>;
+/// The merged resources, templates and prompts of each instance.
+pub type CatalogCache = ListCache<Catalog>;
+
+impl<T: Merged> ListCache<T> {
     pub fn new(ttl: Duration, capacity: u64) -> Self {
         Self {
             cache: Arc::new(Generational::new(ttl, capacity)),
@@ -207,9 +238,9 @@ impl ToolsCache {
     }
 
     /// The cached list of `instance_id`, or `build()`'s (one build for concurrent callers).
-    pub async fn get_or_build<F>(&self, instance_id: &str, build: impl Fn() -> F) -> Arc<ToolIndex>
+    pub async fn get_or_build<F>(&self, instance_id: &str, build: impl Fn() -> F) -> Arc<T>
     where
-        F: Future<Output = ToolIndex>,
+        F: Future<Output = T>,
     {
         let build = || async {
             let index = Arc::new(build().await);

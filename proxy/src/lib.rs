@@ -5,10 +5,13 @@
 
 pub mod auth;
 pub mod cache;
+pub mod capabilities;
+pub mod catalog;
 pub mod error;
 pub mod handler;
 pub mod metrics;
 pub mod model;
+pub mod origin;
 #[cfg(feature = "planted-leaks")]
 pub mod planted;
 pub mod router;

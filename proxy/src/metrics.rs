@@ -29,6 +29,13 @@ pub struct UpstreamOutcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServerRequest {
+    pub upstream: String,
+    pub method: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Query {
     pub query: String,
 }
@@ -43,6 +50,7 @@ pub struct Metrics {
     pub upstream_connections: Family<UpstreamState, Gauge>,
     pub upstream_connects: Family<UpstreamOutcome, Counter>,
     pub upstream_errors: Family<UpstreamOutcome, Counter>,
+    pub server_requests: Family<ServerRequest, Counter>,
     pub config_cache_hits: Counter,
     pub config_cache_misses: Counter,
     pub auth_cache_hits: Counter,
@@ -66,6 +74,7 @@ impl Default for Metrics {
             upstream_connections: Family::default(),
             upstream_connects: Family::default(),
             upstream_errors: Family::default(),
+            server_requests: Family::default(),
             config_cache_hits: Counter::default(),
             config_cache_misses: Counter::default(),
             auth_cache_hits: Counter::default(),
@@ -114,6 +123,11 @@ impl Default for Metrics {
             "mcp_proxy_upstream_errors",
             "Upstream request failures by kind",
             m.upstream_errors.clone(),
+        );
+        r.register(
+            "mcp_proxy_server_requests",
+            "Server-to-client requests from upstreams (sampling, elicitation, roots) by outcome",
+            m.server_requests.clone(),
         );
         r.register(
             "mcp_proxy_config_cache_hits",
@@ -190,6 +204,18 @@ impl Metrics {
             .get_or_create(&UpstreamOutcome {
                 upstream: upstream.to_string(),
                 outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// A server→client request from `upstream` was relayed (`ok`, `error`: the client said
+    /// no) or not (`unroutable`, `unsupported`, `closed`, `failed`).
+    pub fn server_request(&self, upstream: &str, method: &'static str, outcome: &'static str) {
+        self.server_requests
+            .get_or_create(&ServerRequest {
+                upstream: upstream.to_string(),
+                method,
+                outcome,
             })
             .inc();
     }

@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth;
-use crate::cache::{AuthCache, ConfigCache, ConfigError};
+use crate::cache::{AuthCache, CatalogCache, ConfigCache, ConfigError};
+use crate::capabilities::UpstreamCapabilities;
 use crate::error::http_error;
 use crate::metrics::Metrics;
 use crate::seed::Seed;
@@ -86,6 +87,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
         100_000,
     );
     let tools = ToolsCache::new(settings.tools_cache_ttl, settings.config_cache_capacity);
+    let catalogs = CatalogCache::new(settings.tools_cache_ttl, settings.config_cache_capacity);
+    let capabilities = Arc::new(UpstreamCapabilities::default());
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .pool_idle_timeout(settings.upstream_http_idle_timeout)
@@ -98,6 +101,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
         settings.max_sessions,
         settings.list_changed_debounce,
         tools.clone(),
+        catalogs.clone(),
         tracker.clone(),
         background_stop.clone(),
     ));
@@ -108,6 +112,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
             metrics: metrics.clone(),
             tracker: tracker.clone(),
             sessions: sessions.clone(),
+            capabilities: capabilities.clone(),
+            server_request_timeout: settings.client_request_timeout,
         },
         settings.manager_policy(),
         tracker.clone(),
@@ -122,6 +128,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
         configs,
         auth,
         tools,
+        catalogs,
+        capabilities,
         pool,
         sessions,
         tracker.clone(),
@@ -200,7 +208,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .route("/mcp/{instance_id}", any(mcp))
+        .route(
+            "/mcp/{instance_id}",
+            any(mcp).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::origin::guard,
+            )),
+        )
         .fallback(|| async { http_error(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         .with_state(state)

@@ -1,5 +1,8 @@
 //! Downstream sessions (2025-11-25 era, `Mcp-Session-Id`): how many are live, the cap on
-//! them, and fan-out of `notifications/tools/list_changed` to every session of an instance.
+//! them, and what reaches them unasked: the debounced `list_changed` fan-out (tools,
+//! resources, prompts) to every session of an instance, `notifications/resources/updated` to
+//! the sessions subscribed to the URI, and upstream log messages at or above each session's
+//! `logging/setLevel`.
 //!
 //! Ownership: rmcp's session manager owns each session (and reaps it after the idle TTL);
 //! the session's handler owns its [`SessionScope`], so the scope lives exactly as long as the
@@ -7,22 +10,45 @@
 //! the session's own upstream clients (`per-session` mode). Debounce timers run on the state's
 //! tracker and stop on shutdown.
 
-use std::collections::HashMap;
+// Logging is deprecated by SEP-2577 but is part of 2025-11-25, which this proxy carries.
+#![allow(deprecated)]
+
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmcp::RoleServer;
+use rmcp::model::{
+    LoggingLevel, LoggingMessageNotificationParam, ResourceUpdatedNotificationParam,
+};
 use rmcp::service::Peer;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
-use crate::cache::ToolsCache;
+use crate::cache::{CatalogCache, ToolsCache};
+use crate::upstream::SessionLink;
 use crate::upstream::manager::SessionUpstreams;
 
-/// How long one `list_changed` send to one session may take before it is given up.
+/// How long one notification send to one session may take before it is given up.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The level a session gets upstream log messages at until it sends `logging/setLevel`.
+pub const DEFAULT_LOG_LEVEL: LoggingLevel = LoggingLevel::Info;
+
+/// Severity order of RFC 5424 levels (rmcp's enum has none).
+fn rank(level: LoggingLevel) -> u8 {
+    level as u8
+}
+
+/// Which merged list changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListKind {
+    Tools,
+    Resources,
+    Prompts,
+}
 
 pub struct Sessions {
     /// One token per live session: `len()` is the count, `wait()` waits for all to end.
@@ -30,6 +56,7 @@ pub struct Sessions {
     max: usize,
     debounce: Duration,
     tools: ToolsCache,
+    catalogs: CatalogCache,
     peers: Mutex<HashMap<Arc<str>, InstancePeers>>,
     next_id: AtomicU64,
     /// Debounce timers run here (the state's tracker), and stop when `stop` is cancelled.
@@ -39,9 +66,16 @@ pub struct Sessions {
 
 #[derive(Default)]
 struct InstancePeers {
-    peers: HashMap<u64, Peer<RoleServer>>,
-    /// A broadcast is scheduled; notifications until it fires are folded into it.
-    pending: bool,
+    peers: HashMap<u64, SessionEntry>,
+    /// Broadcasts scheduled; notifications until one fires are folded into it.
+    pending: HashSet<ListKind>,
+}
+
+struct SessionEntry {
+    peer: Peer<RoleServer>,
+    log_level: LoggingLevel,
+    /// Resource URIs this session subscribed to.
+    subscriptions: HashSet<String>,
 }
 
 impl Sessions {
@@ -49,6 +83,7 @@ impl Sessions {
         max: usize,
         debounce: Duration,
         tools: ToolsCache,
+        catalogs: CatalogCache,
         background: TaskTracker,
         stop: CancellationToken,
     ) -> Self {
@@ -57,6 +92,7 @@ impl Sessions {
             max,
             debounce,
             tools,
+            catalogs,
             peers: Mutex::default(),
             next_id: AtomicU64::new(0),
             background,
@@ -74,14 +110,22 @@ impl Sessions {
         self.count() >= self.max
     }
 
-    /// Registers a session of `instance` reachable through `peer`.
+    /// Registers a session of `instance` reachable through `peer`; its `per-session`
+    /// upstream clients (run on `tracker`) serve it.
     pub fn open(
         self: &Arc<Self>,
         instance: Arc<str>,
         peer: Peer<RoleServer>,
-        upstreams: SessionUpstreams,
+        tracker: TaskTracker,
     ) -> SessionScope {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let upstreams = SessionUpstreams::new(
+            tracker,
+            Some(SessionLink {
+                id,
+                peer: peer.clone(),
+            }),
+        );
         #[cfg(feature = "planted-leaks")]
         if crate::planted::active(crate::planted::Leak::Timer) {
             // a per-session heartbeat nobody clears: it outlives its session
@@ -96,7 +140,14 @@ impl Sessions {
             .entry(instance.clone())
             .or_default()
             .peers
-            .insert(id, peer);
+            .insert(
+                id,
+                SessionEntry {
+                    peer,
+                    log_level: DEFAULT_LOG_LEVEL,
+                    subscriptions: HashSet::new(),
+                },
+            );
         SessionScope {
             id,
             instance,
@@ -106,20 +157,24 @@ impl Sessions {
         }
     }
 
-    /// An upstream of `instance` changed its tools: drop the cached merged list now, and tell
-    /// every session of the instance once the burst is over (one notification per debounce
-    /// window, however many upstream notifications arrived in it).
+    /// An upstream of `instance` changed its tools: see [`Self::list_changed`].
     pub async fn tools_changed(self: &Arc<Self>, instance: &str) {
-        self.tools.invalidate(instance).await;
+        self.list_changed(instance, ListKind::Tools).await;
+    }
+
+    /// An upstream of `instance` changed one of its lists: drop the cached merged list now,
+    /// and tell every session of the instance once the burst is over (one notification per
+    /// kind per debounce window, however many upstream notifications arrived in it).
+    pub async fn list_changed(self: &Arc<Self>, instance: &str, kind: ListKind) {
+        self.invalidate(instance, kind).await;
         {
             let mut peers = self.lock();
             let Some(entry) = peers.get_mut(instance) else {
                 return;
             };
-            if entry.pending {
+            if !entry.pending.insert(kind) {
                 return;
             }
-            entry.pending = true;
         }
         let this = self.clone();
         let instance: Arc<str> = Arc::from(instance);
@@ -129,28 +184,136 @@ impl Sessions {
                 _ = this.stop.cancelled() => return,
             }
             // The list may have been rebuilt during the window from a half-updated upstream.
-            this.tools.invalidate(&instance).await;
+            this.invalidate(&instance, kind).await;
             let targets: Vec<Peer<RoleServer>> = {
                 let mut peers = this.lock();
                 let Some(entry) = peers.get_mut(&instance) else {
                     return;
                 };
-                entry.pending = false;
-                let targets: Vec<Peer<RoleServer>> = entry.peers.values().cloned().collect();
-                if targets.is_empty() {
+                entry.pending.remove(&kind);
+                let targets: Vec<Peer<RoleServer>> =
+                    entry.peers.values().map(|e| e.peer.clone()).collect();
+                if targets.is_empty() && entry.pending.is_empty() {
                     peers.remove(&instance);
                 }
                 targets
             };
             let sends = targets.iter().map(|peer| async move {
-                let sent = tokio::time::timeout(NOTIFY_TIMEOUT, peer.notify_tool_list_changed());
-                if !matches!(sent.await, Ok(Ok(()))) {
-                    tracing::debug!("list_changed not delivered to a session (closing or slow)");
+                let send = async {
+                    match kind {
+                        ListKind::Tools => peer.notify_tool_list_changed().await,
+                        ListKind::Resources => peer.notify_resource_list_changed().await,
+                        ListKind::Prompts => peer.notify_prompt_list_changed().await,
+                    }
+                };
+                if !matches!(tokio::time::timeout(NOTIFY_TIMEOUT, send).await, Ok(Ok(()))) {
+                    tracing::debug!(
+                        ?kind,
+                        "list_changed not delivered to a session (closing or slow)"
+                    );
                 }
             });
             futures::future::join_all(sends).await;
-            tracing::debug!(%instance, sessions = targets.len(), "tools/list_changed forwarded");
+            tracing::debug!(%instance, ?kind, sessions = targets.len(), "list_changed forwarded");
         });
+    }
+
+    async fn invalidate(&self, instance: &str, kind: ListKind) {
+        match kind {
+            ListKind::Tools => self.tools.invalidate(instance).await,
+            ListKind::Resources | ListKind::Prompts => self.catalogs.invalidate(instance).await,
+        }
+    }
+
+    /// Session `id` of `instance` wants upstream log messages at `level` and above.
+    pub fn set_log_level(&self, instance: &str, id: u64, level: LoggingLevel) {
+        self.session_mut(instance, id, |e| e.log_level = level);
+    }
+
+    /// Session `id` subscribes to `uri`.
+    pub fn subscribe(&self, instance: &str, id: u64, uri: &str) {
+        self.session_mut(instance, id, |e| e.subscriptions.insert(uri.to_string()));
+    }
+
+    /// Session `id` unsubscribes from `uri`; true when another session of the instance is
+    /// still subscribed to it (so the upstream subscription must stay).
+    pub fn unsubscribe(&self, instance: &str, id: u64, uri: &str) -> bool {
+        let mut peers = self.lock();
+        let Some(entry) = peers.get_mut(instance) else {
+            return false;
+        };
+        if let Some(s) = entry.peers.get_mut(&id) {
+            s.subscriptions.remove(uri);
+        }
+        entry.peers.values().any(|s| s.subscriptions.contains(uri))
+    }
+
+    /// An upstream reported `notifications/resources/updated`: every session of the instance
+    /// subscribed to the URI hears it (only session `only`, for a connection that session
+    /// owns).
+    pub async fn resource_updated(
+        &self,
+        instance: &str,
+        only: Option<u64>,
+        params: ResourceUpdatedNotificationParam,
+    ) {
+        let targets = self.targets(instance, only, |e| e.subscriptions.contains(&params.uri));
+        let sends = targets.iter().map(|peer| {
+            let params = params.clone();
+            async move {
+                let _ = tokio::time::timeout(NOTIFY_TIMEOUT, peer.notify_resource_updated(params))
+                    .await;
+            }
+        });
+        futures::future::join_all(sends).await;
+    }
+
+    /// An upstream logged: every session of the instance whose level admits the message
+    /// hears it (only session `only`, for a connection that session owns).
+    pub async fn log(
+        &self,
+        instance: &str,
+        only: Option<u64>,
+        params: LoggingMessageNotificationParam,
+    ) {
+        let targets = self.targets(instance, only, |e| rank(params.level) >= rank(e.log_level));
+        let sends = targets.iter().map(|peer| {
+            let params = params.clone();
+            async move {
+                let _ =
+                    tokio::time::timeout(NOTIFY_TIMEOUT, peer.notify_logging_message(params)).await;
+            }
+        });
+        futures::future::join_all(sends).await;
+    }
+
+    fn targets(
+        &self,
+        instance: &str,
+        only: Option<u64>,
+        wants: impl Fn(&SessionEntry) -> bool,
+    ) -> Vec<Peer<RoleServer>> {
+        let peers = self.lock();
+        let Some(entry) = peers.get(instance) else {
+            return Vec::new();
+        };
+        entry
+            .peers
+            .iter()
+            .filter(|(id, e)| only.is_none_or(|o| o == **id) && wants(e))
+            .map(|(_, e)| e.peer.clone())
+            .collect()
+    }
+
+    fn session_mut<T>(
+        &self,
+        instance: &str,
+        id: u64,
+        f: impl FnOnce(&mut SessionEntry) -> T,
+    ) -> Option<T> {
+        let mut peers = self.lock();
+        let entry = peers.get_mut(instance)?.peers.get_mut(&id)?;
+        Some(f(entry))
     }
 
     /// Waits up to `timeout` for every session to end (after the sessions token was
@@ -176,12 +339,19 @@ pub struct SessionScope {
     pub upstreams: SessionUpstreams,
 }
 
+impl SessionScope {
+    /// This session's id in [`Sessions`] (not rmcp's `Mcp-Session-Id`).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
 impl Drop for SessionScope {
     fn drop(&mut self) {
         let mut peers = self.sessions.lock();
         if let Some(entry) = peers.get_mut(&self.instance) {
             entry.peers.remove(&self.id);
-            if entry.peers.is_empty() && !entry.pending {
+            if entry.peers.is_empty() && entry.pending.is_empty() {
                 peers.remove(&self.instance);
             }
         }

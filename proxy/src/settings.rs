@@ -110,6 +110,23 @@ pub struct Settings {
         default_value = "localhost,127.0.0.1,::1"
     )]
     pub allowed_hosts: Vec<String>,
+    /// Browser origins accepted in the `Origin` header (DNS-rebinding protection; requests
+    /// without `Origin`, i.e. not from a browser, pass). `scheme://host:port`, `:*` for any
+    /// port, `null` for `Origin: null`. Loopback by default; add a deployment's web origins.
+    #[arg(
+        long,
+        env = "MCP_PROXY_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:*,http://127.0.0.1:*,http://[::1]:*"
+    )]
+    pub allowed_origins: Vec<String>,
+    /// Items per page of the merged lists (`tools/list`, `resources/list`, …); 0: one page.
+    #[arg(long, env = "MCP_PROXY_LIST_PAGE_SIZE", default_value_t = 100)]
+    pub list_page_size: usize,
+    /// How long a downstream client gets to answer a server→client request an upstream sent
+    /// (sampling, elicitation, roots).
+    #[arg(long, env = "MCP_PROXY_CLIENT_REQUEST_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub client_request_timeout: Duration,
 }
 
 impl Default for Settings {

@@ -10,7 +10,8 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cache::{AuthCache, ConfigCache};
+use crate::cache::{AuthCache, CatalogCache, ConfigCache};
+use crate::capabilities::UpstreamCapabilities;
 use crate::handler::ProxyHandler;
 use crate::metrics::Metrics;
 use crate::seed::Seed;
@@ -35,6 +36,9 @@ pub struct AppState {
     pub configs: ConfigCache,
     pub auth: AuthCache,
     pub tools: ToolsCache,
+    pub catalogs: CatalogCache,
+    /// What each upstream offers, learned at connect.
+    pub capabilities: Arc<UpstreamCapabilities>,
     pub pool: Arc<ConnectionManager>,
     pub sessions: Arc<Sessions>,
     pub usage: Arc<UsageRecorder>,
@@ -56,6 +60,8 @@ impl AppState {
         configs: ConfigCache,
         auth: AuthCache,
         tools: ToolsCache,
+        catalogs: CatalogCache,
+        capabilities: Arc<UpstreamCapabilities>,
         pool: Arc<ConnectionManager>,
         sessions: Arc<Sessions>,
         tracker: TaskTracker,
@@ -69,6 +75,8 @@ impl AppState {
             configs,
             auth,
             tools,
+            catalogs,
+            capabilities,
             pool,
             sessions,
             usage: Arc::default(),
@@ -103,6 +111,7 @@ impl AppState {
                 let sessions = Arc::new(manager);
                 let config = StreamableHttpServerConfig::default()
                     .with_allowed_hosts(self.settings.allowed_hosts.clone())
+                    .with_allowed_origins(self.settings.allowed_origins.clone())
                     .with_max_request_body_bytes(self.settings.max_body_bytes)
                     .with_sse_keep_alive(Some(self.settings.sse_keepalive).filter(|d| !d.is_zero()))
                     .with_cancellation_token(self.sessions_ct.child_token());
@@ -129,6 +138,8 @@ impl AppState {
         self.configs.invalidate_all();
         self.auth.invalidate_all();
         self.tools.invalidate_all();
+        self.catalogs.invalidate_all();
+        self.capabilities.forget_all();
         Ok(report)
     }
 

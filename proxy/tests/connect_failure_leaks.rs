@@ -113,7 +113,9 @@ async fn a_thousand_failed_connects_leave_nothing_behind() {
         );
     }
     let metrics = metrics_text(&proxy).await;
-    for (upstream, failed) in [("refused", 1001), ("dies", 301), ("missing", 301)] {
+    // each: the client's `initialize` (learning the upstream's capabilities), the warm-up
+    // call, then the measured attempts
+    for (upstream, failed) in [("refused", 1002), ("dies", 302), ("missing", 302)] {
         let line = format!(
             "mcp_proxy_upstream_connects_total{{upstream=\"{upstream}\",outcome=\"error\"}} {failed}"
         );

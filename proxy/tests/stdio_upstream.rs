@@ -28,7 +28,7 @@ async fn stdio_children_are_shared_or_per_request_and_always_reaped() {
     .await;
     let client = common::client(&proxy.url("demo"), "demo-key-0001").await;
     let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 4);
+    assert_eq!(tools.len(), mock_mcp::TOOL_NAMES.len());
     for i in 0..5 {
         let r = client
             .call_tool(call("add", json!({ "a": i, "b": 1 })))

@@ -24,11 +24,7 @@ async fn single_upstream_is_transparent_in_both_modes() {
     for mode in ["shared", "per-request"] {
         let (mock, proxy) = echo_proxy(mode, |_| {}).await;
         let client = client(&proxy.url("demo"), "demo-key-0001").await;
-        assert_eq!(
-            names(&client).await,
-            ["add", "echo", "poke", "sleep"],
-            "mode {mode}"
-        );
+        assert_eq!(names(&client).await, mock_mcp::TOOL_NAMES, "mode {mode}");
         let r = client
             .call_tool(call("echo", json!({ "text": "hi" })))
             .await
@@ -67,19 +63,15 @@ async fn two_upstreams_are_prefixed_and_routed() {
     let proxy = start_proxy(&seed, |_| {}).await;
     let client = client(&proxy.url("multi"), "multi-key-0001").await;
     let names = names(&client).await;
-    assert_eq!(
-        names,
-        [
-            "alpha__add",
-            "alpha__echo",
-            "alpha__poke",
-            "alpha__sleep",
-            "beta-2__add",
-            "beta-2__echo",
-            "beta-2__poke",
-            "beta-2__sleep"
-        ]
-    );
+    let expected: Vec<String> = ["alpha", "beta-2"]
+        .iter()
+        .flat_map(|ns| {
+            mock_mcp::TOOL_NAMES
+                .iter()
+                .map(move |t| format!("{ns}__{t}"))
+        })
+        .collect();
+    assert_eq!(names, expected);
     let r = client
         .call_tool(call("beta-2__echo", json!({ "text": "to b" })))
         .await
@@ -109,7 +101,7 @@ async fn never_prefix_routes_by_the_merged_index() {
     let proxy = start_proxy(&seed, |_| {}).await;
     let client = client(&proxy.url("flat"), "flat-key-0001").await;
     // same tool names on both: the first upstream wins, names unchanged
-    assert_eq!(names(&client).await, ["add", "echo", "poke", "sleep"]);
+    assert_eq!(names(&client).await, mock_mcp::TOOL_NAMES);
     client
         .call_tool(call("echo", json!({ "text": "x" })))
         .await
@@ -123,7 +115,7 @@ async fn never_prefix_routes_by_the_merged_index() {
 async fn the_2026_era_client_discovers_lists_and_calls() {
     let (_mock, proxy) = echo_proxy("shared", |_| {}).await;
     let client = discover_client(&proxy.url("demo"), "demo-key-0001").await;
-    assert_eq!(names(&client).await, ["add", "echo", "poke", "sleep"]);
+    assert_eq!(names(&client).await, mock_mcp::TOOL_NAMES);
     let r = client
         .call_tool(call("echo", json!({ "text": "new era" })))
         .await
@@ -151,10 +143,11 @@ async fn one_failing_upstream_does_not_fail_tools_list() {
     );
     let proxy = start_proxy(&seed, |_| {}).await;
     let client = client(&proxy.url("mix"), "mix-key-00001").await;
-    assert_eq!(
-        names(&client).await,
-        ["good__add", "good__echo", "good__poke", "good__sleep"]
-    );
+    let expected: Vec<String> = mock_mcp::TOOL_NAMES
+        .iter()
+        .map(|t| format!("good__{t}"))
+        .collect();
+    assert_eq!(names(&client).await, expected);
     let err = client
         .call_tool(call("dead__echo", json!({ "text": "x" })))
         .await
@@ -194,7 +187,7 @@ async fn upstream_list_changed_invalidates_the_cached_tool_list() {
         dropped,
         "list_changed from the upstream must drop the cached list"
     );
-    assert_eq!(names(&client).await, ["add", "echo", "poke", "sleep"]);
+    assert_eq!(names(&client).await, mock_mcp::TOOL_NAMES);
     client.cancel().await.unwrap();
     proxy.shutdown().await;
 }

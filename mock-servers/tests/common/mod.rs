@@ -33,3 +33,27 @@ pub fn text(result: &CallToolResult) -> String {
         .filter_map(|c| c.as_text().map(|t| t.text.clone()))
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// A recording client for the MCP surface tests.
+// ---------------------------------------------------------------------------------------
+
+#[allow(unused_imports)]
+pub use mock_mcp::recorder::{Client, Event, ROOTS, Recorder, connect, connect_with, discover};
+
+/// The text of a tool result that may be a tool error.
+pub fn any_text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect()
+}
+
+/// The JSON-RPC error inside a failed request.
+pub fn mcp_error(error: rmcp::ServiceError) -> rmcp::ErrorData {
+    match error {
+        rmcp::ServiceError::McpError(e) => e,
+        other => panic!("expected a JSON-RPC error, got {other}"),
+    }
+}

@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use super::backoff::Backoff;
 use super::breaker::{Breaker, BreakerPolicy};
-use super::{ConnectContext, UpstreamClient, UpstreamError};
+use super::{ConnectContext, SessionLink, UpstreamClient, UpstreamError};
 use crate::model::{ConnectionMode, UpstreamConfig};
 
 /// Limits and timings of the manager (from `Settings`).
@@ -93,13 +93,16 @@ impl Drop for Lease {
 pub struct SessionUpstreams {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     tracker: TaskTracker,
+    /// The session its clients serve (their server requests and notifications go there).
+    link: Option<SessionLink>,
 }
 
 impl SessionUpstreams {
-    pub fn new(tracker: TaskTracker) -> Self {
+    pub fn new(tracker: TaskTracker, link: Option<SessionLink>) -> Self {
         Self {
             slots: Mutex::default(),
             tracker,
+            link,
         }
     }
 
@@ -158,10 +161,17 @@ impl ConnectionManager {
             (ConnectionMode::PerSession, Some(session)) => Some(session.slot(&upstream.name)),
             (ConnectionMode::PerSession, None) | (ConnectionMode::PerRequest, _) => None,
         };
+        let link = match upstream.connection {
+            ConnectionMode::PerSession => session.and_then(|s| s.link.as_ref()),
+            _ => None,
+        };
         let (client, owned) = match slot {
-            Some(slot) => (self.slot_client(&slot, instance_id, upstream).await?, false),
+            Some(slot) => (
+                self.slot_client(&slot, instance_id, upstream, link).await?,
+                false,
+            ),
             None => (
-                Arc::new(self.connect_once(instance_id, upstream).await?),
+                Arc::new(self.connect_once(instance_id, upstream, link).await?),
                 true,
             ),
         };
@@ -190,6 +200,7 @@ impl ConnectionManager {
         slot: &Slot,
         instance_id: &str,
         upstream: &UpstreamConfig,
+        link: Option<&SessionLink>,
     ) -> Result<Arc<UpstreamClient>, UpstreamError> {
         let mut guard = slot.client.lock().await;
         let mut dropped = false;
@@ -206,9 +217,9 @@ impl ConnectionManager {
             self.tracker.spawn(async move { stale.close().await });
         }
         let client = if dropped {
-            self.reconnect(instance_id, upstream).await?
+            self.reconnect(instance_id, upstream, link).await?
         } else {
-            Arc::new(self.connect_once(instance_id, upstream).await?)
+            Arc::new(self.connect_once(instance_id, upstream, link).await?)
         };
         *guard = Some(client.clone());
         Ok(client)
@@ -220,6 +231,7 @@ impl ConnectionManager {
         &self,
         instance_id: &str,
         upstream: &UpstreamConfig,
+        link: Option<&SessionLink>,
     ) -> Result<Arc<UpstreamClient>, UpstreamError> {
         let backoff = self.policy.reconnect;
         let attempts = backoff.max_attempts.max(1);
@@ -228,7 +240,7 @@ impl ConnectionManager {
             if attempt > 0 {
                 tokio::time::sleep(backoff.delay(attempt - 1)).await;
             }
-            match self.connect_once(instance_id, upstream).await {
+            match self.connect_once(instance_id, upstream, link).await {
                 Ok(client) => {
                     self.ctx
                         .metrics
@@ -257,6 +269,7 @@ impl ConnectionManager {
         &self,
         instance_id: &str,
         upstream: &UpstreamConfig,
+        link: Option<&SessionLink>,
     ) -> Result<UpstreamClient, UpstreamError> {
         let name = &upstream.name;
         if self.shutting_down.load(Ordering::Acquire) {
@@ -279,7 +292,8 @@ impl ConnectionManager {
                 max: self.policy.max_connections,
             });
         };
-        let result = UpstreamClient::connect(upstream, instance_id, &self.ctx, permit).await;
+        let result =
+            UpstreamClient::connect(upstream, instance_id, &self.ctx, permit, link.cloned()).await;
         match &result {
             Ok(_) => self.breaker(name, |b, _| b.success()),
             Err(_) => {

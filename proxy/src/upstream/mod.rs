@@ -7,11 +7,16 @@
 //! only place the connection gauges and the slot are released. `Drop` is the fallback and logs.
 //! Who owns each client (a shared slot, a session, a request) is [`manager`]'s business.
 
+// Logging is deprecated by SEP-2577 but is part of 2025-11-25, which this proxy carries.
+#![allow(deprecated)]
+
 pub mod backoff;
 pub mod breaker;
 pub mod cancel;
 pub mod conn_state;
+pub mod handler;
 pub mod manager;
+pub mod relay;
 pub mod stdio;
 pub mod streamable_http;
 
@@ -20,19 +25,29 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig,
-    ClientRequest, ErrorData, Implementation, ServerResult, Tool,
+    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequest,
+    CompleteRequestParams, CompleteResult, ErrorData, GetPromptRequest, GetPromptRequestParams,
+    GetPromptResponse, Prompt, ReadResourceRequest, ReadResourceRequestParams,
+    ReadResourceResponse, RequestMetaObject, Resource, ResourceTemplate, ServerCapabilities,
+    ServerResult, SetLevelRequest, SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams,
+    Tool, UnsubscribeRequest, UnsubscribeRequestParams,
 };
-use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RunningService, ServiceError};
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::service::{Peer, PeerRequestOptions, RunningService, ServiceError};
+use rmcp::{RoleClient, ServiceExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::capabilities::UpstreamCapabilities;
 use crate::metrics::Metrics;
 use crate::model::{UpstreamConfig, UpstreamTransport};
 use crate::sessions::Sessions;
 use conn_state::{ConnState, StateCell};
+pub use handler::{SessionLink, UpstreamHandler};
+use relay::{Downstream, Inflight};
+
+/// How long a new HTTP connection waits for the upstream's GET event stream to open.
+const STREAM_WAIT: Duration = Duration::from_secs(1);
 
 /// How long closing one upstream may take (stdio: stdin close, SIGTERM and SIGKILL waits).
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -127,36 +142,12 @@ pub struct ConnectContext {
     pub metrics: Arc<Metrics>,
     /// Where deferred work of a client (cancel notifications) runs.
     pub tracker: TaskTracker,
-    /// Where an upstream's `tools/list_changed` goes (cache invalidation and fan-out).
+    /// Where an upstream's `list_changed`, `resources/updated` and log messages go.
     pub sessions: Arc<Sessions>,
-}
-
-/// The proxy's client-side handler for one upstream connection: identifies the proxy and
-/// turns `tools/list_changed` into invalidation of the instance's merged tool list and a
-/// notification to the instance's downstream sessions. Notifications that arrive once the
-/// connection is no longer active (closing, closed) are dropped.
-pub struct UpstreamHandler {
-    instance_id: String,
-    sessions: Arc<Sessions>,
-    state: Arc<StateCell>,
-}
-
-impl ClientHandler for UpstreamHandler {
-    fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("mcp-proxy", env!("CARGO_PKG_VERSION")),
-        )
-    }
-
-    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        if self.state.get() > ConnState::Active {
-            tracing::debug!(instance = %self.instance_id, "list_changed after close; dropped");
-            return;
-        }
-        tracing::debug!(instance = %self.instance_id, "upstream tools changed");
-        self.sessions.tools_changed(&self.instance_id).await;
-    }
+    /// Where each upstream's capabilities are recorded at connect.
+    pub capabilities: Arc<UpstreamCapabilities>,
+    /// Bound on one server→client request relayed to a downstream client.
+    pub server_request_timeout: Duration,
 }
 
 /// One live MCP client session to one upstream.
@@ -176,23 +167,36 @@ pub struct UpstreamClient {
     tracker: TaskTracker,
     /// Cuts any HTTP exchange still running once the client is closed or dropped.
     transport_ct: CancellationToken,
+    /// Requests forwarded for downstream callers, still running (progress and server
+    /// requests are routed back through it).
+    inflight: Arc<Inflight>,
+    capabilities: ServerCapabilities,
 }
 
 impl UpstreamClient {
     /// Connects and initializes within the connect timeout. On any failure the transport
     /// (socket or child) has been dropped, which closes it.
+    /// `session` is the downstream session that owns the connection (`per-session` mode).
     pub async fn connect(
         config: &UpstreamConfig,
         instance_id: &str,
         ctx: &ConnectContext,
         permit: OwnedSemaphorePermit,
+        session: Option<SessionLink>,
     ) -> Result<UpstreamClient, UpstreamError> {
         let name = config.name.clone();
         let state = Arc::new(StateCell::new(&ctx.metrics, &name));
+        let inflight = Arc::new(Inflight::default());
         let handler = UpstreamHandler {
+            upstream: name.clone(),
             instance_id: instance_id.to_string(),
             sessions: ctx.sessions.clone(),
             state: state.clone(),
+            inflight: inflight.clone(),
+            session,
+            metrics: ctx.metrics.clone(),
+            tracker: ctx.tracker.clone(),
+            request_timeout: ctx.server_request_timeout,
         };
         // Ends every HTTP exchange of this connection: cancelled when the connect fails or
         // times out (the guard drops), and when the client is closed or dropped.
@@ -201,14 +205,17 @@ impl UpstreamClient {
         let mut process_group = None;
         let result = tokio::time::timeout(ctx.connect_timeout, async {
             match &config.transport {
-                UpstreamTransport::StreamableHttp { url } => handler
-                    .serve(streamable_http::transport(
-                        &ctx.http,
-                        url,
-                        transport_ct.clone(),
-                    ))
-                    .await
-                    .map_err(|e| e.to_string()),
+                UpstreamTransport::StreamableHttp { url } => {
+                    let (transport, gate) =
+                        streamable_http::transport(&ctx.http, url, transport_ct.clone());
+                    let service = handler.serve(transport).await.map_err(|e| e.to_string())?;
+                    // What the upstream sends unasked rides its GET stream: serve no call
+                    // before it is open (bounded; the connect timeout also applies).
+                    if !gate.wait(STREAM_WAIT).await {
+                        tracing::warn!(upstream = %name, "event stream not open after {STREAM_WAIT:?}; serving without waiting");
+                    }
+                    Ok(service)
+                }
                 UpstreamTransport::Stdio { command, args, env } => {
                     let (child, group) = stdio::spawn(command, args, env)
                         .map_err(|e| format!("cannot start {command:?}: {e}"))?;
@@ -255,6 +262,12 @@ impl UpstreamClient {
         };
         connect_guard.disarm();
         ctx.metrics.upstream_connect(&name, "ok");
+        let capabilities = service
+            .peer()
+            .peer_info()
+            .map(|info| info.capabilities.clone())
+            .unwrap_or_default();
+        ctx.capabilities.record(&name, capabilities.clone());
         state.advance(ConnState::Active);
         Ok(UpstreamClient {
             name,
@@ -268,6 +281,8 @@ impl UpstreamClient {
             process_group,
             permit: std::sync::Mutex::new(Some(permit)),
             last_used: AtomicU64::new(now_ms()),
+            inflight,
+            capabilities,
         })
     }
 
@@ -303,49 +318,203 @@ impl UpstreamClient {
         self.state.get() > ConnState::Active || self.peer.is_transport_closed()
     }
 
-    /// Every tool of the upstream (all pages), within `timeout`.
-    pub async fn list_tools(&self, timeout: Duration) -> Result<Vec<Tool>, UpstreamError> {
-        match tokio::time::timeout(timeout, self.peer.list_all_tools()).await {
-            Ok(r) => r.map_err(|e| UpstreamError::from_service(&self.name, e)),
-            Err(_) => Err(UpstreamError::CallTimeout {
-                upstream: self.name.clone(),
-                after: timeout,
-            }),
+    /// What the upstream said it offers at `initialize`.
+    pub fn capabilities(&self) -> &ServerCapabilities {
+        &self.capabilities
+    }
+
+    fn timed_out(&self, after: Duration) -> UpstreamError {
+        UpstreamError::CallTimeout {
+            upstream: self.name.clone(),
+            after,
         }
     }
 
-    /// Calls one tool within `timeout`; the upstream's answer (complete, input-required or
-    /// task) passes through unchanged. If the returned future is dropped (downstream
-    /// cancellation) or the timeout passes, the upstream gets `notifications/cancelled`.
-    pub async fn call_tool(
+    fn unexpected(&self, method: &str) -> UpstreamError {
+        UpstreamError::Transport {
+            upstream: self.name.clone(),
+            cause: format!("unexpected response type to {method}"),
+        }
+    }
+
+    /// Runs one paging helper of rmcp's within `timeout`.
+    async fn all_pages<T>(
         &self,
-        params: CallToolRequestParams,
         timeout: Duration,
-    ) -> Result<CallToolResponse, UpstreamError> {
-        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        fut: impl Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, UpstreamError> {
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r.map_err(|e| UpstreamError::from_service(&self.name, e)),
+            Err(_) => Err(self.timed_out(timeout)),
+        }
+    }
+
+    /// Every tool of the upstream (all pages), within `timeout`.
+    pub async fn list_tools(&self, timeout: Duration) -> Result<Vec<Tool>, UpstreamError> {
+        self.all_pages(timeout, self.peer.list_all_tools()).await
+    }
+
+    /// Every resource (all pages), or none when the upstream offers no resources.
+    pub async fn list_resources(&self, timeout: Duration) -> Result<Vec<Resource>, UpstreamError> {
+        if self.capabilities.resources.is_none() {
+            return Ok(Vec::new());
+        }
+        self.all_pages(timeout, self.peer.list_all_resources())
+            .await
+    }
+
+    /// Every resource template (all pages), or none when the upstream offers no resources.
+    pub async fn list_resource_templates(
+        &self,
+        timeout: Duration,
+    ) -> Result<Vec<ResourceTemplate>, UpstreamError> {
+        if self.capabilities.resources.is_none() {
+            return Ok(Vec::new());
+        }
+        self.all_pages(timeout, self.peer.list_all_resource_templates())
+            .await
+    }
+
+    /// Every prompt (all pages), or none when the upstream offers no prompts.
+    pub async fn list_prompts(&self, timeout: Duration) -> Result<Vec<Prompt>, UpstreamError> {
+        if self.capabilities.prompts.is_none() {
+            return Ok(Vec::new());
+        }
+        self.all_pages(timeout, self.peer.list_all_prompts()).await
+    }
+
+    /// Sends one request for a downstream caller and waits up to `timeout` for the answer.
+    /// `meta` is the caller's own `_meta` (rmcp adds this hop's progress token). While it runs,
+    /// the request is in the connection's in-flight table, so the upstream's progress and
+    /// server requests reach `downstream`. If the returned future is dropped (downstream
+    /// cancellation, the client went away) or the timeout passes, the upstream gets
+    /// `notifications/cancelled`, and its late answer is dropped by rmcp.
+    pub async fn request(
+        &self,
+        request: ClientRequest,
+        meta: Option<RequestMetaObject>,
+        timeout: Duration,
+        downstream: Option<Downstream>,
+    ) -> Result<ServerResult, UpstreamError> {
+        let mut options = PeerRequestOptions::no_options();
+        options.meta = meta;
         let handle = self
             .peer
-            .send_request_with_option(request, PeerRequestOptions::no_options())
+            .send_request_with_option(request, options)
             .await
             .map_err(|e| UpstreamError::from_service(&self.name, e))?;
+        let _inflight = downstream.map(|d| {
+            self.inflight
+                .register(handle.id.clone(), handle.progress_token.clone(), d)
+        });
         let guard = cancel::AbandonGuard::new(&self.cancels, &self.tracker, handle.id.clone());
         let result = tokio::time::timeout(timeout, handle.await_response()).await;
         let Ok(result) = result else {
             drop(guard); // armed: the upstream is told to stop
-            return Err(UpstreamError::CallTimeout {
-                upstream: self.name.clone(),
-                after: timeout,
-            });
+            return Err(self.timed_out(timeout));
         };
         guard.disarm();
-        match result.map_err(|e| UpstreamError::from_service(&self.name, e))? {
+        result.map_err(|e| UpstreamError::from_service(&self.name, e))
+    }
+
+    /// Calls one tool; the upstream's answer (complete, input-required or task) passes
+    /// through unchanged.
+    pub async fn call_tool(
+        &self,
+        params: CallToolRequestParams,
+        meta: Option<RequestMetaObject>,
+        timeout: Duration,
+        downstream: Option<Downstream>,
+    ) -> Result<CallToolResponse, UpstreamError> {
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        match self.request(request, meta, timeout, downstream).await? {
             ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
             ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
             ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
-            _ => Err(UpstreamError::Transport {
-                upstream: self.name.clone(),
-                cause: "unexpected response type to tools/call".into(),
-            }),
+            _ => Err(self.unexpected("tools/call")),
+        }
+    }
+
+    pub async fn read_resource(
+        &self,
+        params: ReadResourceRequestParams,
+        meta: Option<RequestMetaObject>,
+        timeout: Duration,
+        downstream: Option<Downstream>,
+    ) -> Result<ReadResourceResponse, UpstreamError> {
+        let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(params));
+        match self.request(request, meta, timeout, downstream).await? {
+            ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
+            _ => Err(self.unexpected("resources/read")),
+        }
+    }
+
+    pub async fn get_prompt(
+        &self,
+        params: GetPromptRequestParams,
+        meta: Option<RequestMetaObject>,
+        timeout: Duration,
+        downstream: Option<Downstream>,
+    ) -> Result<GetPromptResponse, UpstreamError> {
+        let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(params));
+        match self.request(request, meta, timeout, downstream).await? {
+            ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
+            _ => Err(self.unexpected("prompts/get")),
+        }
+    }
+
+    pub async fn complete(
+        &self,
+        params: CompleteRequestParams,
+        meta: Option<RequestMetaObject>,
+        timeout: Duration,
+    ) -> Result<CompleteResult, UpstreamError> {
+        let request = ClientRequest::CompleteRequest(CompleteRequest::new(params));
+        match self.request(request, meta, timeout, None).await? {
+            ServerResult::CompleteResult(r) => Ok(r),
+            _ => Err(self.unexpected("completion/complete")),
+        }
+    }
+
+    /// `resources/subscribe`, `resources/unsubscribe` or `logging/setLevel`: an empty answer.
+    pub async fn subscribe(
+        &self,
+        params: SubscribeRequestParams,
+        timeout: Duration,
+    ) -> Result<(), UpstreamError> {
+        let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(params));
+        self.empty(request, timeout, "resources/subscribe").await
+    }
+
+    pub async fn unsubscribe(
+        &self,
+        params: UnsubscribeRequestParams,
+        timeout: Duration,
+    ) -> Result<(), UpstreamError> {
+        let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(params));
+        self.empty(request, timeout, "resources/unsubscribe").await
+    }
+
+    pub async fn set_level(
+        &self,
+        params: SetLevelRequestParams,
+        timeout: Duration,
+    ) -> Result<(), UpstreamError> {
+        let request = ClientRequest::SetLevelRequest(SetLevelRequest::new(params));
+        self.empty(request, timeout, "logging/setLevel").await
+    }
+
+    async fn empty(
+        &self,
+        request: ClientRequest,
+        timeout: Duration,
+        method: &str,
+    ) -> Result<(), UpstreamError> {
+        match self.request(request, None, timeout, None).await? {
+            ServerResult::EmptyResult(_) => Ok(()),
+            _ => Err(self.unexpected(method)),
         }
     }
 

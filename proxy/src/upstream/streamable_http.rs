@@ -6,9 +6,16 @@
 //! awaits the `initialize` POST without watching its own cancellation, so without this an
 //! upstream that accepts and never answers keeps a task and a socket per failed connect forever
 //! (found by `tests/connect_failure_leaks.rs`).
+//!
+//! It also tells when the upstream's standalone GET event stream is open ([`StreamGate`]):
+//! rmcp opens it in the background once the upstream gave a session id, and what the upstream
+//! sends on it before it is open could be lost, so a new connection waits for it (briefly)
+//! before it serves calls.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue};
 use futures::stream::BoxStream;
@@ -21,20 +28,67 @@ use rmcp::transport::streamable_http_client::{
 use sse_stream::Sse;
 use tokio_util::sync::CancellationToken;
 
-/// The rmcp transport for `url`, whose HTTP exchanges all end when `ct` is cancelled.
-/// Nothing is opened until the client initializes over it.
+/// The rmcp transport for `url`, whose HTTP exchanges all end when `ct` is cancelled, and
+/// the gate that tells when its GET event stream is open. Nothing is opened until the client
+/// initializes over it.
 pub fn transport(
     http: &reqwest::Client,
     url: &str,
     ct: CancellationToken,
-) -> StreamableHttpClientTransport<CancellableClient> {
-    StreamableHttpClientTransport::with_client(
+) -> (
+    StreamableHttpClientTransport<CancellableClient>,
+    Arc<StreamGate>,
+) {
+    let gate = Arc::new(StreamGate::default());
+    let transport = StreamableHttpClientTransport::with_client(
         CancellableClient {
             inner: http.clone(),
             ct,
+            gate: gate.clone(),
         },
         StreamableHttpClientTransportConfig::with_uri(url.to_string()),
-    )
+    );
+    (transport, gate)
+}
+
+/// Whether the upstream's standalone event stream is expected (it gave a session id) and
+/// whether the attempt to open it has concluded (open, or refused: no SSE offered).
+#[derive(Default)]
+pub struct StreamGate {
+    expected: AtomicBool,
+    settled: tokio::sync::Notify,
+    done: AtomicBool,
+}
+
+impl StreamGate {
+    /// Waits until the GET stream is open (or refused), at most `limit`; at once when the
+    /// upstream has no session (stateless: no stream to wait for). True when it settled.
+    pub async fn wait(&self, limit: Duration) -> bool {
+        if !self.expected.load(Ordering::Acquire) {
+            return true;
+        }
+        let settled = self.settled.notified();
+        if self.done.load(Ordering::Acquire) {
+            return true;
+        }
+        tokio::time::timeout(limit, settled).await.is_ok()
+    }
+
+    fn session_seen(&self, response: &Result<StreamableHttpPostResponse, HttpError>) {
+        if let Ok(
+            StreamableHttpPostResponse::Json(_, Some(_))
+            | StreamableHttpPostResponse::Sse(_, Some(_)),
+        ) = response
+        {
+            self.expected.store(true, Ordering::Release);
+        }
+    }
+
+    fn stream_attempted(&self) {
+        if !self.done.swap(true, Ordering::AcqRel) {
+            self.settled.notify_waiters();
+        }
+    }
 }
 
 /// `reqwest::Client` whose every request is abandoned (socket dropped) once `ct` is cancelled.
@@ -42,6 +96,7 @@ pub fn transport(
 pub struct CancellableClient {
     inner: reqwest::Client,
     ct: CancellationToken,
+    gate: Arc<StreamGate>,
 }
 
 type HttpError = StreamableHttpError<reqwest::Error>;
@@ -71,11 +126,14 @@ impl StreamableHttpClient for CancellableClient {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
-        self.run(
-            self.inner
-                .post_message(uri, message, session_id, auth_header, custom_headers),
-        )
-        .await
+        let response = self
+            .run(
+                self.inner
+                    .post_message(uri, message, session_id, auth_header, custom_headers),
+            )
+            .await;
+        self.gate.session_seen(&response);
+        response
     }
 
     async fn post_message_with_max_sse_event_size(
@@ -87,15 +145,18 @@ impl StreamableHttpClient for CancellableClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
-        self.run(self.inner.post_message_with_max_sse_event_size(
-            uri,
-            message,
-            session_id,
-            auth_header,
-            custom_headers,
-            max_sse_event_size,
-        ))
-        .await
+        let response = self
+            .run(self.inner.post_message_with_max_sse_event_size(
+                uri,
+                message,
+                session_id,
+                auth_header,
+                custom_headers,
+                max_sse_event_size,
+            ))
+            .await;
+        self.gate.session_seen(&response);
+        response
     }
 
     async fn post_message_with_response_limits(
@@ -107,15 +168,18 @@ impl StreamableHttpClient for CancellableClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
-        self.run(self.inner.post_message_with_response_limits(
-            uri,
-            message,
-            session_id,
-            auth_header,
-            custom_headers,
-            limits,
-        ))
-        .await
+        let response = self
+            .run(self.inner.post_message_with_response_limits(
+                uri,
+                message,
+                session_id,
+                auth_header,
+                custom_headers,
+                limits,
+            ))
+            .await;
+        self.gate.session_seen(&response);
+        response
     }
 
     async fn delete_session(
@@ -140,11 +204,14 @@ impl StreamableHttpClient for CancellableClient {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, HttpError> {
-        self.run(
-            self.inner
-                .get_stream(uri, session_id, last_event_id, auth_header, custom_headers),
-        )
-        .await
+        let stream = self
+            .run(
+                self.inner
+                    .get_stream(uri, session_id, last_event_id, auth_header, custom_headers),
+            )
+            .await;
+        self.gate.stream_attempted();
+        stream
     }
 
     async fn get_stream_with_max_sse_event_size(
@@ -156,14 +223,17 @@ impl StreamableHttpClient for CancellableClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, HttpError> {
-        self.run(self.inner.get_stream_with_max_sse_event_size(
-            uri,
-            session_id,
-            last_event_id,
-            auth_header,
-            custom_headers,
-            max_sse_event_size,
-        ))
-        .await
+        let stream = self
+            .run(self.inner.get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                auth_header,
+                custom_headers,
+                max_sse_event_size,
+            ))
+            .await;
+        self.gate.stream_attempted();
+        stream
     }
 }

@@ -1,0 +1,362 @@
+//! Resources, resource templates, prompts, completion and logging: merged from the upstreams
+//! (`crate::catalog`), routed by prompt name (the tool prefix rule) or by URI (the index of who
+//! listed it; a template that matches), and passed through unchanged otherwise.
+
+#![allow(deprecated)] // logging is deprecated by SEP-2577 but part of 2025-11-25
+
+use std::sync::Arc;
+
+use rmcp::RoleServer;
+use rmcp::model::{
+    CompleteRequestParams, CompleteResult, ErrorData, GetPromptRequestParams, GetPromptResponse,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, LoggingLevel,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, Reference,
+    SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
+};
+use rmcp::service::RequestContext;
+
+use super::{ProxyHandler, cursor};
+use crate::catalog::{self, Catalog, UpstreamLists};
+use crate::model::{ConnectionMode, InstanceConfig, UpstreamConfig};
+use crate::router::{self, Route};
+use crate::upstream::relay::Downstream;
+
+impl ProxyHandler {
+    /// The instance's merged resources, templates and prompts: cached per instance (dropped on
+    /// an upstream's `list_changed`), built by asking every upstream that offers them. A failing
+    /// upstream is logged, counted and left out; a partial catalog is not cached.
+    pub(super) async fn catalog(&self, config: &InstanceConfig) -> Arc<Catalog> {
+        self.state
+            .catalogs
+            .get_or_build(&self.instance_id, || self.build_catalog(config))
+            .await
+    }
+
+    async fn build_catalog(&self, config: &InstanceConfig) -> Catalog {
+        let timeout = self.state.settings.call_timeout;
+        let lists = futures::future::join_all(config.upstreams.iter().map(|upstream| async move {
+            let lease = self.lease(upstream).await?;
+            let lists = async {
+                Ok::<_, crate::upstream::UpstreamError>(UpstreamLists {
+                    resources: lease.list_resources(timeout).await?,
+                    templates: lease.list_resource_templates(timeout).await?,
+                    prompts: lease.list_prompts(timeout).await?,
+                })
+            }
+            .await;
+            lease.release().await;
+            lists
+        }))
+        .await;
+        let mut ok = Vec::new();
+        let mut failed = Vec::new();
+        for (upstream, result) in config.upstreams.iter().zip(lists) {
+            match result {
+                Ok(lists) => ok.push((upstream.name.clone(), lists)),
+                Err(e) => {
+                    tracing::warn!(instance = %self.instance_id, error = %e, "upstream left out of resources/prompts");
+                    self.state.metrics.upstream_error(&upstream.name, e.kind());
+                    failed.push(upstream.name.clone());
+                }
+            }
+        }
+        let catalog = Catalog::build(config.prefixed(), ok, failed);
+        if !catalog.collisions.is_empty() {
+            tracing::warn!(instance = %self.instance_id, collisions = ?catalog.collisions,
+                "resources or prompts listed twice; the first upstream's wins");
+        }
+        catalog
+    }
+
+    pub(super) async fn resources_page(
+        &self,
+        request: &Option<PaginatedRequestParams>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let config = self.config().await?;
+        let catalog = self.catalog(&config).await;
+        let (items, next) = catalog::page(
+            &catalog.resources,
+            cursor(request),
+            self.state.settings.list_page_size,
+        )?;
+        let mut result = ListResourcesResult::with_all_items(items);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    pub(super) async fn templates_page(
+        &self,
+        request: &Option<PaginatedRequestParams>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let config = self.config().await?;
+        let catalog = self.catalog(&config).await;
+        let (items, next) = catalog::page(
+            &catalog.templates,
+            cursor(request),
+            self.state.settings.list_page_size,
+        )?;
+        let mut result = ListResourceTemplatesResult::with_all_items(items);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    pub(super) async fn prompts_page(
+        &self,
+        request: &Option<PaginatedRequestParams>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let config = self.config().await?;
+        let catalog = self.catalog(&config).await;
+        let (items, next) = catalog::page(
+            &catalog.prompts,
+            cursor(request),
+            self.state.settings.list_page_size,
+        )?;
+        let mut result = ListPromptsResult::with_all_items(items);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    /// The upstream that serves `uri`. With one upstream the proxy is transparent (the
+    /// upstream answers for URIs it never listed, as it would directly); with several, the
+    /// catalog tells, and a URI nobody listed (or templated) is an error naming it.
+    async fn resource_upstream<'c>(
+        &self,
+        config: &'c InstanceConfig,
+        uri: &str,
+    ) -> Result<&'c UpstreamConfig, ErrorData> {
+        if let [only] = config.upstreams.as_slice() {
+            return Ok(only);
+        }
+        let catalog = self.catalog(config).await;
+        catalog
+            .resource_owner(uri)
+            .and_then(|name| config.upstream(name))
+            .ok_or_else(|| {
+                let partial = if catalog.is_complete() {
+                    String::new()
+                } else {
+                    format!(" (not answering now: {})", catalog.failed.join(", "))
+                };
+                ErrorData::resource_not_found(
+                    format!(
+                        "unknown resource {uri:?}: no upstream of this instance listed it or a \
+                         template matching it{partial}"
+                    ),
+                    Some(serde_json::json!({ "uri": uri })),
+                )
+            })
+    }
+
+    /// Where a prompt name goes: by the prefix rule, else by the catalog (`prefix = "never"`).
+    async fn prompt_route(&self, config: &InstanceConfig, name: &str) -> Result<Route, ErrorData> {
+        let unknown = || {
+            ErrorData::invalid_params(
+                format!("unknown prompt {name:?}"),
+                Some(serde_json::json!({ "prompt": name })),
+            )
+        };
+        match router::route_by_name(config, name) {
+            Ok(Some(route)) => Ok(route),
+            Ok(None) => self
+                .catalog(config)
+                .await
+                .prompt_route(name)
+                .cloned()
+                .ok_or_else(unknown),
+            Err(e) => Err(ErrorData::invalid_params(
+                e.to_string().replacen("tool", "prompt", 1),
+                Some(serde_json::json!({ "prompt": name })),
+            )),
+        }
+    }
+
+    pub(super) async fn read(
+        &self,
+        mut request: ReadResourceRequestParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let config = self.config().await?;
+        let upstream = self.resource_upstream(&config, &request.uri).await?;
+        let meta = Self::meta(ctx, request.meta.take());
+        let timeout = self.state.settings.call_timeout;
+        let downstream = Downstream::of(ctx);
+        let what = format!("reading {:?}", request.uri);
+        self.on_upstream(upstream, &what, |lease| async move {
+            let r = lease
+                .read_resource(request, meta, timeout, Some(downstream))
+                .await;
+            (lease, r)
+        })
+        .await
+    }
+
+    /// Needs a session (2025-11-25): its subscription is recorded so that the upstream's
+    /// `resources/updated` for the URI reaches it.
+    pub(super) async fn subscribe_uri(
+        &self,
+        request: SubscribeRequestParams,
+    ) -> Result<(), ErrorData> {
+        let Some(session) = self.session_id() else {
+            return Err(ErrorData::invalid_request(
+                "resources/subscribe needs a session (protocol 2025-11-25); with 2026-07-28 use subscriptions/listen",
+                None,
+            ));
+        };
+        let config = self.config().await?;
+        let upstream = self.resource_upstream(&config, &request.uri).await?;
+        let uri = request.uri.clone();
+        let timeout = self.state.settings.call_timeout;
+        self.on_upstream(
+            upstream,
+            &format!("subscribing to {uri:?}"),
+            |lease| async move {
+                let r = lease.subscribe(request, timeout).await;
+                (lease, r)
+            },
+        )
+        .await?;
+        self.state
+            .sessions
+            .subscribe(&self.instance_id, session, &uri);
+        Ok(())
+    }
+
+    /// A shared connection keeps its upstream subscription while another session of the
+    /// instance still holds one for the URI.
+    pub(super) async fn unsubscribe_uri(
+        &self,
+        request: UnsubscribeRequestParams,
+    ) -> Result<(), ErrorData> {
+        let Some(session) = self.session_id() else {
+            return Err(ErrorData::invalid_request(
+                "resources/unsubscribe needs a session (protocol 2025-11-25)",
+                None,
+            ));
+        };
+        let others = self
+            .state
+            .sessions
+            .unsubscribe(&self.instance_id, session, &request.uri);
+        let config = self.config().await?;
+        let upstream = self.resource_upstream(&config, &request.uri).await?;
+        if others && upstream.connection == ConnectionMode::Shared {
+            return Ok(());
+        }
+        let uri = request.uri.clone();
+        let timeout = self.state.settings.call_timeout;
+        self.on_upstream(
+            upstream,
+            &format!("unsubscribing from {uri:?}"),
+            |lease| async move {
+                let r = lease.unsubscribe(request, timeout).await;
+                (lease, r)
+            },
+        )
+        .await
+    }
+
+    pub(super) async fn prompt(
+        &self,
+        mut request: GetPromptRequestParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let config = self.config().await?;
+        let route = self.prompt_route(&config, &request.name).await?;
+        let upstream = config.upstream(&route.upstream).ok_or_else(|| {
+            ErrorData::invalid_params(format!("unknown prompt {:?}", request.name), None)
+        })?;
+        let exposed = std::mem::replace(&mut request.name, route.tool);
+        let meta = Self::meta(ctx, request.meta.take());
+        let timeout = self.state.settings.call_timeout;
+        let downstream = Downstream::of(ctx);
+        self.on_upstream(
+            upstream,
+            &format!("getting prompt {exposed:?}"),
+            |lease| async move {
+                let r = lease
+                    .get_prompt(request, meta, timeout, Some(downstream))
+                    .await;
+                (lease, r)
+            },
+        )
+        .await
+    }
+
+    /// Completion of a prompt argument (routed and renamed like the prompt) or of a resource
+    /// template argument (routed by who listed the template).
+    pub(super) async fn completion(
+        &self,
+        mut request: CompleteRequestParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let config = self.config().await?;
+        let upstream = match &mut request.r#ref {
+            Reference::Prompt(prompt) => {
+                let route = self.prompt_route(&config, &prompt.name).await?;
+                prompt.name = route.tool;
+                config.upstream(&route.upstream)
+            }
+            Reference::Resource(template) => {
+                if let [only] = config.upstreams.as_slice() {
+                    Some(only)
+                } else {
+                    let owner = self.catalog(&config).await;
+                    owner.template_owner(&template.uri).and_then(|n| config.upstream(n))
+                }
+            }
+            _ => None,
+        }
+        .ok_or_else(|| {
+            ErrorData::invalid_params(
+                "completion/complete: no upstream of this instance offers that prompt or resource template",
+                None,
+            )
+        })?;
+        let meta = Self::meta(ctx, request.meta.take());
+        let timeout = self.state.settings.call_timeout;
+        self.on_upstream(upstream, "completing an argument", |lease| async move {
+            let r = lease.complete(request, meta, timeout).await;
+            (lease, r)
+        })
+        .await
+    }
+
+    /// Records the session's level (the proxy filters what each session hears) and tells the
+    /// upstreams that log: a connection this session owns at its level, a shared one at
+    /// `debug` (the sessions sharing it may want different levels; each is filtered here).
+    /// An upstream that fails is logged and skipped: the level still applies to the others.
+    pub(super) async fn log_level(&self, request: SetLevelRequestParams) -> Result<(), ErrorData> {
+        if let Some(session) = self.session_id() {
+            self.state
+                .sessions
+                .set_log_level(&self.instance_id, session, request.level);
+        }
+        let config = self.config().await?;
+        let timeout = self.state.settings.call_timeout;
+        let logging = config.upstreams.iter().filter(|u| {
+            self.state
+                .capabilities
+                .get(&u.name)
+                .is_some_and(|c| c.logging.is_some())
+        });
+        futures::future::join_all(logging.map(|upstream| {
+            let mut params = request.clone();
+            if upstream.connection == ConnectionMode::Shared {
+                params.level = LoggingLevel::Debug;
+            }
+            async move {
+                let result = self
+                    .on_upstream(upstream, "setting the log level", |lease| async move {
+                        let r = lease.set_level(params, timeout).await;
+                        (lease, r)
+                    })
+                    .await;
+                if let Err(e) = result {
+                    tracing::warn!(upstream = %upstream.name, error = %e.message, "logging/setLevel not applied upstream");
+                }
+            }
+        }))
+        .await;
+        Ok(())
+    }
+}

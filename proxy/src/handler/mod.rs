@@ -1,0 +1,442 @@
+//! `ProxyHandler`: the rmcp `ServerHandler` of one instance. It merges what the upstreams offer
+//! (tools here; resources, templates and prompts in `catalog`), routes every request to the
+//! upstream that owns its name or URI, and bounds every request by the whole-request timeout,
+//! by the client's cancellation and by the client going away.
+
+// Logging is deprecated by SEP-2577 but is part of 2025-11-25, which this proxy carries.
+#![allow(deprecated)]
+
+mod catalog;
+
+use std::sync::{Arc, OnceLock};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, DiscoverResult,
+    ErrorData, GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
+    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    RequestMetaObject, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+    SubscribeRequestParams, UnsubscribeRequestParams,
+};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, ServerHandler};
+
+use crate::metrics::RequestTimer;
+use crate::model::{InstanceConfig, UpstreamConfig};
+use crate::router::{self, RouteError, ToolIndex};
+use crate::server::ClientGone;
+use crate::sessions::SessionScope;
+use crate::state::AppState;
+use crate::upstream::UpstreamError;
+use crate::upstream::manager::Lease;
+use crate::upstream::relay::{Downstream, forwarded_meta};
+
+/// How long `initialize` waits to learn the capabilities of upstreams not seen yet.
+const CAPABILITY_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Serves one instance. rmcp creates one per downstream session (or per stateless request)
+/// and drops it when the session ends; a session's handler owns the session's [`SessionScope`]
+/// (set at `initialize`), so everything the session holds is released with it.
+#[derive(Clone)]
+pub struct ProxyHandler {
+    state: Arc<AppState>,
+    instance_id: Arc<str>,
+    session: Arc<OnceLock<SessionScope>>,
+    /// What this handler advertised (set at `initialize` / `server/discover`).
+    capabilities: Arc<OnceLock<ServerCapabilities>>,
+}
+
+impl ProxyHandler {
+    pub fn new(state: Arc<AppState>, instance_id: Arc<str>) -> Self {
+        Self {
+            state,
+            instance_id,
+            session: Arc::default(),
+            capabilities: Arc::default(),
+        }
+    }
+
+    /// A client for `upstream` per its connection mode (this session's own in `per-session`).
+    async fn lease(&self, upstream: &UpstreamConfig) -> Result<Lease, UpstreamError> {
+        let session = self.session.get().map(|s| &s.upstreams);
+        self.state
+            .pool
+            .acquire(&self.instance_id, upstream, session)
+            .await
+    }
+
+    /// As [`Self::lease`], counting a failure against the upstream.
+    async fn lease_counted(&self, upstream: &UpstreamConfig) -> Result<Lease, UpstreamError> {
+        self.lease(upstream)
+            .await
+            .inspect_err(|e| self.state.metrics.upstream_error(&upstream.name, e.kind()))
+    }
+
+    async fn config(&self) -> Result<Arc<InstanceConfig>, ErrorData> {
+        self.state
+            .configs
+            .get(&self.instance_id)
+            .await
+            .map_err(|e| ErrorData::from(e.as_ref()))
+    }
+
+    /// Runs `fut` unless the request timeout passes, the client cancels, or the client's HTTP
+    /// exchange goes away first. Dropping `fut` drops any upstream lease it holds (which
+    /// closes per-request clients) and any call in flight (which cancels it upstream).
+    async fn bounded<T>(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        fut: impl Future<Output = Result<T, ErrorData>>,
+    ) -> Result<T, ErrorData> {
+        let timeout = self.state.settings.request_timeout;
+        let gone = ctx
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<ClientGone>())
+            .map(|g| g.0.clone())
+            .unwrap_or_default();
+        tokio::select! {
+            r = tokio::time::timeout(timeout, fut) => r.unwrap_or_else(|_| {
+                Err(ErrorData::internal_error(format!("request timed out after {timeout:?}"), None))
+            }),
+            _ = ctx.ct.cancelled() => Err(ErrorData::internal_error("request cancelled by the client", None)),
+            _ = gone.cancelled() => Err(ErrorData::internal_error("the client went away", None)),
+        }
+    }
+
+    /// [`Self::bounded`], timed and counted under `method`.
+    async fn timed<T>(
+        &self,
+        method: &'static str,
+        ctx: &RequestContext<RoleServer>,
+        fut: impl Future<Output = Result<T, ErrorData>>,
+    ) -> Result<T, ErrorData> {
+        let timer = RequestTimer::start(&self.state.metrics, method);
+        let result = self.bounded(ctx, fut).await;
+        timer.finish(&result);
+        result
+    }
+
+    /// Leases `upstream`, runs one upstream operation, releases the lease; a failure is
+    /// counted and becomes the caller's JSON-RPC error, naming the upstream and `what`.
+    async fn on_upstream<T, F>(
+        &self,
+        upstream: &UpstreamConfig,
+        what: &str,
+        op: impl FnOnce(Lease) -> F,
+    ) -> Result<T, ErrorData>
+    where
+        F: Future<Output = (Lease, Result<T, UpstreamError>)>,
+    {
+        let lease = self.lease_counted(upstream).await?;
+        let (lease, result) = op(lease).await;
+        lease.release().await;
+        result.map_err(|e| {
+            self.state.metrics.upstream_error(&upstream.name, e.kind());
+            let mut error = ErrorData::from(e);
+            error.message = format!("{} ({what})", error.message).into();
+            error
+        })
+    }
+
+    /// The `_meta` to forward with a request: the caller's own keys from the params and the
+    /// request context (rmcp keeps `_meta` in either), without this hop's.
+    fn meta(
+        ctx: &RequestContext<RoleServer>,
+        params: Option<RequestMetaObject>,
+    ) -> Option<RequestMetaObject> {
+        let mut all = params.unwrap_or_default();
+        for (k, v) in ctx.meta.iter() {
+            all.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        forwarded_meta(&all)
+    }
+
+    /// The instance's merged tool list: cached per instance, built by asking every upstream
+    /// concurrently. A failing upstream is logged, counted and left out; a partial list is
+    /// returned but not cached.
+    async fn tool_index(&self, config: &InstanceConfig) -> Arc<ToolIndex> {
+        self.state
+            .tools
+            .get_or_build(&self.instance_id, || self.build_tool_index(config))
+            .await
+    }
+
+    async fn build_tool_index(&self, config: &InstanceConfig) -> ToolIndex {
+        let timeout = self.state.settings.call_timeout;
+        let lists = futures::future::join_all(config.upstreams.iter().map(|upstream| async move {
+            let lease = self.lease(upstream).await?;
+            let tools = lease.list_tools(timeout).await;
+            lease.release().await;
+            tools
+        }))
+        .await;
+        let mut ok = Vec::new();
+        let mut failed = Vec::new();
+        for (upstream, result) in config.upstreams.iter().zip(lists) {
+            match result {
+                Ok(tools) => ok.push((upstream.name.clone(), tools)),
+                Err(e) => {
+                    tracing::warn!(instance = %self.instance_id, error = %e, "upstream left out of tools/list");
+                    self.state.metrics.upstream_error(&upstream.name, e.kind());
+                    failed.push(upstream.name.clone());
+                }
+            }
+        }
+        let index = ToolIndex::build(config.prefixed(), ok, failed);
+        if !index.collisions.is_empty() {
+            tracing::error!(instance = %self.instance_id, collisions = ?index.collisions,
+                "tool name collision with prefix = \"never\"; the first upstream's tool wins");
+        }
+        index
+    }
+
+    async fn call(
+        &self,
+        mut request: CallToolRequestParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let config = self.config().await?;
+        let route = match router::route_by_name(&config, &request.name)? {
+            Some(route) => route,
+            None => self
+                .tool_index(&config)
+                .await
+                .route(&request.name)
+                .cloned()
+                .ok_or_else(|| RouteError::UnknownTool(request.name.to_string()))?,
+        };
+        let upstream = config
+            .upstream(&route.upstream)
+            .ok_or_else(|| RouteError::UnknownTool(request.name.to_string()))?;
+        let exposed = std::mem::replace(&mut request.name, route.tool.into());
+        let meta = Self::meta(ctx, request.meta.take());
+        let timeout = self.state.settings.call_timeout;
+        let downstream = Downstream::of(ctx);
+        self.on_upstream(
+            upstream,
+            &format!("calling tool {exposed:?}"),
+            |lease| async move {
+                let r = lease
+                    .call_tool(request, meta, timeout, Some(downstream))
+                    .await;
+                (lease, r)
+            },
+        )
+        .await
+    }
+
+    /// What this instance offers: the union of its upstreams' capabilities. Upstreams not
+    /// yet seen are connected (concurrently) to learn theirs, for at most
+    /// [`CAPABILITY_PROBE_TIMEOUT`]; one that fails or is slower is left out (and tried again
+    /// at the next `initialize`), so a hanging upstream never holds a session's start.
+    async fn merged_capabilities(&self) -> ServerCapabilities {
+        let Ok(config) = self.config().await else {
+            return crate::capabilities::merged([]);
+        };
+        let unknown = config
+            .upstreams
+            .iter()
+            .filter(|u| self.state.capabilities.get(&u.name).is_none());
+        let learn = futures::future::join_all(unknown.map(|upstream| async move {
+            if let Ok(lease) = self.lease(upstream).await {
+                lease.release().await;
+            }
+        }));
+        let _ = tokio::time::timeout(CAPABILITY_PROBE_TIMEOUT, learn).await;
+        let known: Vec<ServerCapabilities> = config
+            .upstreams
+            .iter()
+            .filter_map(|u| self.state.capabilities.get(&u.name))
+            .collect();
+        let merged = crate::capabilities::merged(&known);
+        let _ = self.capabilities.set(merged.clone());
+        merged
+    }
+
+    fn session_id(&self) -> Option<u64> {
+        self.session.get().map(SessionScope::id)
+    }
+}
+
+/// The `cursor` of a list request.
+fn cursor(request: &Option<PaginatedRequestParams>) -> Option<&str> {
+    request.as_ref().and_then(|r| r.cursor.as_deref())
+}
+
+impl ServerHandler for ProxyHandler {
+    async fn ping(&self, _context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        self.state.metrics.request("ping", "ok");
+        Ok(())
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        context.peer.set_peer_info(request.clone());
+        let mut result = self.negotiate_initialize(&request);
+        if result.is_ok() && self.session.get().is_none() {
+            // This handler now serves a session: it owns the session's scope from here on.
+            let scope = self.state.sessions.open(
+                self.instance_id.clone(),
+                context.peer.clone(),
+                self.state.tracker.clone(),
+            );
+            let _ = self.session.set(scope);
+        }
+        if let Ok(result) = &mut result {
+            result.capabilities = self.merged_capabilities().await;
+        }
+        self.state
+            .metrics
+            .request("initialize", if result.is_ok() { "ok" } else { "error" });
+        result
+    }
+
+    async fn discover(
+        &self,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
+        let mut info = self.get_info();
+        info.capabilities = self.merged_capabilities().await;
+        self.state.metrics.request("server/discover", "ok");
+        Ok(DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            info,
+        ))
+    }
+
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = self
+            .capabilities
+            .get()
+            .cloned()
+            .unwrap_or_else(|| crate::capabilities::merged([]));
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new("mcp-proxy", env!("CARGO_PKG_VERSION")))
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        self.timed("tools/list", &context, async {
+            let config = self.config().await?;
+            let index = self.tool_index(&config).await;
+            let (tools, next) = crate::catalog::page(
+                &index.tools,
+                cursor(&request),
+                self.state.settings.list_page_size,
+            )?;
+            let mut result = ListToolsResult::with_all_items(tools);
+            result.next_cursor = next;
+            Ok(result)
+        })
+        .await
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.timed("tools/call", &context, self.call(request, &context))
+            .await
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        self.timed("resources/list", &context, self.resources_page(&request))
+            .await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        self.timed(
+            "resources/templates/list",
+            &context,
+            self.templates_page(&request),
+        )
+        .await
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.timed("resources/read", &context, self.read(request, &context))
+            .await
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.timed("resources/subscribe", &context, self.subscribe_uri(request))
+            .await
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.timed(
+            "resources/unsubscribe",
+            &context,
+            self.unsubscribe_uri(request),
+        )
+        .await
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        self.timed("prompts/list", &context, self.prompts_page(&request))
+            .await
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        self.timed("prompts/get", &context, self.prompt(request, &context))
+            .await
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        self.timed(
+            "completion/complete",
+            &context,
+            self.completion(request, &context),
+        )
+        .await
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.timed("logging/setLevel", &context, self.log_level(request))
+            .await
+    }
+}
