@@ -15,7 +15,7 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 
-use super::{ProxyHandler, cursor};
+use super::{ProxyHandler, cursor, mark_complete};
 use crate::catalog::{self, Catalog, UpstreamLists};
 use crate::model::{ConnectionMode, InstanceConfig, UpstreamConfig};
 use crate::router::{self, Route};
@@ -188,6 +188,12 @@ impl ProxyHandler {
             (lease, r)
         })
         .await
+        .map(|mut response| {
+            if let ReadResourceResponse::Complete(r) = &mut response {
+                mark_complete(&mut r.result_type, ctx);
+            }
+            response
+        })
     }
 
     /// Needs a session (2025-11-25): its subscription is recorded so that the upstream's
@@ -204,6 +210,16 @@ impl ProxyHandler {
         };
         let config = self.config().await?;
         let upstream = self.resource_upstream(&config, &request.uri).await?;
+        if upstream.connection == ConnectionMode::PerRequest {
+            return Err(ErrorData::invalid_request(
+                format!(
+                    "resources/subscribe: upstream {:?} is connected per request, so no \
+                     connection stays open to deliver updates (use \"shared\" or \"per-session\")",
+                    upstream.name
+                ),
+                None,
+            ));
+        }
         let uri = request.uri.clone();
         let timeout = self.state.settings.call_timeout;
         self.on_upstream(
@@ -280,6 +296,12 @@ impl ProxyHandler {
             },
         )
         .await
+        .map(|mut response| {
+            if let GetPromptResponse::Complete(r) = &mut response {
+                mark_complete(&mut r.result_type, ctx);
+            }
+            response
+        })
     }
 
     /// Completion of a prompt argument (routed and renamed like the prompt) or of a resource
@@ -319,6 +341,10 @@ impl ProxyHandler {
             (lease, r)
         })
         .await
+        .map(|mut result| {
+            mark_complete(&mut result.result_type, ctx);
+            result
+        })
     }
 
     /// Records the session's level (the proxy filters what each session hears) and tells the

@@ -15,7 +15,7 @@ use rmcp::model::{
     ErrorData, GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
     InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
     ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    RequestMetaObject, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+    RequestMetaObject, ResultType, ServerCapabilities, ServerConfig, SetLevelRequestParams,
     SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
@@ -224,6 +224,12 @@ impl ProxyHandler {
             },
         )
         .await
+        .map(|mut response| {
+            if let CallToolResponse::Complete(r) = &mut response {
+                mark_complete(&mut r.result_type, ctx);
+            }
+            response
+        })
     }
 
     /// What this instance offers: the union of its upstreams' capabilities. Upstreams not
@@ -256,6 +262,21 @@ impl ProxyHandler {
 
     fn session_id(&self) -> Option<u64> {
         self.session.get().map(SessionScope::id)
+    }
+}
+
+/// Whether the caller speaks 2026-07-28 (or later): the request's own `_meta` version, else
+/// its session's.
+fn stateless_era(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.protocol_version()
+        .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28)
+}
+
+/// A result an upstream of the older era gave without `resultType`, as a 2026-07-28 caller
+/// gets it from a server of its own era: `"complete"` (which is what an absent field means).
+fn mark_complete(result_type: &mut Option<ResultType>, ctx: &RequestContext<RoleServer>) {
+    if result_type.is_none() && stateless_era(ctx) {
+        *result_type = Some(ResultType::COMPLETE);
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod sessions;
+pub mod surface;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
