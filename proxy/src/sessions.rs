@@ -230,6 +230,19 @@ impl Sessions {
         self.session_mut(instance, id, |e| e.log_level = level);
     }
 
+    /// The most verbose level any session of `instance` wants: what a connection they share
+    /// must send at (each session is then filtered at its own).
+    pub fn most_verbose_level(&self, instance: &str) -> LoggingLevel {
+        let peers = self.lock();
+        peers
+            .get(instance)
+            .into_iter()
+            .flat_map(|e| e.peers.values())
+            .map(|e| e.log_level)
+            .min_by_key(|l| rank(*l))
+            .unwrap_or(DEFAULT_LOG_LEVEL)
+    }
+
     /// Session `id` subscribes to `uri`.
     pub fn subscribe(&self, instance: &str, id: u64, uri: &str) {
         self.session_mut(instance, id, |e| e.subscriptions.insert(uri.to_string()));

@@ -39,15 +39,34 @@ async fn loopback_by_default_and_403_outside_even_with_a_valid_key() {
     let (status, body) = initialize(&url, &[("Host", "evil.example")]).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "forbidden_host");
-    assert!(body["message"].as_str().unwrap().contains("evil.example"), "{body}");
-    assert!(body["message"].as_str().unwrap().contains("--allowed-hosts"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("evil.example"),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("--allowed-hosts"),
+        "{body}"
+    );
 
     let (status, body) = initialize(&url, &[("Origin", "http://evil.example")]).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "forbidden_origin");
-    assert!(body["message"].as_str().unwrap().contains("--allowed-origins"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("--allowed-origins"),
+        "{body}"
+    );
     let (status, _) = initialize(&url, &[("Origin", "null")]).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "an opaque origin is not loopback");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "an opaque origin is not loopback"
+    );
     let (status, _) = initialize(&url, &[("Origin", "http://localhost:5173")]).await;
     assert_eq!(status, StatusCode::OK, "a local web client");
 
@@ -63,7 +82,11 @@ async fn loopback_by_default_and_403_outside_even_with_a_valid_key() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let m = metrics_text(&proxy).await;
     assert_eq!(
-        metric_value(&m, "mcp_proxy_requests_total", &[("method", "origin"), ("outcome", "refused")]),
+        metric_value(
+            &m,
+            "mcp_proxy_requests_total",
+            &[("method", "origin"), ("outcome", "refused")]
+        ),
         Some(4.0),
         "{m}"
     );
@@ -82,17 +105,31 @@ async fn a_public_deployment_lists_its_host_and_web_origins() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, _) = initialize(
         &url,
-        &[("Host", "mcp.example.com"), ("Origin", "https://app.example.com")],
+        &[
+            ("Host", "mcp.example.com"),
+            ("Origin", "https://app.example.com"),
+        ],
     )
     .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = initialize(
         &url,
-        &[("Host", "mcp.example.com"), ("Origin", "https://app.example.com:8443")],
+        &[
+            ("Host", "mcp.example.com"),
+            ("Origin", "https://app.example.com:8443"),
+        ],
     )
     .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "another port is another origin");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "another port is another origin"
+    );
     let (status, body) = initialize(&url, &[]).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "loopback is no longer listed: {body}");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "loopback is no longer listed: {body}"
+    );
     proxy.shutdown().await;
 }

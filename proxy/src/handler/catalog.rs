@@ -9,16 +9,17 @@ use std::sync::Arc;
 use rmcp::RoleServer;
 use rmcp::model::{
     CompleteRequestParams, CompleteResult, ErrorData, GetPromptRequestParams, GetPromptResponse,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, LoggingLevel,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, Reference,
-    SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, Reference, SetLevelRequestParams,
+    SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 
-use super::{ProxyHandler, cursor, mark_complete};
+use super::{ProxyHandler, cursor, era_of, mark_complete};
 use crate::catalog::{self, Catalog, UpstreamLists};
 use crate::model::{ConnectionMode, InstanceConfig, UpstreamConfig};
 use crate::router::{self, Route};
+use crate::upstream::Era;
 use crate::upstream::relay::Downstream;
 
 impl ProxyHandler {
@@ -35,7 +36,7 @@ impl ProxyHandler {
     async fn build_catalog(&self, config: &InstanceConfig) -> Catalog {
         let timeout = self.state.settings.call_timeout;
         let lists = futures::future::join_all(config.upstreams.iter().map(|upstream| async move {
-            let lease = self.lease(upstream).await?;
+            let lease = self.lease(upstream, Era::Sessions).await?;
             let lists = async {
                 Ok::<_, crate::upstream::UpstreamError>(UpstreamLists {
                     resources: lease.list_resources(timeout).await?,
@@ -181,7 +182,7 @@ impl ProxyHandler {
         let timeout = self.state.settings.call_timeout;
         let downstream = Downstream::of(ctx);
         let what = format!("reading {:?}", request.uri);
-        self.on_upstream(upstream, &what, |lease| async move {
+        self.on_upstream(upstream, era_of(ctx), &what, |lease| async move {
             let r = lease
                 .read_resource(request, meta, timeout, Some(downstream))
                 .await;
@@ -224,6 +225,7 @@ impl ProxyHandler {
         let timeout = self.state.settings.call_timeout;
         self.on_upstream(
             upstream,
+            Era::Sessions,
             &format!("subscribing to {uri:?}"),
             |lease| async move {
                 let r = lease.subscribe(request, timeout).await;
@@ -262,6 +264,7 @@ impl ProxyHandler {
         let timeout = self.state.settings.call_timeout;
         self.on_upstream(
             upstream,
+            Era::Sessions,
             &format!("unsubscribing from {uri:?}"),
             |lease| async move {
                 let r = lease.unsubscribe(request, timeout).await;
@@ -287,6 +290,7 @@ impl ProxyHandler {
         let downstream = Downstream::of(ctx);
         self.on_upstream(
             upstream,
+            era_of(ctx),
             &format!("getting prompt {exposed:?}"),
             |lease| async move {
                 let r = lease
@@ -336,10 +340,15 @@ impl ProxyHandler {
         })?;
         let meta = Self::meta(ctx, request.meta.take());
         let timeout = self.state.settings.call_timeout;
-        self.on_upstream(upstream, "completing an argument", |lease| async move {
-            let r = lease.complete(request, meta, timeout).await;
-            (lease, r)
-        })
+        self.on_upstream(
+            upstream,
+            Era::Sessions,
+            "completing an argument",
+            |lease| async move {
+                let r = lease.complete(request, meta, timeout).await;
+                (lease, r)
+            },
+        )
         .await
         .map(|mut result| {
             mark_complete(&mut result.result_type, ctx);
@@ -348,8 +357,8 @@ impl ProxyHandler {
     }
 
     /// Records the session's level (the proxy filters what each session hears) and tells the
-    /// upstreams that log: a connection this session owns at its level, a shared one at
-    /// `debug` (the sessions sharing it may want different levels; each is filtered here).
+    /// upstreams that log: a connection this session owns at its level, a shared one at the
+    /// most verbose level any session of the instance wants (each is filtered here).
     /// An upstream that fails is logged and skipped: the level still applies to the others.
     pub(super) async fn log_level(&self, request: SetLevelRequestParams) -> Result<(), ErrorData> {
         if let Some(session) = self.session_id() {
@@ -368,11 +377,11 @@ impl ProxyHandler {
         futures::future::join_all(logging.map(|upstream| {
             let mut params = request.clone();
             if upstream.connection == ConnectionMode::Shared {
-                params.level = LoggingLevel::Debug;
+                params.level = self.state.sessions.most_verbose_level(&self.instance_id);
             }
             async move {
                 let result = self
-                    .on_upstream(upstream, "setting the log level", |lease| async move {
+                    .on_upstream(upstream, Era::Sessions, "setting the log level", |lease| async move {
                         let r = lease.set_level(params, timeout).await;
                         (lease, r)
                     })

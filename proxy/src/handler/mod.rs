@@ -27,9 +27,9 @@ use crate::router::{self, RouteError, ToolIndex};
 use crate::server::ClientGone;
 use crate::sessions::SessionScope;
 use crate::state::AppState;
-use crate::upstream::UpstreamError;
 use crate::upstream::manager::Lease;
 use crate::upstream::relay::{Downstream, forwarded_meta};
+use crate::upstream::{Era, UpstreamError};
 
 /// How long `initialize` waits to learn the capabilities of upstreams not seen yet.
 const CAPABILITY_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -56,18 +56,23 @@ impl ProxyHandler {
         }
     }
 
-    /// A client for `upstream` per its connection mode (this session's own in `per-session`).
-    async fn lease(&self, upstream: &UpstreamConfig) -> Result<Lease, UpstreamError> {
+    /// A client for `upstream` per its connection mode (this session's own in `per-session`),
+    /// of the caller's protocol era.
+    async fn lease(&self, upstream: &UpstreamConfig, era: Era) -> Result<Lease, UpstreamError> {
         let session = self.session.get().map(|s| &s.upstreams);
         self.state
             .pool
-            .acquire(&self.instance_id, upstream, session)
+            .acquire(&self.instance_id, upstream, session, era)
             .await
     }
 
     /// As [`Self::lease`], counting a failure against the upstream.
-    async fn lease_counted(&self, upstream: &UpstreamConfig) -> Result<Lease, UpstreamError> {
-        self.lease(upstream)
+    async fn lease_counted(
+        &self,
+        upstream: &UpstreamConfig,
+        era: Era,
+    ) -> Result<Lease, UpstreamError> {
+        self.lease(upstream, era)
             .await
             .inspect_err(|e| self.state.metrics.upstream_error(&upstream.name, e.kind()))
     }
@@ -122,13 +127,14 @@ impl ProxyHandler {
     async fn on_upstream<T, F>(
         &self,
         upstream: &UpstreamConfig,
+        era: Era,
         what: &str,
         op: impl FnOnce(Lease) -> F,
     ) -> Result<T, ErrorData>
     where
         F: Future<Output = (Lease, Result<T, UpstreamError>)>,
     {
-        let lease = self.lease_counted(upstream).await?;
+        let lease = self.lease_counted(upstream, era).await?;
         let (lease, result) = op(lease).await;
         lease.release().await;
         result.map_err(|e| {
@@ -165,7 +171,7 @@ impl ProxyHandler {
     async fn build_tool_index(&self, config: &InstanceConfig) -> ToolIndex {
         let timeout = self.state.settings.call_timeout;
         let lists = futures::future::join_all(config.upstreams.iter().map(|upstream| async move {
-            let lease = self.lease(upstream).await?;
+            let lease = self.lease(upstream, Era::Sessions).await?;
             let tools = lease.list_tools(timeout).await;
             lease.release().await;
             tools
@@ -215,6 +221,7 @@ impl ProxyHandler {
         let downstream = Downstream::of(ctx);
         self.on_upstream(
             upstream,
+            era_of(ctx),
             &format!("calling tool {exposed:?}"),
             |lease| async move {
                 let r = lease
@@ -245,7 +252,7 @@ impl ProxyHandler {
             .iter()
             .filter(|u| self.state.capabilities.get(&u.name).is_none());
         let learn = futures::future::join_all(unknown.map(|upstream| async move {
-            if let Ok(lease) = self.lease(upstream).await {
+            if let Ok(lease) = self.lease(upstream, Era::Sessions).await {
                 lease.release().await;
             }
         }));
@@ -270,6 +277,15 @@ impl ProxyHandler {
 fn stateless_era(ctx: &RequestContext<RoleServer>) -> bool {
     ctx.protocol_version()
         .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28)
+}
+
+/// The era of the upstream connection that serves this caller.
+fn era_of(ctx: &RequestContext<RoleServer>) -> Era {
+    if stateless_era(ctx) {
+        Era::Stateless
+    } else {
+        Era::Sessions
+    }
 }
 
 /// A result an upstream of the older era gave without `resultType`, as a 2026-07-28 caller

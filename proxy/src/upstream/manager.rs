@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use super::backoff::Backoff;
 use super::breaker::{Breaker, BreakerPolicy};
-use super::{ConnectContext, SessionLink, UpstreamClient, UpstreamError};
+use super::{ConnectContext, Era, SessionLink, UpstreamClient, UpstreamError};
 use crate::model::{ConnectionMode, UpstreamConfig};
 
 /// Limits and timings of the manager (from `Settings`).
@@ -43,7 +43,7 @@ struct Slot {
 }
 
 pub struct ConnectionManager {
-    slots: Mutex<HashMap<(String, String), Arc<Slot>>>,
+    slots: Mutex<HashMap<(String, String, Era), Arc<Slot>>>,
     breakers: Mutex<HashMap<String, Breaker>>,
     permits: Arc<Semaphore>,
     policy: ManagerPolicy,
@@ -149,15 +149,22 @@ impl ConnectionManager {
 
     /// A client for `upstream` serving `instance_id`, per the upstream's connection mode.
     /// `session` is the downstream session's own clients; without one (a 2026-07-28 request,
-    /// which has no session) `per-session` behaves as `per-request`.
+    /// which has no session) `per-session` behaves as `per-request`. `era` is the caller's: a
+    /// shared slot per era (a session's own clients are of the session era).
     pub async fn acquire(
         &self,
         instance_id: &str,
         upstream: &UpstreamConfig,
         session: Option<&SessionUpstreams>,
+        era: Era,
     ) -> Result<Lease, UpstreamError> {
+        let era = if session.is_some() && upstream.connection == ConnectionMode::PerSession {
+            Era::Sessions
+        } else {
+            era
+        };
         let slot = match (upstream.connection, session) {
-            (ConnectionMode::Shared, _) => Some(self.shared_slot(instance_id, &upstream.name)),
+            (ConnectionMode::Shared, _) => Some(self.shared_slot(instance_id, &upstream.name, era)),
             (ConnectionMode::PerSession, Some(session)) => Some(session.slot(&upstream.name)),
             (ConnectionMode::PerSession, None) | (ConnectionMode::PerRequest, _) => None,
         };
@@ -167,11 +174,12 @@ impl ConnectionManager {
         };
         let (client, owned) = match slot {
             Some(slot) => (
-                self.slot_client(&slot, instance_id, upstream, link).await?,
+                self.slot_client(&slot, instance_id, upstream, link, era)
+                    .await?,
                 false,
             ),
             None => (
-                Arc::new(self.connect_once(instance_id, upstream, link).await?),
+                Arc::new(self.connect_once(instance_id, upstream, link, era).await?),
                 true,
             ),
         };
@@ -184,10 +192,10 @@ impl ConnectionManager {
         })
     }
 
-    fn shared_slot(&self, instance_id: &str, upstream: &str) -> Arc<Slot> {
+    fn shared_slot(&self, instance_id: &str, upstream: &str, era: Era) -> Arc<Slot> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots
-            .entry((instance_id.to_string(), upstream.to_string()))
+            .entry((instance_id.to_string(), upstream.to_string(), era))
             .or_default()
             .clone()
     }
@@ -201,6 +209,7 @@ impl ConnectionManager {
         instance_id: &str,
         upstream: &UpstreamConfig,
         link: Option<&SessionLink>,
+        era: Era,
     ) -> Result<Arc<UpstreamClient>, UpstreamError> {
         let mut guard = slot.client.lock().await;
         let mut dropped = false;
@@ -217,9 +226,9 @@ impl ConnectionManager {
             self.tracker.spawn(async move { stale.close().await });
         }
         let client = if dropped {
-            self.reconnect(instance_id, upstream, link).await?
+            self.reconnect(instance_id, upstream, link, era).await?
         } else {
-            Arc::new(self.connect_once(instance_id, upstream, link).await?)
+            Arc::new(self.connect_once(instance_id, upstream, link, era).await?)
         };
         *guard = Some(client.clone());
         Ok(client)
@@ -232,6 +241,7 @@ impl ConnectionManager {
         instance_id: &str,
         upstream: &UpstreamConfig,
         link: Option<&SessionLink>,
+        era: Era,
     ) -> Result<Arc<UpstreamClient>, UpstreamError> {
         let backoff = self.policy.reconnect;
         let attempts = backoff.max_attempts.max(1);
@@ -240,7 +250,7 @@ impl ConnectionManager {
             if attempt > 0 {
                 tokio::time::sleep(backoff.delay(attempt - 1)).await;
             }
-            match self.connect_once(instance_id, upstream, link).await {
+            match self.connect_once(instance_id, upstream, link, era).await {
                 Ok(client) => {
                     self.ctx
                         .metrics
@@ -270,6 +280,7 @@ impl ConnectionManager {
         instance_id: &str,
         upstream: &UpstreamConfig,
         link: Option<&SessionLink>,
+        era: Era,
     ) -> Result<UpstreamClient, UpstreamError> {
         let name = &upstream.name;
         if self.shutting_down.load(Ordering::Acquire) {
@@ -293,7 +304,8 @@ impl ConnectionManager {
             });
         };
         let result =
-            UpstreamClient::connect(upstream, instance_id, &self.ctx, permit, link.cloned()).await;
+            UpstreamClient::connect(upstream, instance_id, &self.ctx, permit, link.cloned(), era)
+                .await;
         match &result {
             Ok(_) => self.breaker(name, |b, _| b.success()),
             Err(_) => {

@@ -33,7 +33,7 @@ use rmcp::model::{
     Tool, UnsubscribeRequest, UnsubscribeRequestParams,
 };
 use rmcp::service::{Peer, PeerRequestOptions, RunningService, ServiceError};
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::{ClientServiceExt, RoleClient};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -45,6 +45,30 @@ use crate::sessions::Sessions;
 use conn_state::{ConnState, StateCell};
 pub use handler::{SessionLink, UpstreamHandler};
 use relay::{Downstream, Inflight};
+
+/// Which protocol era a connection to an upstream speaks. A caller of one era is served over a
+/// connection of the same era, so each era's own mechanisms pass end to end: sessions,
+/// server→client requests and notifications for 2025-11-25; input-required results (MRTR),
+/// retried statelessly, for 2026-07-28.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Era {
+    /// `initialize` (2025-11-25 and older).
+    #[default]
+    Sessions,
+    /// `server/discover` (2026-07-28); rmcp falls back to `initialize` for an older upstream.
+    Stateless,
+}
+
+impl Era {
+    fn lifecycle(self) -> rmcp::service::ClientLifecycleMode {
+        match self {
+            Era::Sessions => rmcp::service::ClientLifecycleMode::Initialize,
+            Era::Stateless => rmcp::service::ClientLifecycleMode::Discover {
+                preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+            },
+        }
+    }
+}
 
 /// How long a new HTTP connection waits for the upstream's GET event stream to open.
 const STREAM_WAIT: Duration = Duration::from_secs(1);
@@ -183,6 +207,7 @@ impl UpstreamClient {
         ctx: &ConnectContext,
         permit: OwnedSemaphorePermit,
         session: Option<SessionLink>,
+        era: Era,
     ) -> Result<UpstreamClient, UpstreamError> {
         let name = config.name.clone();
         let state = Arc::new(StateCell::new(&ctx.metrics, &name));
@@ -208,7 +233,10 @@ impl UpstreamClient {
                 UpstreamTransport::StreamableHttp { url } => {
                     let (transport, gate) =
                         streamable_http::transport(&ctx.http, url, transport_ct.clone());
-                    let service = handler.serve(transport).await.map_err(|e| e.to_string())?;
+                    let service = handler
+                        .serve_with_lifecycle(transport, era.lifecycle())
+                        .await
+                        .map_err(|e| e.to_string())?;
                     // What the upstream sends unasked rides its GET stream: serve no call
                     // before it is open (bounded; the connect timeout also applies).
                     if !gate.wait(STREAM_WAIT).await {
@@ -220,7 +248,10 @@ impl UpstreamClient {
                     let (child, group) = stdio::spawn(command, args, env)
                         .map_err(|e| format!("cannot start {command:?}: {e}"))?;
                     process_group = group;
-                    handler.serve(child).await.map_err(|e| e.to_string())
+                    handler
+                        .serve_with_lifecycle(child, era.lifecycle())
+                        .await
+                        .map_err(|e| e.to_string())
                 }
             }
         })
