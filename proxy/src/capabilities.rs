@@ -17,6 +17,8 @@ use rmcp::model::{
 #[derive(Default)]
 pub struct UpstreamCapabilities {
     known: RwLock<HashMap<String, ServerCapabilities>>,
+    /// What each instance last advertised (read where rmcp asks synchronously).
+    advertised: RwLock<HashMap<String, ServerCapabilities>>,
 }
 
 impl UpstreamCapabilities {
@@ -42,6 +44,27 @@ impl UpstreamCapabilities {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        self.advertised
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Records what `instance` advertised.
+    pub fn advertise(&self, instance: &str, caps: &ServerCapabilities) {
+        let mut advertised = self.advertised.write().unwrap_or_else(|p| p.into_inner());
+        if advertised.get(instance) != Some(caps) {
+            advertised.insert(instance.to_string(), caps.clone());
+        }
+    }
+
+    /// What `instance` last advertised, if it did.
+    pub fn advertised(&self, instance: &str) -> Option<ServerCapabilities> {
+        self.advertised
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(instance)
+            .cloned()
     }
 }
 

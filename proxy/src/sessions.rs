@@ -22,7 +22,11 @@ use rmcp::RoleServer;
 use rmcp::model::{
     LoggingLevel, LoggingMessageNotificationParam, ResourceUpdatedNotificationParam,
 };
-use rmcp::service::Peer;
+use rmcp::model::{
+    PromptListChangedNotification, ResourceListChangedNotification, ResourceUpdatedNotification,
+    ServerNotification, ToolListChangedNotification,
+};
+use rmcp::service::{Peer, SubscriptionSink};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
@@ -67,6 +71,9 @@ pub struct Sessions {
 #[derive(Default)]
 struct InstancePeers {
     peers: HashMap<u64, SessionEntry>,
+    /// 2026-07-28 `subscriptions/listen` streams (no session): each sink enforces its own
+    /// accepted filter.
+    listeners: HashMap<u64, SubscriptionSink>,
     /// Broadcasts scheduled; notifications until one fires are folded into it.
     pending: HashSet<ListKind>,
 }
@@ -185,7 +192,7 @@ impl Sessions {
             }
             // The list may have been rebuilt during the window from a half-updated upstream.
             this.invalidate(&instance, kind).await;
-            let targets: Vec<Peer<RoleServer>> = {
+            let (targets, sinks) = {
                 let mut peers = this.lock();
                 let Some(entry) = peers.get_mut(&instance) else {
                     return;
@@ -193,11 +200,31 @@ impl Sessions {
                 entry.pending.remove(&kind);
                 let targets: Vec<Peer<RoleServer>> =
                     entry.peers.values().map(|e| e.peer.clone()).collect();
-                if targets.is_empty() && entry.pending.is_empty() {
+                let sinks: Vec<SubscriptionSink> = entry.listeners.values().cloned().collect();
+                if entry.is_empty() {
                     peers.remove(&instance);
                 }
-                targets
+                (targets, sinks)
             };
+            let notification = || match kind {
+                ListKind::Tools => ServerNotification::ToolListChangedNotification(
+                    ToolListChangedNotification::default(),
+                ),
+                ListKind::Resources => ServerNotification::ResourceListChangedNotification(
+                    ResourceListChangedNotification::default(),
+                ),
+                ListKind::Prompts => ServerNotification::PromptListChangedNotification(
+                    PromptListChangedNotification::default(),
+                ),
+            };
+            // a listener that did not ask for this kind refuses it: nothing to do
+            let listens = sinks.iter().map(|sink| {
+                let n = notification();
+                async move {
+                    let _ = tokio::time::timeout(NOTIFY_TIMEOUT, sink.send(n)).await;
+                }
+            });
+            futures::future::join_all(listens).await;
             let sends = targets.iter().map(|peer| async move {
                 let send = async {
                     match kind {
@@ -243,22 +270,44 @@ impl Sessions {
             .unwrap_or(DEFAULT_LOG_LEVEL)
     }
 
+    /// A 2026-07-28 `subscriptions/listen` stream of `instance` opens: it hears `list_changed`
+    /// and `resources/updated` as its sink's accepted filter allows, until the guard drops.
+    pub fn listen(self: &Arc<Self>, instance: Arc<str>, sink: SubscriptionSink) -> ListenGuard {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock()
+            .entry(instance.clone())
+            .or_default()
+            .listeners
+            .insert(id, sink);
+        ListenGuard {
+            id,
+            instance,
+            sessions: self.clone(),
+        }
+    }
+
+    /// Whether any session or listener of `instance` wants updates of `uri`.
+    pub fn anyone_subscribed(&self, instance: &str, uri: &str) -> bool {
+        let peers = self.lock();
+        peers.get(instance).is_some_and(|e| {
+            e.peers.values().any(|s| s.subscriptions.contains(uri))
+                || e.listeners.values().any(|l| {
+                    l.accepted()
+                        .resource_subscriptions
+                        .as_ref()
+                        .is_some_and(|u| u.iter().any(|u| u == uri))
+                })
+        })
+    }
+
     /// Session `id` subscribes to `uri`.
     pub fn subscribe(&self, instance: &str, id: u64, uri: &str) {
         self.session_mut(instance, id, |e| e.subscriptions.insert(uri.to_string()));
     }
 
-    /// Session `id` unsubscribes from `uri`; true when another session of the instance is
-    /// still subscribed to it (so the upstream subscription must stay).
-    pub fn unsubscribe(&self, instance: &str, id: u64, uri: &str) -> bool {
-        let mut peers = self.lock();
-        let Some(entry) = peers.get_mut(instance) else {
-            return false;
-        };
-        if let Some(s) = entry.peers.get_mut(&id) {
-            s.subscriptions.remove(uri);
-        }
-        entry.peers.values().any(|s| s.subscriptions.contains(uri))
+    /// Session `id` unsubscribes from `uri`.
+    pub fn unsubscribe(&self, instance: &str, id: u64, uri: &str) {
+        self.session_mut(instance, id, |e| e.subscriptions.remove(uri));
     }
 
     /// An upstream reported `notifications/resources/updated`: every session of the instance
@@ -279,6 +328,26 @@ impl Sessions {
             }
         });
         futures::future::join_all(sends).await;
+        if only.is_some() {
+            return; // a session's own connection: no listener shares it
+        }
+        let sinks: Vec<SubscriptionSink> = {
+            let peers = self.lock();
+            peers
+                .get(instance)
+                .map(|e| e.listeners.values().cloned().collect())
+                .unwrap_or_default()
+        };
+        // each sink delivers only the URIs its listener asked for
+        let listens = sinks.iter().map(|sink| {
+            let n = ServerNotification::ResourceUpdatedNotification(
+                ResourceUpdatedNotification::new(params.clone()),
+            );
+            async move {
+                let _ = tokio::time::timeout(NOTIFY_TIMEOUT, sink.send(n)).await;
+            }
+        });
+        futures::future::join_all(listens).await;
     }
 
     /// An upstream logged: every session of the instance whose level admits the message
@@ -352,6 +421,32 @@ pub struct SessionScope {
     pub upstreams: SessionUpstreams,
 }
 
+impl InstancePeers {
+    fn is_empty(&self) -> bool {
+        self.peers.is_empty() && self.listeners.is_empty() && self.pending.is_empty()
+    }
+}
+
+/// One open `subscriptions/listen` stream's place in [`Sessions`]; dropping it (the stream
+/// ended) removes it.
+pub struct ListenGuard {
+    id: u64,
+    instance: Arc<str>,
+    sessions: Arc<Sessions>,
+}
+
+impl Drop for ListenGuard {
+    fn drop(&mut self) {
+        let mut peers = self.sessions.lock();
+        if let Some(entry) = peers.get_mut(&self.instance) {
+            entry.listeners.remove(&self.id);
+            if entry.is_empty() {
+                peers.remove(&self.instance);
+            }
+        }
+    }
+}
+
 impl SessionScope {
     /// This session's id in [`Sessions`] (not rmcp's `Mcp-Session-Id`).
     pub fn id(&self) -> u64 {
@@ -364,7 +459,7 @@ impl Drop for SessionScope {
         let mut peers = self.sessions.lock();
         if let Some(entry) = peers.get_mut(&self.instance) {
             entry.peers.remove(&self.id);
-            if entry.peers.is_empty() && entry.pending.is_empty() {
+            if entry.is_empty() {
                 peers.remove(&self.instance);
             }
         }

@@ -33,8 +33,13 @@ async fn text(c: &mock_mcp::recorder::Client, name: &str, args: serde_json::Valu
 /// One session over the whole relayed surface, then closed.
 async fn session(url: &str) {
     let recorder = Recorder::default();
-    let c = connect_authorized(url, Some("leak-key-0001"), &recorder, ClientLifecycleMode::Initialize)
-        .await;
+    let c = connect_authorized(
+        url,
+        Some("leak-key-0001"),
+        &recorder,
+        ClientLifecycleMode::Initialize,
+    )
+    .await;
     assert_eq!(
         text(&c, "s__progress", json!({ "steps": 3, "ms": 1 })).await,
         "done 3 steps"
@@ -79,7 +84,10 @@ async fn sixty_sessions_over_the_relayed_surface_leave_nothing_behind() {
     let shared = MockServer::start(MockConfig::default()).await.unwrap();
     let own = MockServer::start(MockConfig::default()).await.unwrap();
     let seed = http_seed(
-        &[("s", &shared.url(), "shared"), ("p", &own.url(), "per-session")],
+        &[
+            ("s", &shared.url(), "shared"),
+            ("p", &own.url(), "per-session"),
+        ],
         "leak",
         "leak-key-0001",
         "auto",

@@ -297,3 +297,103 @@ async fn a_server_request_that_cannot_be_tied_to_a_caller_is_refused_and_counted
     b.cancel().await.unwrap();
     proxy.shutdown().await;
 }
+
+/// 2026-07-28 has no session: a client hears `list_changed` and `resources/updated` on a
+/// `subscriptions/listen` stream. Through the proxy it hears them from upstreams that speak
+/// either era; the URIs it watches are subscribed upstream while it listens, and no longer
+/// once it stops.
+#[tokio::test]
+async fn a_listen_stream_through_the_proxy_hears_updates_and_list_changes() {
+    use rmcp::model::{ServerNotification, SubscriptionFilter};
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let proxy = start_proxy(
+        &http_seed(&[("mock", &mock.url(), "shared")], "demo", KEY, "auto"),
+        |_| {},
+    )
+    .await;
+    let listener = connect_authorized(
+        &proxy.url("demo"),
+        Some(KEY),
+        &Recorder::default(),
+        mock_mcp::recorder::discover(),
+    )
+    .await;
+    let filter = SubscriptionFilter::builder()
+        .tools_list_changed()
+        .resources_list_changed()
+        .prompts_list_changed()
+        .resource_subscriptions(["mock://counter"])
+        .build();
+    let mut subscription = listener.listen(filter).await.unwrap();
+    let accepted = subscription.acknowledged().clone();
+    assert_eq!(accepted.resources_list_changed, Some(true), "{accepted:?}");
+    assert_eq!(
+        accepted.resource_subscriptions,
+        Some(vec!["mock://counter".to_string()])
+    );
+    async fn next(s: &mut rmcp::service::Subscription) -> ServerNotification {
+        tokio::time::timeout(Duration::from_secs(5), s.next())
+            .await
+            .expect("no notification on the listen stream")
+            .unwrap()
+            .expect("the listen stream ended")
+    }
+    // the upstream subscription is in place once the mock counts it
+    assert!(
+        eventually_async(|| async { mock.subscriptions().0 == 1 }).await,
+        "upstream subscriptions: {:?}",
+        mock.subscriptions()
+    );
+    // a session of the older era bumps and pokes through the proxy
+    let session = connect_authorized(
+        &proxy.url("demo"),
+        Some(KEY),
+        &Recorder::default(),
+        ClientLifecycleMode::Initialize,
+    )
+    .await;
+    session.call_tool(tool("bump", json!({}))).await.unwrap();
+    match next(&mut subscription).await {
+        ServerNotification::ResourceUpdatedNotification(n) => {
+            assert_eq!(n.params.uri, "mock://counter")
+        }
+        other => panic!("expected resources/updated, got {other:?}"),
+    }
+    session
+        .call_tool(tool("poke", json!({ "what": "prompts" })))
+        .await
+        .unwrap();
+    assert!(matches!(
+        next(&mut subscription).await,
+        ServerNotification::PromptListChangedNotification(_)
+    ));
+    session.call_tool(tool("poke", json!({}))).await.unwrap();
+    assert!(matches!(
+        next(&mut subscription).await,
+        ServerNotification::ToolListChangedNotification(_)
+    ));
+    // stopping the stream ends the upstream subscription it needed
+    subscription.cancel().await.unwrap();
+    assert!(
+        eventually_async(|| async { mock.subscriptions().0 == 0 }).await,
+        "upstream subscriptions after the stream ended: {:?}",
+        mock.subscriptions()
+    );
+    session.cancel().await.unwrap();
+    listener.cancel().await.unwrap();
+    proxy.shutdown().await;
+}
+
+async fn eventually_async<F, Fut>(mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..250 {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}

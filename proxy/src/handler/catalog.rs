@@ -239,8 +239,84 @@ impl ProxyHandler {
         Ok(())
     }
 
-    /// A shared connection keeps its upstream subscription while another session of the
-    /// instance still holds one for the URI.
+    /// One 2026-07-28 listen stream: registered with the sessions (so `list_changed` and the
+    /// updates it asked for reach it) until it ends; the URIs it watches are subscribed on the
+    /// shared upstream connections that own them (a `per-request` or `per-session` upstream
+    /// keeps no connection for a caller without a session, so its URIs get no updates) and
+    /// unsubscribed when nobody else wants them.
+    pub(super) async fn listen_stream(
+        &self,
+        context: rmcp::service::SubscriptionContext,
+    ) -> Result<(), ErrorData> {
+        let guard = self
+            .state
+            .sessions
+            .listen(self.instance_id.clone(), context.sink().clone());
+        let config = self.config().await?;
+        let timeout = self.state.settings.call_timeout;
+        let mut watched = Vec::new();
+        let uris = context
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        for uri in uris {
+            let Ok(upstream) = self.resource_upstream(&config, &uri).await else {
+                continue;
+            };
+            if upstream.connection != ConnectionMode::Shared {
+                continue;
+            }
+            let params = SubscribeRequestParams::new(uri.clone());
+            let subscribed = self
+                .on_upstream(
+                    upstream,
+                    Era::Sessions,
+                    &format!("subscribing to {uri:?}"),
+                    |lease| async move {
+                        let r = lease.subscribe(params, timeout).await;
+                        (lease, r)
+                    },
+                )
+                .await;
+            match subscribed {
+                Ok(()) => watched.push((upstream.clone(), uri)),
+                Err(e) => {
+                    tracing::warn!(%uri, error = %e.message, "listen: upstream subscription failed")
+                }
+            }
+        }
+        tokio::select! {
+            _ = context.cancelled() => {}
+            _ = self.state.sessions_ct.cancelled() => {}
+        }
+        drop(guard);
+        for (upstream, uri) in watched {
+            if self
+                .state
+                .sessions
+                .anyone_subscribed(&self.instance_id, &uri)
+            {
+                continue;
+            }
+            let params = UnsubscribeRequestParams::new(uri.clone());
+            let _ = self
+                .on_upstream(
+                    &upstream,
+                    Era::Sessions,
+                    "unsubscribing",
+                    |lease| async move {
+                        let r = lease.unsubscribe(params, timeout).await;
+                        (lease, r)
+                    },
+                )
+                .await;
+        }
+        Ok(())
+    }
+
+    /// A shared connection keeps its upstream subscription while another session or listener
+    /// of the instance still wants the URI.
     pub(super) async fn unsubscribe_uri(
         &self,
         request: UnsubscribeRequestParams,
@@ -251,10 +327,9 @@ impl ProxyHandler {
                 None,
             ));
         };
-        let others = self
-            .state
-            .sessions
-            .unsubscribe(&self.instance_id, session, &request.uri);
+        let sessions = &self.state.sessions;
+        sessions.unsubscribe(&self.instance_id, session, &request.uri);
+        let others = sessions.anyone_subscribed(&self.instance_id, &request.uri);
         let config = self.config().await?;
         let upstream = self.resource_upstream(&config, &request.uri).await?;
         if others && upstream.connection == ConnectionMode::Shared {

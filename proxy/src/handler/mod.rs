@@ -263,6 +263,9 @@ impl ProxyHandler {
             .filter_map(|u| self.state.capabilities.get(&u.name))
             .collect();
         let merged = crate::capabilities::merged(&known);
+        self.state
+            .capabilities
+            .advertise(&self.instance_id, &merged);
         let _ = self.capabilities.set(merged.clone());
         merged
     }
@@ -346,10 +349,14 @@ impl ServerHandler for ProxyHandler {
     }
 
     fn get_info(&self) -> ServerConfig {
+        // rmcp asks synchronously (e.g. to intersect a listen filter): this handler's own
+        // answer, else what the instance last advertised (a 2026-07-28 request has a handler of
+        // its own, after the client's `server/discover`)
         let capabilities = self
             .capabilities
             .get()
             .cloned()
+            .or_else(|| self.state.capabilities.advertised(&self.instance_id))
             .unwrap_or_else(|| crate::capabilities::merged([]));
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("mcp-proxy", env!("CARGO_PKG_VERSION")))
@@ -475,5 +482,19 @@ impl ServerHandler for ProxyHandler {
     ) -> Result<(), ErrorData> {
         self.timed("logging/setLevel", &context, self.log_level(request))
             .await
+    }
+
+    /// 2026-07-28 `subscriptions/listen`: every kind of notification the instance can carry is
+    /// accepted (rmcp keeps only what was requested and advertised).
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), ErrorData> {
+        self.state.metrics.request("subscriptions/listen", "ok");
+        self.listen_stream(context).await
     }
 }
