@@ -1,5 +1,7 @@
 //! Tools that ask the client something: `sample` (`sampling/createMessage`), `elicit`
-//! (`elicitation/create`) and `roots` (`roots/list`).
+//! (`elicitation/create`) and `roots` (`roots/list`); and `--roots-on-initialized`, a
+//! `roots/list` sent outside any request when a 2025-11-25 session starts (as many real servers
+//! do), whose outcome the `initial_roots` tool reports.
 //!
 //! 2025-11-25 era: the question is a server→client request on the session, from inside the
 //! call. 2026-07-28 era (no server→client requests): the first call answers with an
@@ -9,9 +11,15 @@
 //! A client that did not declare the capability gets a tool error (`isError: true`) at once.
 //! In the stateless 2025-11-25 HTTP mode rmcp knows no client capabilities (there is no
 //! session to ask), so these tools answer with that tool error there.
+//!
+//! Ownership: the `roots/list` of `--roots-on-initialized` is awaited by a task on the mock's
+//! tracker that ends with the answer, after [`INITIAL_ROOTS_TIMEOUT`], when the session's
+//! transport closes, or at the stop token, whichever comes first.
 
 // rmcp marks sampling and roots deprecated (SEP-2577); the mock serves them on purpose.
 #![allow(deprecated)]
+
+use std::{sync::Arc, time::Duration};
 
 use rmcp::{
     ErrorData as McpError, RoleServer,
@@ -24,18 +32,26 @@ use rmcp::{
         CreateMessageRequest, CreateMessageRequestParams, CreateMessageResult, ElicitRequest,
         ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationSchema, InputRequest,
         InputRequests, InputRequiredResult, InputResponses, ListRootsRequest, ListRootsResult,
-        SamplingMessage, ServerRequest,
+        ProtocolVersion, SamplingMessage, ServerRequest,
     },
-    service::RequestContext,
+    service::{Peer, RequestContext},
     tool, tool_router,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use crate::MockTools;
-use crate::session::is_2026_era;
+use crate::session::{InitialRoots, Session, is_2026_era};
+
+/// How long `--roots-on-initialized` waits for the client's answer to its `roots/list`.
+pub const INITIAL_ROOTS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often the `--roots-on-initialized` task looks whether the session's transport closed
+/// (rmcp's `Peer` tells that only when asked).
+const CLOSED_POLL: Duration = Duration::from_millis(100);
 
 /// `maxTokens` of the `sample` tool's request.
 pub const SAMPLE_MAX_TOKENS: u32 = 100;
@@ -169,6 +185,62 @@ fn rooted(result: &ListRootsResult) -> CallToolResponse {
     tool_text(uris.join(","))
 }
 
+impl MockTools {
+    /// `--roots-on-initialized`, on `notifications/initialized`: asks a 2025-11-25 session's
+    /// client for its roots, outside any request (rmcp puts it on the session's GET stream),
+    /// and records the outcome in the session. A client without the roots capability is not
+    /// asked (its outcome says so); a session of another era is left alone.
+    pub(crate) fn ask_initial_roots(&self, peer: &Peer<RoleServer>) {
+        let Some(info) = peer.peer_info() else {
+            return;
+        };
+        if info.protocol_version >= ProtocolVersion::V_2026_07_28 {
+            return;
+        }
+        if info.capabilities.roots.is_none() {
+            self.session.set_initial_roots(InitialRoots::Failed(
+                "the client has no roots capability".into(),
+            ));
+            return;
+        }
+        self.session.set_initial_roots(InitialRoots::Pending);
+        self.tasks.spawn(initial_roots(
+            peer.clone(),
+            self.session.clone(),
+            self.stop.clone(),
+        ));
+    }
+}
+
+/// Awaits the answer to one `roots/list` and records it in `session`; ends early (recording
+/// nothing more: nobody can ask any longer) when the transport closes or `stop` fires.
+async fn initial_roots(peer: Peer<RoleServer>, session: Arc<Session>, stop: CancellationToken) {
+    let closed = async {
+        while !peer.is_transport_closed() {
+            tokio::time::sleep(CLOSED_POLL).await;
+        }
+    };
+    let outcome = tokio::select! {
+        answer = tokio::time::timeout(INITIAL_ROOTS_TIMEOUT, peer.list_roots()) => match answer {
+            Ok(Ok(result)) => InitialRoots::Answered(
+                result.roots.into_iter().map(|r| r.uri).collect(),
+            ),
+            Ok(Err(e)) => InitialRoots::Failed(format!("roots/list failed: {e}")),
+            Err(_) => InitialRoots::Failed(format!(
+                "roots/list: no answer within {}",
+                humantime::format_duration(INITIAL_ROOTS_TIMEOUT)
+            )),
+        },
+        () = closed => {
+            tracing::debug!(session = session.id, "session closed before roots/list was answered");
+            return;
+        }
+        () = stop.cancelled() => return,
+    };
+    tracing::debug!(session = session.id, ?outcome, "initial roots/list");
+    session.set_initial_roots(outcome);
+}
+
 #[tool_router(router = client_request_router, vis = "pub(crate)")]
 impl MockTools {
     /// Asks the client's model (`sampling/createMessage`) and returns its reply.
@@ -256,5 +328,29 @@ impl MockTools {
             Ok(result) => rooted(&result),
             Err(e) => tool_error(format!("roots/list failed: {e}")),
         })
+    }
+
+    /// What the client answered to the `roots/list` of `--roots-on-initialized`, for this
+    /// session.
+    #[tool(
+        description = "The roots the client gave at notifications/initialized (--roots-on-initialized): URIs joined by ',', \"pending\", \"error: ...\", or \"off\""
+    )]
+    async fn initial_roots(&self, context: RequestContext<RoleServer>) -> String {
+        if !self.roots_on_initialized {
+            return "off".into();
+        }
+        if is_2026_era(&context) {
+            return "error: no session, no notifications/initialized in the 2026-07-28 era".into();
+        }
+        match self.session.initial_roots() {
+            // the `initialized` notification is handled on a task of its own, so a call may
+            // overtake it; no capability: it would not be asked (stateless 2025-11-25 included)
+            InitialRoots::NotAsked if capabilities(&context).roots.is_none() => {
+                "error: the client has no roots capability".into()
+            }
+            InitialRoots::NotAsked | InitialRoots::Pending => "pending".into(),
+            InitialRoots::Answered(uris) => uris.join(","),
+            InitialRoots::Failed(why) => format!("error: {why}"),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The one [`ServerHandler`] impl of [`MockTools`]: tools (routed, with latency), resources
-//! (paginated, subscribable), prompts (paginated), completions, logging, and
-//! `subscriptions/listen`.
+//! (paginated, subscribable), prompts (paginated), completions, logging,
+//! `subscriptions/listen`, and what a session starts on `notifications/initialized` (the
+//! `list-changed-every` ticker, the `--roots-on-initialized` request).
 
 // rmcp marks logging deprecated (SEP-2577); the mock serves it on purpose.
 #![allow(deprecated)]
@@ -197,6 +198,9 @@ impl ServerHandler for MockTools {
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
         let peer = context.peer;
+        if self.roots_on_initialized {
+            self.ask_initial_roots(&peer);
+        }
         let state = self.state.clone();
         let stop = self.stop.clone();
         self.tasks.spawn(list_changed_ticker(peer, state, stop));

@@ -39,6 +39,10 @@ pub struct MockConfig {
     /// Items per page of `resources/list`, `resources/templates/list` and `prompts/list`
     /// (`0` = no pagination). Default [`DEFAULT_PAGE_SIZE`] (2).
     pub page_size: usize,
+    /// On `notifications/initialized` of a 2025-11-25 session, ask the client for its roots
+    /// (`roots/list`, outside any request); the `initial_roots` tool tells what came of it.
+    /// Default `false`.
+    pub roots_on_initialized: bool,
 }
 
 impl Default for MockConfig {
@@ -49,6 +53,7 @@ impl Default for MockConfig {
             control_listen: None,
             state: Arc::default(),
             page_size: DEFAULT_PAGE_SIZE,
+            roots_on_initialized: false,
         }
     }
 }
@@ -90,7 +95,8 @@ impl MockServer {
         let token = CancellationToken::new();
         let tasks = TaskTracker::new();
         let tools = MockTools::new(config.state.clone(), token.child_token())
-            .with_page_size(config.page_size);
+            .with_page_size(config.page_size)
+            .with_roots_on_initialized(config.roots_on_initialized);
         let (mcp, sessions) = mcp_router(&config, tools.clone(), token.child_token());
         let http = Arc::new(HttpFaults::new(
             config.state.clone(),
@@ -197,7 +203,8 @@ impl MockServer {
         self.tools.subscriptions()
     }
 
-    /// Background tasks (per-session `list-changed-every` tickers) still running.
+    /// Background tasks (per-session `list-changed-every` tickers and `--roots-on-initialized`
+    /// requests) still running.
     pub fn background_tasks(&self) -> usize {
         self.tools.background_tasks()
     }

@@ -27,6 +27,13 @@
 //!   `"accepted: {content}"`/`"declined"`/`"cancelled"`, or the roots' URIs joined by `,`.
 //!   2025-11-25: a server→client request in the call; 2026-07-28: an `InputRequiredResult`
 //!   and the answer on the retry (MRTR). A client without the capability gets a tool error;
+//! - `initial_roots {}` → with [`MockConfig::roots_on_initialized`]
+//!   (`--roots-on-initialized`), the mock sends `roots/list` to each 2025-11-25 session's
+//!   client on `notifications/initialized`, outside any request (so on the session's GET
+//!   stream), and waits for the answer (at most [`INITIAL_ROOTS_TIMEOUT`], 30 s, or until the
+//!   session or the mock ends); this tool returns the calling session's outcome: the roots'
+//!   URIs joined by `,`, `"pending"` while waiting, `"error: ..."` if the request failed (or
+//!   the client has no roots capability), `"off"` without the flag;
 //! - `structured { a, b }` → structured content `{ "sum": a + b }` (with an output schema);
 //! - `fail { message }` → a tool error (`isError: true`) with `message`;
 //! - `meta {}` → the result's `_meta` is `{ "mock/echo": <the request's _meta without
@@ -44,7 +51,7 @@
 //! [`MockServer`] (sessionful by default, or stateless with
 //! [`MockConfig::stateless`]), and stdio via [`serve_stdio`]. The
 //! `mock-mcp` binary wraps both (`mock-mcp serve`, `mock-mcp stdio`, each with
-//! `--page-size N`).
+//! `--page-size N` and `--roots-on-initialized`).
 
 mod client_requests;
 mod control;
@@ -61,7 +68,9 @@ mod stdio;
 mod tools;
 pub mod wire;
 
-pub use client_requests::{ElicitArgs, SAMPLE_MAX_TOKENS, SampleArgs, elicit_schema};
+pub use client_requests::{
+    ElicitArgs, INITIAL_ROOTS_TIMEOUT, SAMPLE_MAX_TOKENS, SampleArgs, elicit_schema,
+};
 pub use http::{MockConfig, MockServer};
 pub use paging::DEFAULT_PAGE_SIZE;
 pub use session::DEFAULT_LOG_LEVEL;

@@ -1,5 +1,5 @@
 //! `mock-mcp` binary: `mock-mcp serve --listen ADDR [--stateless]` or `mock-mcp stdio`, both
-//! with `--fault`, `--latency`, `--seed` and `--page-size`.
+//! with `--fault`, `--latency`, `--seed`, `--page-size` and `--roots-on-initialized`.
 
 use std::{io::Write, net::SocketAddr, sync::Arc};
 
@@ -16,7 +16,7 @@ struct Cli {
     command: Command,
 }
 
-/// Faults, latency, seed and page size, common to both transports.
+/// Faults, latency, seed, page size and the roots request at start, common to both transports.
 #[derive(Debug, clap::Args)]
 struct FaultArgs {
     /// A fault to inject: NAME[:ARG][@PROBABILITY], repeatable (e.g. hang-call@0.2,
@@ -34,6 +34,10 @@ struct FaultArgs {
     /// (0 = no pagination).
     #[arg(long, value_name = "N", default_value_t = mock_mcp::DEFAULT_PAGE_SIZE)]
     page_size: usize,
+    /// On notifications/initialized of a 2025-11-25 session, ask the client for its roots
+    /// (roots/list, outside any request); the initial_roots tool tells what came of it.
+    #[arg(long)]
+    roots_on_initialized: bool,
 }
 
 impl FaultArgs {
@@ -92,13 +96,14 @@ fn main() -> anyhow::Result<()> {
                     stateless,
                     control_listen,
                     page_size: faults.page_size,
+                    roots_on_initialized: faults.roots_on_initialized,
                     state: faults.state()?,
                 };
                 serve(config).await
             }
             Command::Stdio { faults } => {
-                let page_size = faults.page_size;
-                mock_mcp::serve_stdio(faults.state()?, page_size).await
+                let (page_size, roots) = (faults.page_size, faults.roots_on_initialized);
+                mock_mcp::serve_stdio(faults.state()?, page_size, roots).await
             }
         }
     });

@@ -1,4 +1,5 @@
-//! What the mock keeps per session, what all sessions share, and the protocol-era test.
+//! What the mock keeps per session (log level, the outcome of `--roots-on-initialized`), what
+//! all sessions share, and the protocol-era test.
 //!
 //! A "session" is one handler instance: one stdio connection, one sessionful HTTP session (the
 //! HTTP factory makes a fresh one per session), or one request of the stateless modes.
@@ -33,11 +34,27 @@ pub struct Shared {
     next_session: AtomicU64,
 }
 
+/// What became of the `roots/list` a session's client is asked on `notifications/initialized`
+/// (`--roots-on-initialized`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum InitialRoots {
+    /// `notifications/initialized` not handled yet (or no session to ask).
+    #[default]
+    NotAsked,
+    /// Sent, no answer yet.
+    Pending,
+    /// The roots' URIs.
+    Answered(Vec<String>),
+    /// Why there is no answer.
+    Failed(String),
+}
+
 /// State of one session. Dropping it drops its resource subscriptions.
 #[derive(Debug)]
 pub struct Session {
     pub id: u64,
     log_level: Mutex<Option<LoggingLevel>>,
+    initial_roots: Mutex<InitialRoots>,
     shared: Arc<Shared>,
 }
 
@@ -47,6 +64,7 @@ impl Session {
         Self {
             id: shared.next_session.fetch_add(1, Ordering::Relaxed),
             log_level: Mutex::new(None),
+            initial_roots: Mutex::new(InitialRoots::NotAsked),
             shared: shared.clone(),
         }
     }
@@ -62,6 +80,19 @@ impl Session {
     /// `logging/setLevel`.
     pub fn set_log_level(&self, level: LoggingLevel) {
         *self.log_level.lock().unwrap_or_else(|p| p.into_inner()) = Some(level);
+    }
+
+    /// The outcome of the `roots/list` asked on `notifications/initialized`.
+    pub fn initial_roots(&self) -> InitialRoots {
+        self.initial_roots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records the outcome of the `roots/list` asked on `notifications/initialized`.
+    pub fn set_initial_roots(&self, outcome: InitialRoots) {
+        *self.initial_roots.lock().unwrap_or_else(|p| p.into_inner()) = outcome;
     }
 }
 

@@ -7,7 +7,7 @@
 //! Ownership: one writer task owns stdout (every line goes through it, so injected replies and
 //! the server's never interleave); the rmcp server runs on an in-memory pipe owned by this
 //! function and ends when stdin closes, which also cancels the handler's stop token (open
-//! listen streams and the ticker end at once).
+//! listen streams, the ticker and an unanswered `--roots-on-initialized` request end at once).
 
 use std::sync::Arc;
 
@@ -24,13 +24,20 @@ use crate::faults::{FaultKind, FaultState};
 pub const CRASH_EXIT_CODE: i32 = 3;
 
 /// Serves the mock over stdin/stdout until stdin is closed, with `page_size` items per page
-/// of the paginated lists (`0` = no pagination). Nothing but MCP messages is written to
-/// stdout. Stdin closing is a clean exit even before any `initialize`.
-pub async fn serve_stdio(state: Arc<FaultState>, page_size: usize) -> anyhow::Result<()> {
+/// of the paginated lists (`0` = no pagination), asking the client for its roots on
+/// `notifications/initialized` if `roots_on_initialized`. Nothing but MCP messages is written
+/// to stdout. Stdin closing is a clean exit even before any `initialize`.
+pub async fn serve_stdio(
+    state: Arc<FaultState>,
+    page_size: usize,
+    roots_on_initialized: bool,
+) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let _stop = stop.clone().drop_guard();
     let (ours, theirs) = tokio::io::duplex(1 << 16);
-    let tools = MockTools::new(state.clone(), stop.clone()).with_page_size(page_size);
+    let tools = MockTools::new(state.clone(), stop.clone())
+        .with_page_size(page_size)
+        .with_roots_on_initialized(roots_on_initialized);
     let server = tokio::spawn(serve_tools(tools, theirs));
     let (from_server, mut to_server) = tokio::io::split(ours);
 

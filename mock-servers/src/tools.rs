@@ -42,12 +42,13 @@ pub const LOGGER: &str = "mock";
 pub const META_ECHO_KEY: &str = "mock/echo";
 
 /// Every tool the mock serves, sorted (as `tools/list` returns them).
-pub const TOOL_NAMES: [&str; 13] = [
+pub const TOOL_NAMES: [&str; 14] = [
     "add",
     "bump",
     "echo",
     "elicit",
     "fail",
+    "initial_roots",
     "log",
     "meta",
     "poke",
@@ -139,8 +140,10 @@ pub struct SumOutput {
 ///
 /// Cheap to clone; clones share the counters, the fault state, the router and the session.
 /// [`MockTools::new_session`] makes a handler for another session (same shared state, own
-/// log level and subscriptions). Ownership: the `list-changed-every` ticker of a session runs
-/// on `tasks` and ends when the session's transport closes or `stop` is cancelled.
+/// log level, subscriptions and initial roots). Ownership: the `list-changed-every` ticker of a
+/// session and its `--roots-on-initialized` request run on `tasks` and end when the session's
+/// transport closes or `stop` is cancelled (the request also after
+/// [`INITIAL_ROOTS_TIMEOUT`](crate::INITIAL_ROOTS_TIMEOUT)).
 #[derive(Debug, Clone)]
 pub struct MockTools {
     calls: Arc<AtomicU64>,
@@ -152,6 +155,7 @@ pub struct MockTools {
     pub(crate) shared: Arc<Shared>,
     pub(crate) session: Arc<Session>,
     pub(crate) page_size: usize,
+    pub(crate) roots_on_initialized: bool,
 }
 
 impl Default for MockTools {
@@ -174,6 +178,7 @@ impl MockTools {
             session: Arc::new(Session::new(&shared)),
             shared,
             page_size: DEFAULT_PAGE_SIZE,
+            roots_on_initialized: false,
         }
     }
 
@@ -181,6 +186,13 @@ impl MockTools {
     /// (`0` = everything in one page).
     pub fn with_page_size(mut self, page_size: usize) -> Self {
         self.page_size = page_size;
+        self
+    }
+
+    /// Asks each 2025-11-25 session's client for its roots (`roots/list`) on
+    /// `notifications/initialized`; the `initial_roots` tool tells what came of it.
+    pub fn with_roots_on_initialized(mut self, on: bool) -> Self {
+        self.roots_on_initialized = on;
         self
     }
 
@@ -202,7 +214,8 @@ impl MockTools {
         &self.state
     }
 
-    /// Background tasks (list_changed tickers) still running.
+    /// Background tasks (list_changed tickers, `--roots-on-initialized` requests) still
+    /// running.
     pub fn background_tasks(&self) -> usize {
         self.tasks.len()
     }

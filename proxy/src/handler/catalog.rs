@@ -26,17 +26,17 @@ impl ProxyHandler {
     /// The instance's merged resources, templates and prompts: cached per instance (dropped on
     /// an upstream's `list_changed`), built by asking every upstream that offers them. A failing
     /// upstream is logged, counted and left out; a partial catalog is not cached.
-    pub(super) async fn catalog(&self, config: &InstanceConfig) -> Arc<Catalog> {
+    pub(super) async fn catalog(&self, config: &InstanceConfig, era: Era) -> Arc<Catalog> {
         self.state
             .catalogs
-            .get_or_build(&self.instance_id, || self.build_catalog(config))
+            .get_or_build(&self.instance_id, || self.build_catalog(config, era))
             .await
     }
 
-    async fn build_catalog(&self, config: &InstanceConfig) -> Catalog {
+    async fn build_catalog(&self, config: &InstanceConfig, era: Era) -> Catalog {
         let timeout = self.state.settings.call_timeout;
         let lists = futures::future::join_all(config.upstreams.iter().map(|upstream| async move {
-            let lease = self.lease(upstream, Era::Sessions).await?;
+            let lease = self.lease(upstream, era).await?;
             let lists = async {
                 Ok::<_, crate::upstream::UpstreamError>(UpstreamLists {
                     resources: lease.list_resources(timeout).await?,
@@ -72,9 +72,10 @@ impl ProxyHandler {
     pub(super) async fn resources_page(
         &self,
         request: &Option<PaginatedRequestParams>,
+        era: Era,
     ) -> Result<ListResourcesResult, ErrorData> {
         let config = self.config().await?;
-        let catalog = self.catalog(&config).await;
+        let catalog = self.catalog(&config, era).await;
         let (items, next) = catalog::page(
             &catalog.resources,
             cursor(request),
@@ -88,9 +89,10 @@ impl ProxyHandler {
     pub(super) async fn templates_page(
         &self,
         request: &Option<PaginatedRequestParams>,
+        era: Era,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         let config = self.config().await?;
-        let catalog = self.catalog(&config).await;
+        let catalog = self.catalog(&config, era).await;
         let (items, next) = catalog::page(
             &catalog.templates,
             cursor(request),
@@ -104,9 +106,10 @@ impl ProxyHandler {
     pub(super) async fn prompts_page(
         &self,
         request: &Option<PaginatedRequestParams>,
+        era: Era,
     ) -> Result<ListPromptsResult, ErrorData> {
         let config = self.config().await?;
-        let catalog = self.catalog(&config).await;
+        let catalog = self.catalog(&config, era).await;
         let (items, next) = catalog::page(
             &catalog.prompts,
             cursor(request),
@@ -124,11 +127,12 @@ impl ProxyHandler {
         &self,
         config: &'c InstanceConfig,
         uri: &str,
+        era: Era,
     ) -> Result<&'c UpstreamConfig, ErrorData> {
         if let [only] = config.upstreams.as_slice() {
             return Ok(only);
         }
-        let catalog = self.catalog(config).await;
+        let catalog = self.catalog(config, era).await;
         catalog
             .resource_owner(uri)
             .and_then(|name| config.upstream(name))
@@ -149,7 +153,12 @@ impl ProxyHandler {
     }
 
     /// Where a prompt name goes: by the prefix rule, else by the catalog (`prefix = "never"`).
-    async fn prompt_route(&self, config: &InstanceConfig, name: &str) -> Result<Route, ErrorData> {
+    async fn prompt_route(
+        &self,
+        config: &InstanceConfig,
+        name: &str,
+        era: Era,
+    ) -> Result<Route, ErrorData> {
         let unknown = || {
             ErrorData::invalid_params(
                 format!("unknown prompt {name:?}"),
@@ -159,7 +168,7 @@ impl ProxyHandler {
         match router::route_by_name(config, name) {
             Ok(Some(route)) => Ok(route),
             Ok(None) => self
-                .catalog(config)
+                .catalog(config, era)
                 .await
                 .prompt_route(name)
                 .cloned()
@@ -177,7 +186,9 @@ impl ProxyHandler {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let config = self.config().await?;
-        let upstream = self.resource_upstream(&config, &request.uri).await?;
+        let upstream = self
+            .resource_upstream(&config, &request.uri, era_of(ctx))
+            .await?;
         let meta = Self::meta(ctx, request.meta.take());
         let timeout = self.state.settings.call_timeout;
         let downstream = Downstream::of(ctx);
@@ -210,7 +221,9 @@ impl ProxyHandler {
             ));
         };
         let config = self.config().await?;
-        let upstream = self.resource_upstream(&config, &request.uri).await?;
+        let upstream = self
+            .resource_upstream(&config, &request.uri, Era::Sessions)
+            .await?;
         if upstream.connection == ConnectionMode::PerRequest {
             return Err(ErrorData::invalid_request(
                 format!(
@@ -261,7 +274,7 @@ impl ProxyHandler {
             .clone()
             .unwrap_or_default();
         for uri in uris {
-            let Ok(upstream) = self.resource_upstream(&config, &uri).await else {
+            let Ok(upstream) = self.resource_upstream(&config, &uri, Era::Stateless).await else {
                 continue;
             };
             if upstream.connection != ConnectionMode::Shared {
@@ -331,7 +344,9 @@ impl ProxyHandler {
         sessions.unsubscribe(&self.instance_id, session, &request.uri);
         let others = sessions.anyone_subscribed(&self.instance_id, &request.uri);
         let config = self.config().await?;
-        let upstream = self.resource_upstream(&config, &request.uri).await?;
+        let upstream = self
+            .resource_upstream(&config, &request.uri, Era::Sessions)
+            .await?;
         if others && upstream.connection == ConnectionMode::Shared {
             return Ok(());
         }
@@ -355,7 +370,9 @@ impl ProxyHandler {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let config = self.config().await?;
-        let route = self.prompt_route(&config, &request.name).await?;
+        let route = self
+            .prompt_route(&config, &request.name, era_of(ctx))
+            .await?;
         let upstream = config.upstream(&route.upstream).ok_or_else(|| {
             ErrorData::invalid_params(format!("unknown prompt {:?}", request.name), None)
         })?;
@@ -393,7 +410,7 @@ impl ProxyHandler {
         let config = self.config().await?;
         let upstream = match &mut request.r#ref {
             Reference::Prompt(prompt) => {
-                let route = self.prompt_route(&config, &prompt.name).await?;
+                let route = self.prompt_route(&config, &prompt.name, era_of(ctx)).await?;
                 prompt.name = route.tool;
                 config.upstream(&route.upstream)
             }
@@ -401,7 +418,7 @@ impl ProxyHandler {
                 if let [only] = config.upstreams.as_slice() {
                     Some(only)
                 } else {
-                    let owner = self.catalog(&config).await;
+                    let owner = self.catalog(&config, era_of(ctx)).await;
                     owner.template_owner(&template.uri).and_then(|n| config.upstream(n))
                 }
             }

@@ -161,17 +161,17 @@ impl ProxyHandler {
     /// The instance's merged tool list: cached per instance, built by asking every upstream
     /// concurrently. A failing upstream is logged, counted and left out; a partial list is
     /// returned but not cached.
-    async fn tool_index(&self, config: &InstanceConfig) -> Arc<ToolIndex> {
+    async fn tool_index(&self, config: &InstanceConfig, era: Era) -> Arc<ToolIndex> {
         self.state
             .tools
-            .get_or_build(&self.instance_id, || self.build_tool_index(config))
+            .get_or_build(&self.instance_id, || self.build_tool_index(config, era))
             .await
     }
 
-    async fn build_tool_index(&self, config: &InstanceConfig) -> ToolIndex {
+    async fn build_tool_index(&self, config: &InstanceConfig, era: Era) -> ToolIndex {
         let timeout = self.state.settings.call_timeout;
         let lists = futures::future::join_all(config.upstreams.iter().map(|upstream| async move {
-            let lease = self.lease(upstream, Era::Sessions).await?;
+            let lease = self.lease(upstream, era).await?;
             let tools = lease.list_tools(timeout).await;
             lease.release().await;
             tools
@@ -206,7 +206,7 @@ impl ProxyHandler {
         let route = match router::route_by_name(&config, &request.name)? {
             Some(route) => route,
             None => self
-                .tool_index(&config)
+                .tool_index(&config, era_of(ctx))
                 .await
                 .route(&request.name)
                 .cloned()
@@ -243,7 +243,7 @@ impl ProxyHandler {
     /// yet seen are connected (concurrently) to learn theirs, for at most
     /// [`CAPABILITY_PROBE_TIMEOUT`]; one that fails or is slower is left out (and tried again
     /// at the next `initialize`), so a hanging upstream never holds a session's start.
-    async fn merged_capabilities(&self) -> ServerCapabilities {
+    async fn merged_capabilities(&self, era: Era) -> ServerCapabilities {
         let Ok(config) = self.config().await else {
             return crate::capabilities::merged([]);
         };
@@ -252,7 +252,7 @@ impl ProxyHandler {
             .iter()
             .filter(|u| self.state.capabilities.get(&u.name).is_none());
         let learn = futures::future::join_all(unknown.map(|upstream| async move {
-            if let Ok(lease) = self.lease(upstream, Era::Sessions).await {
+            if let Ok(lease) = self.lease(upstream, era).await {
                 lease.release().await;
             }
         }));
@@ -327,7 +327,7 @@ impl ServerHandler for ProxyHandler {
             let _ = self.session.set(scope);
         }
         if let Ok(result) = &mut result {
-            result.capabilities = self.merged_capabilities().await;
+            result.capabilities = self.merged_capabilities(Era::Sessions).await;
         }
         self.state
             .metrics
@@ -340,7 +340,7 @@ impl ServerHandler for ProxyHandler {
         _context: RequestContext<RoleServer>,
     ) -> Result<DiscoverResult, ErrorData> {
         let mut info = self.get_info();
-        info.capabilities = self.merged_capabilities().await;
+        info.capabilities = self.merged_capabilities(Era::Stateless).await;
         self.state.metrics.request("server/discover", "ok");
         Ok(DiscoverResult::from_server_info(
             self.supported_protocol_versions().into_owned(),
@@ -369,7 +369,7 @@ impl ServerHandler for ProxyHandler {
     ) -> Result<ListToolsResult, ErrorData> {
         self.timed("tools/list", &context, async {
             let config = self.config().await?;
-            let index = self.tool_index(&config).await;
+            let index = self.tool_index(&config, era_of(&context)).await;
             let (tools, next) = crate::catalog::page(
                 &index.tools,
                 cursor(&request),
@@ -396,8 +396,12 @@ impl ServerHandler for ProxyHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        self.timed("resources/list", &context, self.resources_page(&request))
-            .await
+        self.timed(
+            "resources/list",
+            &context,
+            self.resources_page(&request, era_of(&context)),
+        )
+        .await
     }
 
     async fn list_resource_templates(
@@ -408,7 +412,7 @@ impl ServerHandler for ProxyHandler {
         self.timed(
             "resources/templates/list",
             &context,
-            self.templates_page(&request),
+            self.templates_page(&request, era_of(&context)),
         )
         .await
     }
@@ -449,8 +453,12 @@ impl ServerHandler for ProxyHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        self.timed("prompts/list", &context, self.prompts_page(&request))
-            .await
+        self.timed(
+            "prompts/list",
+            &context,
+            self.prompts_page(&request, era_of(&context)),
+        )
+        .await
     }
 
     async fn get_prompt(

@@ -52,8 +52,8 @@ except ImportError:  # mcp 1.x
     import httpx  # type: ignore
 
 TOOLS = [
-    "add", "bump", "echo", "elicit", "fail", "log", "meta", "poke", "progress", "roots",
-    "sample", "sleep", "structured",
+    "add", "bump", "echo", "elicit", "fail", "initial_roots", "log", "meta", "poke", "progress",
+    "roots", "sample", "sleep", "structured",
 ]
 STATIC_RESOURCES = [
     "mock://static/readme", "mock://static/config.json", "mock://static/logo.png", "mock://counter",

@@ -30,8 +30,8 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 
 const TOOLS = [
-  'add', 'bump', 'echo', 'elicit', 'fail', 'log', 'meta', 'poke', 'progress', 'roots',
-  'sample', 'sleep', 'structured',
+  'add', 'bump', 'echo', 'elicit', 'fail', 'initial_roots', 'log', 'meta', 'poke', 'progress',
+  'roots', 'sample', 'sleep', 'structured',
 ];
 const STATIC_RESOURCES = [
   'mock://static/readme', 'mock://static/config.json', 'mock://static/logo.png', 'mock://counter',
