@@ -35,32 +35,19 @@ impl ProxyHandler {
 
     async fn build_catalog(&self, config: &InstanceConfig, era: Era) -> Catalog {
         let timeout = self.state.settings.call_timeout;
-        let lists = futures::future::join_all(config.upstreams.iter().map(|upstream| async move {
-            let lease = self.lease(upstream, era).await?;
-            let lists = async {
-                Ok::<_, crate::upstream::UpstreamError>(UpstreamLists {
-                    resources: lease.list_resources(timeout).await?,
-                    templates: lease.list_resource_templates(timeout).await?,
-                    prompts: lease.list_prompts(timeout).await?,
-                })
-            }
-            .await;
-            lease.release().await;
-            lists
-        }))
-        .await;
-        let mut ok = Vec::new();
-        let mut failed = Vec::new();
-        for (upstream, result) in config.upstreams.iter().zip(lists) {
-            match result {
-                Ok(lists) => ok.push((upstream.name.clone(), lists)),
-                Err(e) => {
-                    tracing::warn!(instance = %self.instance_id, error = %e, "upstream left out of resources/prompts");
-                    self.state.metrics.upstream_error(&upstream.name, e.kind());
-                    failed.push(upstream.name.clone());
+        let (ok, failed) = self
+            .ask_every_upstream(config, era, "resources and prompts", |lease| async move {
+                let lists = async {
+                    Ok(UpstreamLists {
+                        resources: lease.list_resources(timeout).await?,
+                        templates: lease.list_resource_templates(timeout).await?,
+                        prompts: lease.list_prompts(timeout).await?,
+                    })
                 }
-            }
-        }
+                .await;
+                (lease, lists)
+            })
+            .await;
         let catalog = Catalog::build(config.prefixed(), ok, failed);
         if !catalog.collisions.is_empty() {
             tracing::warn!(instance = %self.instance_id, collisions = ?catalog.collisions,

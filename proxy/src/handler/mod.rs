@@ -168,27 +168,51 @@ impl ProxyHandler {
             .await
     }
 
-    async fn build_tool_index(&self, config: &InstanceConfig, era: Era) -> ToolIndex {
-        let timeout = self.state.settings.call_timeout;
-        let lists = futures::future::join_all(config.upstreams.iter().map(|upstream| async move {
-            let lease = self.lease(upstream, era).await?;
-            let tools = lease.list_tools(timeout).await;
-            lease.release().await;
-            tools
-        }))
-        .await;
+    /// Asks every upstream of `config` concurrently (`list` on a lease of each, released
+    /// after); returns the answers by upstream name and the names of those that failed, each
+    /// failure logged (as left out of `what`) and counted.
+    async fn ask_every_upstream<T, F>(
+        &self,
+        config: &InstanceConfig,
+        era: Era,
+        what: &str,
+        list: impl Fn(Lease) -> F,
+    ) -> (Vec<(String, T)>, Vec<String>)
+    where
+        F: Future<Output = (Lease, Result<T, UpstreamError>)>,
+    {
+        let list = &list;
+        let answers =
+            futures::future::join_all(config.upstreams.iter().map(|upstream| async move {
+                let lease = self.lease(upstream, era).await?;
+                let (lease, answer) = list(lease).await;
+                lease.release().await;
+                answer
+            }))
+            .await;
         let mut ok = Vec::new();
         let mut failed = Vec::new();
-        for (upstream, result) in config.upstreams.iter().zip(lists) {
+        for (upstream, result) in config.upstreams.iter().zip(answers) {
             match result {
-                Ok(tools) => ok.push((upstream.name.clone(), tools)),
+                Ok(answer) => ok.push((upstream.name.clone(), answer)),
                 Err(e) => {
-                    tracing::warn!(instance = %self.instance_id, error = %e, "upstream left out of tools/list");
+                    tracing::warn!(instance = %self.instance_id, error = %e, "upstream left out of {what}");
                     self.state.metrics.upstream_error(&upstream.name, e.kind());
                     failed.push(upstream.name.clone());
                 }
             }
         }
+        (ok, failed)
+    }
+
+    async fn build_tool_index(&self, config: &InstanceConfig, era: Era) -> ToolIndex {
+        let timeout = self.state.settings.call_timeout;
+        let (ok, failed) = self
+            .ask_every_upstream(config, era, "tools/list", |lease| async move {
+                let r = lease.list_tools(timeout).await;
+                (lease, r)
+            })
+            .await;
         let index = ToolIndex::build(config.prefixed(), ok, failed);
         if !index.collisions.is_empty() {
             tracing::error!(instance = %self.instance_id, collisions = ?index.collisions,
