@@ -61,6 +61,9 @@ pub struct Metrics {
     pub tokio_alive_tasks: Gauge,
     pub open_fds: Gauge,
     pub child_processes: Gauge,
+    pub rss_bytes: Gauge,
+    pub memory_limit_bytes: Gauge,
+    pub memory_pressure: Gauge,
 }
 
 impl Default for Metrics {
@@ -85,6 +88,9 @@ impl Default for Metrics {
             tokio_alive_tasks: Gauge::default(),
             open_fds: Gauge::default(),
             child_processes: Gauge::default(),
+            rss_bytes: Gauge::default(),
+            memory_limit_bytes: Gauge::default(),
+            memory_pressure: Gauge::default(),
             registry: Registry::default(),
         };
         // prometheus-client appends `_total` to counters.
@@ -178,6 +184,21 @@ impl Default for Metrics {
             "mcp_proxy_child_processes",
             "Child processes of the proxy (stdio upstreams)",
             m.child_processes.clone(),
+        );
+        r.register(
+            "mcp_proxy_rss_bytes",
+            "Resident memory of the process",
+            m.rss_bytes.clone(),
+        );
+        r.register(
+            "mcp_proxy_memory_limit_bytes",
+            "The memory bound (--memory-limit-mib)",
+            m.memory_limit_bytes.clone(),
+        );
+        r.register(
+            "mcp_proxy_memory_pressure",
+            "1 while resident memory is near the bound: /ready is 503 and new sessions are refused",
+            m.memory_pressure.clone(),
         );
         Metrics { registry, ..m }
     }

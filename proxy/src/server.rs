@@ -149,6 +149,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
         state.clone(),
         background_stop.clone(),
     ));
+    state
+        .memory
+        .spawn_watcher(background_stop.clone(), &tracker);
     let app = router(state.clone());
     let task = tokio::spawn(run(listener, app, state.clone(), background_stop));
     tracing::info!(%addr, "listening");
@@ -228,6 +231,13 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     if state.shutdown.is_cancelled() {
         return http_error(StatusCode::SERVICE_UNAVAILABLE, "draining", "shutting down");
     }
+    if state.memory.under_pressure() {
+        return http_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "memory_pressure",
+            "resident memory is near --memory-limit-mib; send new work elsewhere",
+        );
+    }
     if !state.store.ping().await {
         return http_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -301,11 +311,29 @@ async fn mcp(
         }
     }
     state.usage.record(&record.id);
-    if state.sessions.at_capacity() {
-        request = match refuse_new_session(request, state.settings.max_body_bytes).await {
+    let refusal = if state.sessions.at_capacity() {
+        Some(SessionRefusal::Capacity)
+    } else if state.memory.under_pressure() {
+        Some(SessionRefusal::Memory)
+    } else {
+        None
+    };
+    if let Some(why) = refusal {
+        request = match refuse_new_session(request, state.settings.max_body_bytes, why).await {
             Ok(request) => request,
             Err(response) => return response,
         };
+    }
+    // A DELETE of a session this replica does not hold (another replica's, or one that died
+    // with a restart) is 404 like every other request on it (rmcp would answer 202).
+    if request.method() == axum::http::Method::DELETE
+        && let Some(id) = request
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+        && !state.knows_session(&instance_id, id).await
+    {
+        return (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response();
     }
     let gone = ClientGone::default();
     let guard = gone.0.clone().drop_guard();
@@ -356,9 +384,23 @@ impl axum::body::HttpBody for GuardedBody {
     }
 }
 
-/// At the session cap: a request that would open a session (a POST `initialize` without
-/// `Mcp-Session-Id`) gets 503 + `Retry-After`; any other request is passed on unchanged.
-async fn refuse_new_session(request: Request, limit: usize) -> Result<Request, Response> {
+/// Why new sessions are refused.
+#[derive(Clone, Copy)]
+enum SessionRefusal {
+    /// `max_sessions` live sessions.
+    Capacity,
+    /// Resident memory near `memory_limit_mib`.
+    Memory,
+}
+
+/// At the session cap or under memory pressure: a request that would open a session (a POST
+/// `initialize` without `Mcp-Session-Id`) gets 503 + `Retry-After`; any other request is
+/// passed on unchanged.
+async fn refuse_new_session(
+    request: Request,
+    limit: usize,
+    why: SessionRefusal,
+) -> Result<Request, Response> {
     if request.method() != axum::http::Method::POST
         || request.headers().contains_key("mcp-session-id")
     {
@@ -379,11 +421,17 @@ async fn refuse_new_session(request: Request, limit: usize) -> Result<Request, R
     let initialize = serde_json::from_slice::<Method>(&bytes)
         .is_ok_and(|m| m.method.as_deref() == Some("initialize"));
     if initialize {
-        let mut r = http_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_sessions",
-            "session limit reached; retry later or reuse a session",
-        );
+        let (code, message) = match why {
+            SessionRefusal::Capacity => (
+                "too_many_sessions",
+                "session limit reached; retry later or reuse a session",
+            ),
+            SessionRefusal::Memory => (
+                "memory_pressure",
+                "resident memory is near --memory-limit-mib; retry later (another replica can take the session)",
+            ),
+        };
+        let mut r = http_error(StatusCode::SERVICE_UNAVAILABLE, code, message);
         r.headers_mut().insert(
             header::RETRY_AFTER,
             HeaderValue::from_static(SESSION_CAP_RETRY_AFTER),

@@ -127,6 +127,11 @@ pub struct Settings {
     /// (sampling, elicitation, roots).
     #[arg(long, env = "MCP_PROXY_CLIENT_REQUEST_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub client_request_timeout: Duration,
+    /// The memory bound in MiB (Cloud Run's instance size; 0 disables it). At 90 % of it the
+    /// proxy sheds load: `/ready` answers 503 (the balancer sends traffic elsewhere) and new
+    /// sessions get 503 + `Retry-After`; below 80 % it serves them again.
+    #[arg(long, env = "MCP_PROXY_MEMORY_LIMIT_MIB", default_value_t = 1024)]
+    pub memory_limit_mib: u64,
 }
 
 impl Default for Settings {

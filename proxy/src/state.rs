@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::cache::{AuthCache, CatalogCache, ConfigCache};
 use crate::capabilities::UpstreamCapabilities;
 use crate::handler::ProxyHandler;
+use crate::memory::MemoryGuard;
 use crate::metrics::Metrics;
 use crate::seed::Seed;
 use crate::sessions::Sessions;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub pool: Arc<ConnectionManager>,
     pub sessions: Arc<Sessions>,
     pub usage: Arc<UsageRecorder>,
+    /// Resident memory against `--memory-limit-mib`: load shedding near the bound.
+    pub memory: Arc<MemoryGuard>,
     /// Every background task and every deferred close runs here; shutdown waits for it.
     pub tracker: TaskTracker,
     /// Cancelled when shutdown starts: stop accepting, `/ready` turns 503.
@@ -68,6 +71,7 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> Self {
         let sessions_ct = CancellationToken::new();
+        let memory = MemoryGuard::new(settings.memory_limit_mib, metrics.clone());
         Self {
             settings,
             metrics,
@@ -80,6 +84,7 @@ impl AppState {
             pool,
             sessions,
             usage: Arc::default(),
+            memory,
             tracker,
             shutdown,
             sessions_ct,
@@ -150,6 +155,21 @@ impl AppState {
         };
         let seed = Seed::load(path)?;
         Ok(Some(self.apply_seed(&seed).await?))
+    }
+
+    /// Whether this replica holds session `id` of `instance_id` (false before the instance's
+    /// service exists: nothing of it was opened here).
+    pub async fn knows_session(&self, instance_id: &str, id: &str) -> bool {
+        let manager = self
+            .instances
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(instance_id)
+            .map(|e| e.sessions.clone());
+        match manager {
+            Some(m) => m.sessions.read().await.contains_key(id),
+            None => false,
+        }
     }
 
     /// Open downstream sessions over all instances, as rmcp's session managers hold them.
