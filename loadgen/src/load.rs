@@ -70,6 +70,30 @@ pub struct Recorder {
     pub sessions_opened: AtomicU64,
     /// Requests whose failure came after `stop_marker` (the target was told to stop).
     stop_marker: Mutex<Option<Instant>>,
+    /// Requests of the mix and session opens, by protocol era.
+    eras: Mutex<BTreeMap<Protocol, EraCounts>>,
+}
+
+/// Requests of one protocol era: mix requests and session opens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EraCounts {
+    pub requests: u64,
+    /// Failed, not counting `session_lost`.
+    pub failed: u64,
+    /// 2025-11-25 requests answered 404 because the target no longer knew their session
+    /// (the user re-initialized).
+    pub session_lost: u64,
+}
+
+impl EraCounts {
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &EraCounts) -> EraCounts {
+        EraCounts {
+            requests: self.requests.saturating_sub(earlier.requests),
+            failed: self.failed.saturating_sub(earlier.failed),
+            session_lost: self.session_lost.saturating_sub(earlier.session_lost),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -92,6 +116,7 @@ pub struct LoadResult {
     pub in_flight_failed_at_stop: u64,
     /// Requests started after the target was told to stop (not counted in ops).
     pub after_stop: u64,
+    pub eras: BTreeMap<Protocol, EraCounts>,
 }
 
 impl LoadResult {
@@ -122,6 +147,7 @@ impl Recorder {
             reinitialized: AtomicU64::new(0),
             sessions_opened: AtomicU64::new(0),
             stop_marker: Mutex::new(None),
+            eras: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -175,6 +201,23 @@ impl Recorder {
         }
     }
 
+    /// Counts one request of `era`: ok, failed, or its session was lost (404).
+    pub fn record_era(&self, era: Protocol, ok: bool, session_lost: bool) {
+        let mut eras = self.eras.lock().unwrap();
+        let c = eras.entry(era).or_default();
+        c.requests += 1;
+        if session_lost {
+            c.session_lost += 1;
+        } else if !ok {
+            c.failed += 1;
+        }
+    }
+
+    /// The counts by era so far.
+    pub fn era_counts(&self) -> BTreeMap<Protocol, EraCounts> {
+        self.eras.lock().unwrap().clone()
+    }
+
     /// Counts an expected error answer of `label` (already recorded as ok).
     pub fn note_expected_error(&self, label: &str) {
         let mut r = self.inner.lock().unwrap();
@@ -201,6 +244,7 @@ impl Recorder {
             sessions_opened: self.sessions_opened.load(Ordering::Relaxed),
             in_flight_failed_at_stop: r.in_flight_failed_at_stop,
             after_stop: r.after_stop,
+            eras: self.era_counts(),
         }
     }
 }
@@ -218,7 +262,8 @@ pub struct Plan {
     /// Path (and query) of the MCP endpoint.
     pub path: String,
     pub headers: HeaderMap,
-    pub protocol: Protocol,
+    /// Each era with its share of the users.
+    pub protocols: Vec<(Protocol, u32)>,
     pub sessions: SessionEnd,
     /// End (and re-open) a session after this many requests (0: never).
     pub requests_per_session: u64,
@@ -266,7 +311,16 @@ impl Plan {
             origin,
             path,
             headers: hm,
-            protocol: scenario.load.protocol,
+            protocols: if scenario.load.protocols.is_empty() {
+                vec![(scenario.load.protocol, 1)]
+            } else {
+                scenario
+                    .load
+                    .protocols
+                    .iter()
+                    .map(|(p, w)| (*p, *w))
+                    .collect()
+            },
             sessions: scenario.load.sessions,
             requests_per_session: scenario.load.requests_per_session,
             ops: scenario.ops(),
@@ -279,6 +333,20 @@ impl Plan {
             request_timeout: scenario.load.request_timeout,
             recorder: Arc::new(Recorder::new()),
         })
+    }
+
+    /// The era of user `index`: users are dealt to eras by their shares, in turn (with
+    /// shares 1:1, even users speak the first era and odd ones the second).
+    pub fn protocol_of(&self, index: usize) -> Protocol {
+        let total: u32 = self.protocols.iter().map(|(_, w)| w).sum();
+        let mut slot = (index as u64 % u64::from(total.max(1))) as u32;
+        for (p, w) in &self.protocols {
+            if slot < *w {
+                return *p;
+            }
+            slot -= w;
+        }
+        self.protocols[0].0
     }
 
     fn params(&self, op: &Op, n: u64) -> Option<Value> {
@@ -303,6 +371,8 @@ impl Plan {
 /// A goose user's MCP client state.
 #[derive(Clone, Default)]
 struct Session {
+    /// The user's protocol era (dealt on its first request).
+    protocol: Option<Protocol>,
     id: Option<String>,
     open: bool,
     next_id: u64,
@@ -320,9 +390,11 @@ struct Exchange {
     session_id: Option<String>,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn post(
     user: &mut GooseUser,
     plan: &Plan,
+    protocol: Protocol,
     name: &str,
     body: &Value,
     session: Option<&str>,
@@ -336,7 +408,7 @@ async fn post(
         .header("Content-Type", "application/json")
         .timeout(plan.request_timeout)
         .body(body.to_string());
-    match plan.protocol {
+    match protocol {
         Protocol::V2025_11_25 => {
             if let Some(s) = session {
                 rb = rb
@@ -434,14 +506,26 @@ async fn open(user: &mut GooseUser, plan: &Plan) -> Result<(), (String, String)>
         .unwrap_or_default();
     s.next_id += 1;
     let id = s.next_id;
-    let label = match plan.protocol {
+    let protocol = *s
+        .protocol
+        .get_or_insert_with(|| plan.protocol_of(user.weighted_users_index));
+    let label = match protocol {
         Protocol::V2025_11_25 => "initialize",
         Protocol::V2026_07_28 => "server/discover",
     };
     let outcome = async {
-        match plan.protocol {
+        match protocol {
             Protocol::V2025_11_25 => {
-                let x = post(user, plan, "initialize", &mcp::initialize(id), None, None).await?;
+                let x = post(
+                    user,
+                    plan,
+                    protocol,
+                    "initialize",
+                    &mcp::initialize(id),
+                    None,
+                    None,
+                )
+                .await?;
                 if x.status != 200 {
                     return Err(http_failure(&x));
                 }
@@ -455,6 +539,7 @@ async fn open(user: &mut GooseUser, plan: &Plan) -> Result<(), (String, String)>
                 let n = post(
                     user,
                     plan,
+                    protocol,
                     "notifications/initialized",
                     &mcp::initialized(),
                     Some(&sid),
@@ -467,10 +552,11 @@ async fn open(user: &mut GooseUser, plan: &Plan) -> Result<(), (String, String)>
                 s.id = Some(sid);
             }
             Protocol::V2026_07_28 => {
-                let body = mcp::request(plan.protocol, id, "server/discover", None);
+                let body = mcp::request(protocol, id, "server/discover", None);
                 let x = post(
                     user,
                     plan,
+                    protocol,
                     "server/discover",
                     &body,
                     None,
@@ -494,6 +580,7 @@ async fn open(user: &mut GooseUser, plan: &Plan) -> Result<(), (String, String)>
             .fetch_add(1, Ordering::Relaxed);
     }
     user.set_session_data(s);
+    plan.recorder.record_era(protocol, outcome.is_ok(), false);
     plan.recorder.record(label, start, outcome.clone());
     outcome
 }
@@ -609,17 +696,22 @@ async fn run_op(user: &mut GooseUser, plan: &Plan, op: &Op, label: &str) -> Tran
     s.used += 1;
     let id = s.next_id;
     let sid = s.id.clone();
+    let protocol = s
+        .protocol
+        .unwrap_or_else(|| plan.protocol_of(user.weighted_users_index));
     user.set_session_data(s);
 
     let name = match op {
         Op::Call(n) => Some(n.as_str()),
         _ => None,
     };
-    let body = mcp::request(plan.protocol, id, op.method(), plan.params(op, id));
+    let body = mcp::request(protocol, id, op.method(), plan.params(op, id));
     let expect_error = plan.expect_errors.contains(label);
+    let mut session_lost = false;
     let outcome = match post(
         user,
         plan,
+        protocol,
         label,
         &body,
         sid.as_deref(),
@@ -630,6 +722,7 @@ async fn run_op(user: &mut GooseUser, plan: &Plan, op: &Op, label: &str) -> Tran
         Err(e) => Err(e),
         Ok(x) if x.status == 404 && sid.is_some() => {
             // The target no longer knows the session (spec: re-initialize).
+            session_lost = true;
             plan.recorder.reinitialized.fetch_add(1, Ordering::Relaxed);
             if let Some(mut s) = user.get_session_data::<Session>().cloned() {
                 s.open = false;
@@ -645,6 +738,8 @@ async fn run_op(user: &mut GooseUser, plan: &Plan, op: &Op, label: &str) -> Tran
         ),
     };
     let expected = expect_error && outcome.is_ok();
+    plan.recorder
+        .record_era(protocol, outcome.is_ok(), session_lost);
     plan.recorder.record(label, start, outcome);
     if expected {
         plan.recorder.note_expected_error(label);

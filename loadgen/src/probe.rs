@@ -102,6 +102,38 @@ impl TcpCounts {
     }
 }
 
+/// Field-wise sums, for the total over several replicas.
+macro_rules! add_assign {
+    ($t:ty { $($f:ident),* }) => {
+        impl std::ops::AddAssign for $t {
+            fn add_assign(&mut self, o: $t) {
+                $(self.$f += o.$f;)*
+            }
+        }
+    };
+}
+add_assign!(FdCounts {
+    socket,
+    pipe,
+    anon_inode,
+    file,
+    other
+});
+add_assign!(ChildCounts { children, zombies });
+add_assign!(TcpCounts {
+    established,
+    syn_sent,
+    syn_recv,
+    fin_wait1,
+    fin_wait2,
+    time_wait,
+    close,
+    close_wait,
+    last_ack,
+    listen,
+    closing
+});
+
 /// Counts the open file descriptors of `pid` by kind, from `/proc/PID/fd`.
 pub fn fds(pid: u32) -> io::Result<FdCounts> {
     let mut counts = FdCounts::default();

@@ -16,6 +16,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::load::{self, LoadResult, Plan};
+use crate::replicas::{Deployment, DeploymentFacts, ReplicaFigures};
 use crate::report::{Environment, PhaseMark, ProbeSeries, Report, RunFacts, Shard};
 use crate::sampler::{Probe, Sample, Sampler};
 use crate::scenario::{MockKind, PhaseAction, Scenario};
@@ -75,6 +76,7 @@ struct Measured {
     notes: Vec<String>,
     started_at: String,
     target_version: Option<String>,
+    deployment: Option<DeploymentFacts>,
 }
 
 /// A harness failure: exit 3, with the message.
@@ -124,9 +126,13 @@ pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
         .with_context(|| format!("cannot create the report folder {}", out_dir.display()))?;
     target::become_subreaper();
     let mut procs = Processes::new(&out_dir);
-    let result = run_with(&scenario, &opts, &out_dir, &mut procs).await;
-    // teardown, on every path
+    let mut deployment = None;
+    let result = run_with(&scenario, &opts, &out_dir, &mut procs, &mut deployment).await;
+    // teardown, on every path: the proxies first, then what they stand on
     let statuses = procs.stop(Duration::from_secs(12)).await;
+    if let Some(d) = deployment.take() {
+        d.stop().await;
+    }
     let strays = target::stray_processes();
     let described: Vec<String> = strays.iter().map(|p| target::describe(*p)).collect();
     target::reap_strays(&strays);
@@ -146,8 +152,10 @@ pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
         m.notes
             .extend(described.iter().map(|d| format!("left behind: {d}")));
     }
-    if let Some(Some(s)) = statuses.get("proxy") {
-        m.notes.push(format!("proxy exit: {s}"));
+    for (name, status) in &statuses {
+        if let (true, Some(s)) = (name.starts_with("proxy"), status) {
+            m.notes.push(format!("{name} exit: {s}"));
+        }
     }
     let mut report = Report::from_run(RunFacts {
         scenario: &scenario,
@@ -159,6 +167,7 @@ pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
         probe: m.probe,
         checks: m.checks,
         notes: m.notes,
+        deployment: m.deployment,
     });
     if let (Some(before), Some(path)) = (&before, &opts.baseline) {
         report.compare_with(before, &path.display().to_string(), noise);
@@ -205,6 +214,7 @@ async fn start_target(
     opts: &Options,
     out_dir: &Path,
     procs: &mut Processes,
+    deployment: &mut Option<Deployment>,
 ) -> anyhow::Result<Target> {
     let t = &scenario.target;
     if let Some(url) = &t.url {
@@ -267,7 +277,6 @@ async fn start_target(
         Some(b) => b.clone(),
         None => Binaries::locate(true)?,
     };
-    let listen = target::proxy_address(t.listen)?;
     let mut urls = BTreeMap::new();
     let mut controls = BTreeMap::new();
     for u in scenario
@@ -281,9 +290,16 @@ async fn start_target(
     }
     let seed = out_dir.join("seed.toml");
     std::fs::write(&seed, target::seed_toml(scenario, &bins.mock, &urls))?;
-    let (addr, pid) = procs
-        .start_proxy(&bins.proxy, listen, &seed, &t.proxy_args, t.ready_timeout)
-        .await?;
+    let (addr, pid) = if Deployment::wanted(scenario) {
+        let d = deployment.insert(Deployment::start(scenario, &bins, out_dir, procs, &seed).await?);
+        (d.frontend, None)
+    } else {
+        let listen = target::proxy_address(t.listen)?;
+        let (addr, pid) = procs
+            .start_proxy(&bins.proxy, listen, &seed, &t.proxy_args, t.ready_timeout)
+            .await?;
+        (addr, Some(pid))
+    };
     let mut headers = t.headers.clone();
     headers
         .entry("Authorization".into())
@@ -301,14 +317,16 @@ async fn start_target(
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let replicas = deployment.as_ref().map_or(1, |d| d.replicas.len());
     Ok(Target {
         url: format!("http://{addr}/mcp/{}", t.instance),
         headers,
-        pid: Some(pid),
+        pid,
         version,
-        metrics_url: Some(format!("http://{addr}/metrics")),
+        // replicas are sampled one by one; HAProxy's frontend has no /metrics
+        metrics_url: pid.map(|_| format!("http://{addr}/metrics")),
         controls,
-        db_pool_max,
+        db_pool_max: db_pool_max * replicas as f64,
     })
 }
 
@@ -364,10 +382,29 @@ async fn run_with(
     opts: &Options,
     out_dir: &Path,
     procs: &mut Processes,
+    deployment: &mut Option<Deployment>,
 ) -> anyhow::Result<Measured> {
     let interrupted = || opts.interrupt.is_cancelled();
-    let tgt = start_target(scenario, opts, out_dir, procs).await?;
-    let sampler = Sampler::start(Probe::new(tgt.pid, tgt.metrics_url.clone())?);
+    let tgt = start_target(scenario, opts, out_dir, procs, deployment).await?;
+    let sampler = match deployment.as_ref() {
+        Some(d) => Sampler::start_set(d.probes()?),
+        None => Sampler::start(Probe::new(tgt.pid, tgt.metrics_url.clone())?),
+    };
+    let mut facts = deployment.as_ref().map(|d| DeploymentFacts {
+        balancer: if d.replicas.len() > 1 {
+            "haproxy"
+        } else {
+            "none"
+        }
+        .into(),
+        database: if scenario.target.database_url.is_some() {
+            "external server"
+        } else {
+            "throw-away cluster"
+        }
+        .into(),
+        ..DeploymentFacts::default()
+    });
     let mix: BTreeSet<String> = scenario.ops().iter().map(|(op, _)| op.label()).collect();
     let bar = progress(opts.quiet, scenario.load.duration);
 
@@ -388,9 +425,10 @@ async fn run_with(
     bar.set_prefix("baseline");
     let (baseline, stable) =
         stable_baseline(&sampler, scenario.leaks.settle.max(Duration::from_secs(3))).await;
-    let who = match tgt.pid {
-        Some(p) => format!("the target (PID {p})"),
-        None => "the target".to_string(),
+    let who = match (tgt.pid, deployment.as_ref()) {
+        (Some(p), _) => format!("the target (PID {p})"),
+        (None, Some(d)) => format!("every replica ({})", d.replicas.len()),
+        (None, None) => "the target".to_string(),
     };
     if baseline.gone {
         bail!("{who} exited during the warm-up");
@@ -408,6 +446,7 @@ async fn run_with(
         scenario.load.duration,
     )?);
     let recorder = plan.recorder.clone();
+    let eras_at_start = recorder.era_counts();
     let load_start_t_ms = sampler.now_ms();
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let load_task = tokio::spawn(load::attack(plan));
@@ -465,6 +504,41 @@ async fn run_with(
                         )?;
                     }
                 }
+                PhaseAction::RollingRestart => {
+                    let d = deployment
+                        .as_mut()
+                        .ok_or_else(|| anyhow!("rolling-restart needs the bundled proxy"))?;
+                    bar.set_prefix("restart");
+                    let before = recorder.era_counts();
+                    let steps = d.rolling_restart(procs, &sampler, p.kill_after).await?;
+                    let windows = crate::replicas::era_windows(&before, &recorder.era_counts());
+                    if let Some(f) = facts.as_mut() {
+                        f.restarts.extend(steps);
+                        f.restart_eras = windows;
+                    }
+                }
+                PhaseAction::DbRestart => {
+                    let d = deployment
+                        .as_mut()
+                        .ok_or_else(|| anyhow!("db-restart needs the bundled proxy"))?;
+                    bar.set_prefix("db-restart");
+                    let r = d.db_restart().await?;
+                    if let Some(f) = facts.as_mut() {
+                        f.db_restart = Some(r);
+                    }
+                }
+                PhaseAction::RevokeKey => {
+                    let d = deployment
+                        .as_ref()
+                        .ok_or_else(|| anyhow!("revoke-key needs the bundled proxy"))?;
+                    bar.set_prefix("revoke");
+                    // past the auth cache's TTL (30 s by default) every replica refuses it
+                    // anyway: waiting longer would measure the TTL, not the propagation
+                    let r = d.revoke(Duration::from_secs(40)).await?;
+                    if let Some(f) = facts.as_mut() {
+                        f.revocation = Some(r);
+                    }
+                }
             }
             phase_name = p.name.clone().unwrap_or_else(|| match p.action {
                 PhaseAction::Faults => format!(
@@ -473,15 +547,12 @@ async fn run_with(
                     p.faults.clone().unwrap_or_default()
                 ),
                 PhaseAction::Sigterm => "SIGTERM".into(),
+                other => other.as_str().into(),
             });
             phase_log.push(PhaseMark {
                 at_ms: p.at.as_millis() as u64,
                 name: phase_name.clone(),
-                action: match p.action {
-                    PhaseAction::Faults => "faults",
-                    PhaseAction::Sigterm => "sigterm",
-                }
-                .into(),
+                action: p.action.as_str().into(),
             });
         }
         if interrupted() {
@@ -572,6 +643,13 @@ async fn run_with(
             if last.gone {
                 bail!("{who} exited during the run");
             }
+            if let Some(d) = deployment.as_ref() {
+                for (r, part) in d.replicas.iter().zip(sampler.latest_parts().await) {
+                    if part.is_some_and(|s| s.gone) {
+                        bail!("replica {} (PID {}) exited during the run", r.name, r.pid);
+                    }
+                }
+            }
             if verdict::settled(&baseline, &last, &scenario.leaks)
                 || Instant::now() >= settle_deadline
                 || interrupted()
@@ -603,7 +681,46 @@ async fn run_with(
         }
     }
     bar.finish_and_clear();
-    let samples = sampler.stop().await;
+    if let (Some(d), Some(f)) = (deployment.as_ref(), facts.as_mut())
+        && let Some(r) = f.db_restart.as_mut()
+    {
+        r.connections_end = d.client_connections().await;
+        // what the replicas own: their pools, and one invalidation listener each
+        r.connections_owned_end = sampler
+            .latest_parts()
+            .await
+            .iter()
+            .map(|s| {
+                let m = s.and_then(|s| s.metrics)?;
+                Some((m.db_pool_size? + m.listener_up.unwrap_or(0.0)) as i64)
+            })
+            .sum();
+    }
+    let (samples, slots) = sampler.stop_set().await;
+    if let (Some(d), Some(f)) = (deployment.as_ref(), facts.as_mut()) {
+        f.replicas = d
+            .replicas
+            .iter()
+            .zip(&slots)
+            .map(|(r, slot)| ReplicaFigures::of(&r.name, slot, load_start_t_ms, load_end_t_ms))
+            .collect();
+        f.eras = crate::replicas::era_windows(&eras_at_start, &result.eras);
+        checks.extend(deployment_checks(scenario, f));
+    } else if tgt.pid.is_some() {
+        let peak = samples
+            .iter()
+            .filter(|s| s.t_ms >= baseline.t_ms && !s.gone)
+            .map(|s| s.rss_bytes as f64 / (1024.0 * 1024.0))
+            .fold(0.0, f64::max);
+        checks.push(Check::threshold(
+            "memory.rss_peak_mib",
+            "MiB",
+            Some(peak),
+            scenario.thresholds.rss_limit_mib,
+            peak <= scenario.thresholds.rss_limit_mib,
+            None,
+        ));
+    }
     let window: Vec<Sample> = samples
         .iter()
         .filter(|s| s.t_ms >= baseline.t_ms && !s.gone)
@@ -648,7 +765,69 @@ async fn run_with(
         notes,
         started_at,
         target_version: tgt.version,
+        deployment: facts,
     })
+}
+
+/// The deployment's checks: each replica's peak RSS under the bound, requests failed while
+/// replicas were replaced, how long a revoked key kept working, and the database
+/// connections after a restart (every one owned by a replica's pool or listener).
+fn deployment_checks(scenario: &Scenario, f: &DeploymentFacts) -> Vec<Check> {
+    let t = &scenario.thresholds;
+    let mut checks = Vec::new();
+    for r in &f.replicas {
+        checks.push(Check::threshold(
+            &format!("memory.rss_peak_mib.{}", r.name),
+            "MiB",
+            Some(r.rss_peak_mib),
+            t.rss_limit_mib,
+            r.rss_peak_mib <= t.rss_limit_mib,
+            None,
+        ));
+    }
+    if !f.restarts.is_empty() {
+        let failed: u64 = f.restart_eras.iter().map(|e| e.failed).sum();
+        checks.push(Check::threshold(
+            "rolling_restart.failed_requests",
+            "requests",
+            Some(failed as f64),
+            t.restart_failed_requests as f64,
+            failed <= t.restart_failed_requests,
+            None,
+        ));
+        let killed = f.restarts.iter().filter(|s| s.killed).count();
+        checks.push(Check::threshold(
+            "rolling_restart.killed",
+            "replicas",
+            Some(killed as f64),
+            0.0,
+            killed == 0,
+            None,
+        ));
+    }
+    if let Some(r) = &f.revocation {
+        let max = r.max_ms();
+        checks.push(Check::threshold(
+            "revocation.ms",
+            "ms",
+            max,
+            t.revocation_ms,
+            max.is_some_and(|m| m <= t.revocation_ms),
+            None,
+        ));
+    }
+    if let Some(r) = &f.db_restart {
+        let (end, owned) = (r.connections_end, r.connections_owned_end);
+        checks.push(Check::threshold(
+            "db_restart.stray_connections",
+            "connections",
+            end.zip(owned).map(|(e, o)| (e - o) as f64),
+            0.0,
+            end.zip(owned).is_some_and(|(e, o)| e <= o),
+            None,
+        ));
+    }
+    checks
 }
 
 /// `summary.txt`, also printed at the end of a run: the load, the latency table, the checks.

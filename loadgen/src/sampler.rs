@@ -35,6 +35,73 @@ pub struct TargetMetrics {
     /// Of `db_writes`: `last_used_at` batches.
     pub db_last_used_writes: Option<f64>,
     pub child_processes: Option<f64>,
+    /// MCP requests served (`mcp_proxy_requests_total`, every method and outcome).
+    #[serde(default)]
+    pub requests: Option<f64>,
+    /// `mcp_proxy_invalidation_listener_up`: the cross-replica invalidation listener.
+    #[serde(default)]
+    pub listener_up: Option<f64>,
+}
+
+/// `a + b` where either is present.
+fn add_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+    }
+}
+
+impl TargetMetrics {
+    /// Field-wise sum (the total over replicas).
+    pub fn add(&self, o: &TargetMetrics) -> TargetMetrics {
+        TargetMetrics {
+            tokio_alive_tasks: add_opt(self.tokio_alive_tasks, o.tokio_alive_tasks),
+            sessions: add_opt(self.sessions, o.sessions),
+            upstream_active: add_opt(self.upstream_active, o.upstream_active),
+            inflight: add_opt(self.inflight, o.inflight),
+            config_cache_hits: add_opt(self.config_cache_hits, o.config_cache_hits),
+            config_cache_misses: add_opt(self.config_cache_misses, o.config_cache_misses),
+            db_pool_size: add_opt(self.db_pool_size, o.db_pool_size),
+            db_pool_idle: add_opt(self.db_pool_idle, o.db_pool_idle),
+            db_queries: add_opt(self.db_queries, o.db_queries),
+            db_config_queries: add_opt(self.db_config_queries, o.db_config_queries),
+            db_writes: add_opt(self.db_writes, o.db_writes),
+            db_last_used_writes: add_opt(self.db_last_used_writes, o.db_last_used_writes),
+            child_processes: add_opt(self.child_processes, o.child_processes),
+            requests: add_opt(self.requests, o.requests),
+            listener_up: add_opt(self.listener_up, o.listener_up),
+        }
+    }
+
+    /// Only the counters (which a restarted process starts again from 0), as an offset that
+    /// keeps a replica's counters monotonic over its restarts.
+    pub fn counters(&self) -> TargetMetrics {
+        TargetMetrics {
+            config_cache_hits: self.config_cache_hits,
+            config_cache_misses: self.config_cache_misses,
+            db_queries: self.db_queries,
+            db_config_queries: self.db_config_queries,
+            db_writes: self.db_writes,
+            db_last_used_writes: self.db_last_used_writes,
+            requests: self.requests,
+            ..TargetMetrics::default()
+        }
+    }
+
+    /// Adds `offset`'s counters to this sample's (gauges unchanged).
+    fn with_offset(&self, offset: &TargetMetrics) -> TargetMetrics {
+        let c = self.counters().add(&offset.counters());
+        TargetMetrics {
+            config_cache_hits: c.config_cache_hits,
+            config_cache_misses: c.config_cache_misses,
+            db_queries: c.db_queries,
+            db_config_queries: c.db_config_queries,
+            db_writes: c.db_writes,
+            db_last_used_writes: c.db_last_used_writes,
+            requests: c.requests,
+            ..*self
+        }
+    }
 }
 
 /// The proxy's query names (`mcp_proxy_db_queries_total{query}`) that write.
@@ -92,6 +159,8 @@ impl TargetMetrics {
                     &mut m.db_queries
                 }
                 "mcp_proxy_child_processes" => &mut m.child_processes,
+                "mcp_proxy_requests_total" => &mut m.requests,
+                "mcp_proxy_invalidation_listener_up" => &mut m.listener_up,
                 _ => continue,
             };
             *slot = Some(slot.unwrap_or(0.0) + value);
@@ -129,6 +198,33 @@ pub struct Sample {
     /// CPU of this harness process, % of one core.
     pub harness_cpu_percent: f32,
     pub metrics: Option<TargetMetrics>,
+}
+
+impl Sample {
+    /// The total of several processes' samples at one instant: counts add up; it is `gone`
+    /// only when every one is.
+    pub fn sum(parts: &[Sample]) -> Sample {
+        let mut total = Sample {
+            t_ms: parts.first().map(|s| s.t_ms).unwrap_or_default(),
+            gone: parts.iter().all(|s| s.gone),
+            ..Sample::default()
+        };
+        for s in parts {
+            total.probed |= s.probed;
+            total.fds += s.fds;
+            total.tcp += s.tcp;
+            total.children += s.children;
+            total.threads += s.threads;
+            total.rss_bytes += s.rss_bytes;
+            total.cpu_percent += s.cpu_percent;
+            total.harness_cpu_percent = total.harness_cpu_percent.max(s.harness_cpu_percent);
+            total.metrics = match (total.metrics, s.metrics) {
+                (None, m) | (m, None) => m,
+                (Some(a), Some(b)) => Some(a.add(&b)),
+            };
+        }
+        total
+    }
 }
 
 /// Reads one sample of `pid` (and `metrics_url`).
@@ -225,22 +321,59 @@ impl Probe {
     }
 }
 
-/// The sampling task and its series.
+/// One process slot of a sampled set (a replica: the processes that held its place in turn).
+struct Slot {
+    probe: Probe,
+    /// Counters of the processes this slot held before (see [`TargetMetrics::counters`]).
+    offset: TargetMetrics,
+    /// This slot's samples, counters offset.
+    samples: Vec<Sample>,
+    /// Every PID the slot held, in order.
+    pids: Vec<u32>,
+}
+
+/// One replica's part of a sampled set, once sampling stopped.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SlotSeries {
+    pub pids: Vec<u32>,
+    pub samples: Vec<Sample>,
+}
+
+/// The sampling task and its series: one process, or a set of them (replicas) whose total
+/// is the series and whose parts are kept per slot.
 pub struct Sampler {
     started: Instant,
     series: Arc<Mutex<Vec<Sample>>>,
+    slots: Arc<tokio::sync::Mutex<Vec<Slot>>>,
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Sampler {
     /// Samples `probe` every [`INTERVAL`] until stopped.
-    pub fn start(mut probe: Probe) -> Sampler {
-        let started = probe.started;
+    pub fn start(probe: Probe) -> Sampler {
+        Sampler::start_set(vec![probe])
+    }
+
+    /// Samples every probe every [`INTERVAL`]; the series is their total ([`Sample::sum`]).
+    pub fn start_set(probes: Vec<Probe>) -> Sampler {
+        let started = Instant::now();
         let series = Arc::new(Mutex::new(Vec::new()));
+        let slots = Arc::new(tokio::sync::Mutex::new(
+            probes
+                .into_iter()
+                .map(|probe| Slot {
+                    pids: probe.pid.into_iter().collect(),
+                    probe,
+                    offset: TargetMetrics::default(),
+                    samples: Vec::new(),
+                })
+                .collect::<Vec<_>>(),
+        ));
         let stop = CancellationToken::new();
         let task = tokio::spawn({
             let series = series.clone();
+            let slots = slots.clone();
             let stop = stop.clone();
             async move {
                 let mut tick = tokio::time::interval(INTERVAL);
@@ -250,17 +383,47 @@ impl Sampler {
                         _ = stop.cancelled() => return,
                         _ = tick.tick() => {}
                     }
-                    let s = probe.sample().await;
-                    series.lock().unwrap().push(s);
+                    let t_ms = started.elapsed().as_millis() as u64;
+                    let mut slots = slots.lock().await;
+                    let mut offset_parts = Vec::with_capacity(slots.len());
+                    for slot in slots.iter_mut() {
+                        let mut s = slot.probe.sample().await;
+                        s.t_ms = t_ms;
+                        s.metrics = s.metrics.map(|m| m.with_offset(&slot.offset));
+                        slot.samples.push(s);
+                        offset_parts.push(s);
+                    }
+                    drop(slots);
+                    series.lock().unwrap().push(Sample::sum(&offset_parts));
                 }
             }
         });
         Sampler {
             started,
             series,
+            slots,
             stop,
             task: Some(task),
         }
+    }
+
+    /// Slot `index` now follows `probe` (a replica was replaced by a new process): the old
+    /// process's counters are carried over so the slot's stay monotonic.
+    pub async fn replace(&self, index: usize, probe: Probe) {
+        let mut slots = self.slots.lock().await;
+        let Some(slot) = slots.get_mut(index) else {
+            return;
+        };
+        let last = slot
+            .samples
+            .iter()
+            .rev()
+            .find_map(|s| s.metrics)
+            .unwrap_or_default();
+        // the last sample already carries the earlier offset
+        slot.offset = last.counters();
+        slot.pids.extend(probe.pid);
+        slot.probe = probe;
     }
 
     /// Now, on the samples' clock (ms since sampling started).
@@ -271,6 +434,16 @@ impl Sampler {
     /// The latest sample, if any.
     pub fn latest(&self) -> Option<Sample> {
         self.series.lock().unwrap().last().copied()
+    }
+
+    /// The latest sample of each slot (`None` before the first).
+    pub async fn latest_parts(&self) -> Vec<Option<Sample>> {
+        self.slots
+            .lock()
+            .await
+            .iter()
+            .map(|s| s.samples.last().copied())
+            .collect()
     }
 
     /// The samples taken after `t_ms`.
@@ -298,12 +471,25 @@ impl Sampler {
     }
 
     /// Stops sampling; returns every sample.
-    pub async fn stop(mut self) -> Vec<Sample> {
+    pub async fn stop(self) -> Vec<Sample> {
+        self.stop_set().await.0
+    }
+
+    /// Stops sampling; returns the total series and each slot's.
+    pub async fn stop_set(mut self) -> (Vec<Sample>, Vec<SlotSeries>) {
         self.stop.cancel();
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
-        std::mem::take(&mut *self.series.lock().unwrap())
+        let total = std::mem::take(&mut *self.series.lock().unwrap());
+        let slots = std::mem::take(&mut *self.slots.lock().await)
+            .into_iter()
+            .map(|s| SlotSeries {
+                pids: s.pids,
+                samples: s.samples,
+            })
+            .collect();
+        (total, slots)
     }
 }
 

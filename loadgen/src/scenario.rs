@@ -67,6 +67,26 @@ pub struct Target {
     /// How long the target may take to answer `/ready` (bundled) or its first request.
     #[serde(default = "d10s", deserialize_with = "duration")]
     pub ready_timeout: Duration,
+    /// Bundled proxies to start, behind HAProxy when more than one (like Cloud Run
+    /// instances behind its front end): sticky on `Mcp-Session-Id`, health checks on
+    /// `/ready`, `maxconn` = `capacity.concurrency` per replica with a queue beyond.
+    #[serde(default = "one_replica")]
+    pub replicas: usize,
+    /// The bundled proxies' store: `sqlite` (a file, one replica) or `postgres` (shared by
+    /// every replica; a throw-away cluster unless `database_url` names a server).
+    #[serde(default)]
+    pub database: Database,
+    /// With `database = "postgres"`: use this server instead of a throw-away cluster.
+    pub database_url: Option<String>,
+}
+
+/// The bundled proxies' store.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Database {
+    #[default]
+    Sqlite,
+    Postgres,
 }
 
 impl Default for Target {
@@ -83,8 +103,15 @@ impl Default for Target {
             api_key: default_api_key(),
             prefix: default_prefix(),
             ready_timeout: d10s(),
+            replicas: 1,
+            database: Database::Sqlite,
+            database_url: None,
         }
     }
+}
+
+fn one_replica() -> usize {
+    1
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
@@ -116,7 +143,9 @@ pub struct Upstream {
 }
 
 /// The MCP protocol era each goose user speaks.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(
+    Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash, Default,
+)]
 pub enum Protocol {
     /// `initialize` + `Mcp-Session-Id`, DELETE at the end.
     #[default]
@@ -174,6 +203,9 @@ pub struct Load {
     pub expect_errors: Vec<String>,
     #[serde(default)]
     pub protocol: Protocol,
+    /// Several eras at once: era → share of the users (instead of `protocol`).
+    #[serde(default)]
+    pub protocols: BTreeMap<Protocol, u32>,
     #[serde(default)]
     pub sessions: SessionEnd,
     /// End the session (per `sessions`) and open a new one after this many requests
@@ -233,6 +265,27 @@ pub enum PhaseAction {
     Faults,
     /// SIGTERM the target: in-flight requests must complete, and the target must exit 0.
     Sigterm,
+    /// Replace every bundled replica, one at a time: out of the balancer, SIGTERM, SIGKILL
+    /// after `kill_after`, a fresh one on the same port, in again once `/ready` passes.
+    RollingRestart,
+    /// Restart the PostgreSQL server: the pools must recover and their connections
+    /// return to what they were.
+    DbRestart,
+    /// Revoke an API key (one the harness created and warmed on every replica) through
+    /// `mcp-proxy keys revoke`, and measure how long each replica keeps accepting it.
+    RevokeKey,
+}
+
+impl PhaseAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseAction::Faults => "faults",
+            PhaseAction::Sigterm => "sigterm",
+            PhaseAction::RollingRestart => "rolling-restart",
+            PhaseAction::DbRestart => "db-restart",
+            PhaseAction::RevokeKey => "revoke-key",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -247,6 +300,10 @@ pub struct Phase {
     pub latency: Option<String>,
     /// A label for reports (default: derived from the action).
     pub name: Option<String>,
+    /// `rolling-restart`: SIGKILL a replica still running this long after its SIGTERM
+    /// (Cloud Run: 10 s).
+    #[serde(default = "d10s", deserialize_with = "duration")]
+    pub kill_after: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -270,6 +327,18 @@ pub struct Thresholds {
     /// `last_used_at` writes per request (batched writes make this ≈ 0), from `/metrics`.
     #[serde(default = "writes")]
     pub last_used_writes_per_request: f64,
+    /// Peak resident memory of each proxy process (the platform's memory size; the proxy's
+    /// own `--memory-limit-mib` default).
+    #[serde(default = "rss_limit")]
+    pub rss_limit_mib: f64,
+    /// `revoke-key`: how long any replica may keep accepting a revoked key.
+    #[serde(default = "revocation")]
+    pub revocation_ms: f64,
+    /// `rolling-restart`: requests that may fail while replicas are replaced (a 2025-11-25
+    /// request answered 404 because its session died with its replica is counted as a
+    /// re-initialization, not here: the spec's signal to open a new session).
+    #[serde(default)]
+    pub restart_failed_requests: u64,
 }
 
 impl Default for Thresholds {
@@ -282,6 +351,9 @@ impl Default for Thresholds {
             db_pool_utilisation: pool(),
             config_queries_per_request: one(),
             last_used_writes_per_request: writes(),
+            rss_limit_mib: rss_limit(),
+            revocation_ms: revocation(),
+            restart_failed_requests: 0,
         }
     }
 }
@@ -355,6 +427,12 @@ fn pool() -> f64 {
 }
 fn rss() -> f64 {
     16.0
+}
+fn rss_limit() -> f64 {
+    1024.0
+}
+fn revocation() -> f64 {
+    1000.0
 }
 fn one() -> f64 {
     1.0
@@ -600,7 +678,40 @@ impl Scenario {
             }
         }
 
+        for (era, weight) in &load.protocols {
+            if *weight == 0 {
+                return Err(format!(
+                    "`load.protocols` entry \"{}\": share must be at least 1",
+                    era.as_str()
+                ));
+            }
+        }
+
         let t = &self.target;
+        if t.replicas == 0 {
+            return Err("`target.replicas` must be at least 1".into());
+        }
+        if !self.bundled()
+            && (t.replicas != 1 || t.database != Database::Sqlite || t.database_url.is_some())
+        {
+            return Err("`target.replicas`/`target.database`/`target.database_url` apply to the bundled proxy only, not to `target.url`".into());
+        }
+        if t.replicas > 1 && t.database != Database::Postgres {
+            return Err(format!(
+                "`target.replicas = {}` needs `database = \"postgres\"`: replicas share one store, and a SQLite file is one process's",
+                t.replicas
+            ));
+        }
+        if let Some(url) = &t.database_url {
+            if t.database != Database::Postgres {
+                return Err("`target.database_url` needs `database = \"postgres\"`".into());
+            }
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(format!(
+                    "`target.database_url` \"{url}\" is not a postgres:// URL"
+                ));
+            }
+        }
         if self.bundled() {
             if t.pid.is_some() || t.pid_file.is_some() {
                 return Err("`target.pid`/`target.pid_file` need `target.url` (an external target); the bundled proxy's PID is known".into());
@@ -706,7 +817,32 @@ impl Scenario {
                         return Err(format!("{which}: set `faults` and/or `latency`"));
                     }
                 }
+                PhaseAction::RollingRestart | PhaseAction::DbRestart | PhaseAction::RevokeKey => {
+                    let action = p.action.as_str();
+                    if !self.bundled() {
+                        return Err(format!(
+                            "{which}: `action = \"{action}\"` needs the bundled proxy (no `target.url`)"
+                        ));
+                    }
+                    if p.upstream.is_some() || p.faults.is_some() || p.latency.is_some() {
+                        return Err(format!(
+                            "{which}: `action = \"{action}\"` takes no upstream, faults or latency"
+                        ));
+                    }
+                    if p.action == PhaseAction::DbRestart
+                        && (t.database != Database::Postgres || t.database_url.is_some())
+                    {
+                        return Err(format!(
+                            "{which}: `action = \"db-restart\"` restarts the harness's own PostgreSQL: set `database = \"postgres\"` without `database_url`"
+                        ));
+                    }
+                }
                 PhaseAction::Sigterm => {
+                    if t.replicas > 1 {
+                        return Err(format!(
+                            "{which}: `action = \"sigterm\"` stops one target; with replicas use `action = \"rolling-restart\"`"
+                        ));
+                    }
                     if !self.bundled() && t.pid.is_none() && t.pid_file.is_none() {
                         return Err(format!(
                             "{which}: `action = \"sigterm\"` needs the target's PID"

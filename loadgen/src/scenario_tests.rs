@@ -186,3 +186,109 @@ fn ops_parse_and_label() {
     assert_eq!(Op::parse("tools/call a b"), None);
     assert_eq!(Op::Call("x".into()).label(), "tools/call x");
 }
+
+/// `MINIMAL` with `target` lines and extra phases.
+fn with(target: &str, phases: &str) -> String {
+    MINIMAL.replacen(
+        "[[upstream]]",
+        &format!("[target]\n{target}\n[[upstream]]"),
+        1,
+    ) + phases
+}
+
+#[test]
+fn replicas_share_a_postgres_store_and_take_deployment_phases() {
+    let s = Scenario::parse(&with(
+        "replicas = 3\ndatabase = \"postgres\"",
+        "[[phase]]\nat = \"1s\"\naction = \"rolling-restart\"\nkill_after = \"5s\"\n\
+         [[phase]]\nat = \"1s\"\naction = \"db-restart\"\n\
+         [[phase]]\nat = \"1s\"\naction = \"revoke-key\"\n",
+    ))
+    .unwrap();
+    assert_eq!(s.target.replicas, 3);
+    assert_eq!(s.target.database, Database::Postgres);
+    assert_eq!(s.phases[0].kill_after, Duration::from_secs(5));
+    assert_eq!(s.phases[1].kill_after, Duration::from_secs(10));
+    assert_eq!(s.thresholds.rss_limit_mib, 1024.0);
+    assert_eq!(s.thresholds.revocation_ms, 1000.0);
+    assert_eq!(s.thresholds.restart_failed_requests, 0);
+    // defaults: one replica on SQLite
+    let s = Scenario::parse(MINIMAL).unwrap();
+    assert_eq!(
+        (s.target.replicas, s.target.database),
+        (1, Database::Sqlite)
+    );
+}
+
+#[test]
+fn deployment_settings_that_cannot_work_are_errors_that_say_why() {
+    let e = err(&with("replicas = 2", ""));
+    assert!(e.contains("needs `database = \"postgres\"`"), "{e}");
+    let e = err(&with("replicas = 0", ""));
+    assert!(e.contains("at least 1"), "{e}");
+    let e = err(&with("database = \"mysql\"", ""));
+    assert!(e.contains("mysql"), "{e}");
+    let e = err(&with("database_url = \"postgres://x/y\"", ""));
+    assert!(e.contains("needs `database = \"postgres\"`"), "{e}");
+    let e = err(&with(
+        "database = \"postgres\"\ndatabase_url = \"mysql://x/y\"",
+        "",
+    ));
+    assert!(e.contains("not a postgres:// URL"), "{e}");
+    // a database restart needs the harness's own server
+    let e = err(&with(
+        "database = \"postgres\"\ndatabase_url = \"postgres://x/y\"",
+        "[[phase]]\nat = \"1s\"\naction = \"db-restart\"\n",
+    ));
+    assert!(e.contains("without `database_url`"), "{e}");
+    let e = err(&with(
+        "",
+        "[[phase]]\nat = \"1s\"\naction = \"db-restart\"\n",
+    ));
+    assert!(e.contains("db-restart"), "{e}");
+    // SIGTERM stops one target; replicas restart instead
+    let e = err(&with(
+        "replicas = 2\ndatabase = \"postgres\"",
+        "[[phase]]\nat = \"1s\"\naction = \"sigterm\"\n",
+    ));
+    assert!(e.contains("rolling-restart"), "{e}");
+    // deployment phases take no upstream
+    let e = err(&with(
+        "",
+        "[[phase]]\nat = \"1s\"\naction = \"revoke-key\"\nupstream = \"echo\"\n",
+    ));
+    assert!(e.contains("takes no upstream"), "{e}");
+    // external targets bring their own deployment
+    let e = err(
+        "name = \"t\"\n[target]\nurl = \"http://127.0.0.1:1/mcp/x\"\nreplicas = 2\n\
+         [load]\nusers = 1\nwarmup = \"1s\"\nduration = \"2s\"\nmix = { \"tools/list\" = 1 }\n",
+    );
+    assert!(e.contains("bundled proxy only"), "{e}");
+}
+
+#[test]
+fn protocols_deal_users_to_eras_by_share() {
+    let text = MINIMAL.replace(
+        "users = 2",
+        "users = 2\nprotocols = { \"2025-11-25\" = 1, \"2026-07-28\" = 3 }",
+    );
+    let s = Scenario::parse(&text).unwrap();
+    assert_eq!(
+        s.load.protocols.iter().collect::<Vec<_>>(),
+        vec![(&Protocol::V2025_11_25, &1), (&Protocol::V2026_07_28, &3)]
+    );
+    let plan = crate::load::Plan::new(
+        &s,
+        "http://127.0.0.1:1/mcp/x",
+        &BTreeMap::new(),
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let eras: Vec<Protocol> = (0..8).map(|i| plan.protocol_of(i)).collect();
+    use Protocol::{V2025_11_25 as A, V2026_07_28 as B};
+    assert_eq!(eras, vec![A, B, B, B, A, B, B, B]);
+    let e = err(&MINIMAL.replace("users = 2", "users = 2\nprotocols = { \"2025-11-25\" = 0 }"));
+    assert!(e.contains("at least 1"), "{e}");
+    let e = err(&MINIMAL.replace("users = 2", "users = 2\nprotocols = { \"2024\" = 1 }"));
+    assert!(e.contains("2024"), "{e}");
+}

@@ -31,6 +31,18 @@ pub fn kill_all_now() {
     }
 }
 
+/// Registers a child owned outside [`Processes`] (PostgreSQL, HAProxy): the second Ctrl-C
+/// kills it and [`stray_processes`] does not report it. Its owner calls [`unregister_live`]
+/// once it has reaped it.
+pub(crate) fn register_live(pid: u32) {
+    LIVE.lock().unwrap().push(pid);
+}
+
+/// Forgets a child registered with [`register_live`] (after its owner reaped it).
+pub(crate) fn unregister_live(pid: u32) {
+    LIVE.lock().unwrap().retain(|p| *p != pid);
+}
+
 /// Makes this process a child subreaper: orphaned descendants are re-parented to it.
 pub fn become_subreaper() {
     let _ = nix::sys::prctl::set_child_subreaper(true);
@@ -138,6 +150,8 @@ impl Binaries {
 
 struct Proc {
     name: String,
+    /// The PID at start (the child's own is gone once it is reaped).
+    pid: u32,
     child: Child,
     /// Kept open so a late write by the child never meets a closed pipe.
     _stdout: Option<tokio::process::ChildStdout>,
@@ -177,10 +191,10 @@ impl Processes {
     }
 
     fn add(&mut self, name: &str, child: Child, stdout: Option<tokio::process::ChildStdout>) {
-        if let Some(pid) = child.id() {
-            LIVE.lock().unwrap().push(pid);
-        }
+        let pid = child.id().unwrap_or(0);
+        LIVE.lock().unwrap().push(pid);
         self.procs.push(Proc {
+            pid,
             name: name.to_string(),
             child,
             _stdout: stdout,
@@ -261,17 +275,38 @@ impl Processes {
         extra: &[String],
         ready_timeout: Duration,
     ) -> anyhow::Result<(SocketAddr, u32)> {
-        let (log, f) = self.log_file("proxy")?;
         let db = self.dir.join("proxy.db");
+        let spec = ProxySpec {
+            name: "proxy",
+            listen,
+            database_url: &format!("sqlite://{}?mode=rwc", db.display()),
+            seed: Some(seed),
+            extra,
+            ready_timeout,
+        };
+        self.start_proxy_as(bin, &spec).await
+    }
+
+    /// Starts `mcp-proxy serve` as `spec.name` (its log is `NAME.log`) and waits for
+    /// `/ready`; returns its address and PID. A replica that never becomes ready is an
+    /// error naming it.
+    pub async fn start_proxy_as(
+        &mut self,
+        bin: &Path,
+        spec: &ProxySpec<'_>,
+    ) -> anyhow::Result<(SocketAddr, u32)> {
+        let (name, listen, ready_timeout) = (spec.name, spec.listen, spec.ready_timeout);
+        let (log, f) = self.log_file(name)?;
         let mut cmd = command(bin);
         cmd.arg("serve")
             .arg("--listen")
             .arg(listen.to_string())
             .arg("--database-url")
-            .arg(format!("sqlite://{}?mode=rwc", db.display()))
-            .arg("--seed")
-            .arg(seed)
-            .args(extra)
+            .arg(spec.database_url);
+        if let Some(seed) = spec.seed {
+            cmd.arg("--seed").arg(seed);
+        }
+        cmd.args(spec.extra)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -282,7 +317,7 @@ impl Processes {
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
         let pid = child.id().unwrap_or(0);
-        self.add("proxy", child, None);
+        self.add(name, child, None);
         let url = format!("http://{listen}/ready");
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(500))
@@ -290,21 +325,32 @@ impl Processes {
         let deadline = Instant::now() + ready_timeout;
         let mut last;
         loop {
-            if let Some(status) = self.exited("proxy") {
+            if let Some(status) = self.exited(name) {
                 bail!(
-                    "the proxy exited before it was ready ({status}); its log ({}):\n{}",
+                    "{name} exited before it was ready ({status}); its log ({}):\n{}",
                     log.display(),
                     tail(&log)
                 );
             }
             match http.get(&url).send().await {
                 Ok(r) if r.status().is_success() => return Ok((listen, pid)),
-                Ok(r) => last = format!("HTTP {}", r.status()),
+                Ok(r) => {
+                    let status = r.status();
+                    let body: String = r
+                        .text()
+                        .await
+                        .unwrap_or_default()
+                        .chars()
+                        .take(200)
+                        .collect();
+                    last = format!("HTTP {status}: {}", body.trim());
+                }
                 Err(e) => last = e.to_string(),
             }
             if Instant::now() >= deadline {
+                let _ = self.kill(name).await;
                 bail!(
-                    "the proxy never became ready at {url} within {} (last: {last}); its log ({}):\n{}",
+                    "{name} never became ready at {url} within {} (last: {last}); its log ({}):\n{}",
                     humantime::format_duration(ready_timeout),
                     log.display(),
                     tail(&log)
@@ -312,6 +358,32 @@ impl Processes {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// SIGKILLs `name`, reaps it and forgets it (its name can be started again).
+    pub async fn kill(&mut self, name: &str) -> Option<ExitStatus> {
+        let i = self.procs.iter().position(|p| p.name == name)?;
+        let mut p = self.procs.remove(i);
+        let _ = p.child.start_kill();
+        let status = p.child.wait().await.ok();
+        if let Some(pid) = p.child.id() {
+            LIVE.lock().unwrap().retain(|x| *x != pid);
+        }
+        status
+    }
+
+    /// Forgets `name` once it has exited (reaped), so its name can be started again.
+    pub fn forget_exited(&mut self, name: &str) -> bool {
+        let Some(i) = self.procs.iter().position(|p| p.name == name) else {
+            return false;
+        };
+        if !matches!(self.procs[i].child.try_wait(), Ok(Some(_))) {
+            return false;
+        }
+        let p = self.procs.remove(i);
+        let pid = p.pid;
+        LIVE.lock().unwrap().retain(|x| *x != pid);
+        true
     }
 
     /// The exit status of `name`, if it has exited.
@@ -345,9 +417,9 @@ impl Processes {
     /// reaped. Returns each one's exit status.
     pub async fn stop(mut self, grace: Duration) -> BTreeMap<String, Option<ExitStatus>> {
         let mut out = BTreeMap::new();
-        // the proxy before its upstreams, so it closes them cleanly
+        // the proxies before their upstreams, so they close them cleanly
         self.procs
-            .sort_by_key(|p| if p.name == "proxy" { 0 } else { 1 });
+            .sort_by_key(|p| if p.name.starts_with("proxy") { 0 } else { 1 });
         for p in &mut self.procs {
             if let Ok(Some(s)) = p.child.try_wait() {
                 out.insert(p.name.clone(), Some(s));
@@ -365,7 +437,7 @@ impl Processes {
             };
             out.insert(p.name.clone(), status);
         }
-        let mine: Vec<u32> = self.procs.iter().filter_map(|p| p.child.id()).collect();
+        let mine: Vec<u32> = self.procs.iter().map(|p| p.pid).collect();
         LIVE.lock().unwrap().retain(|pid| !mine.contains(pid));
         self.procs.clear();
         out
@@ -381,6 +453,17 @@ impl Drop for Processes {
             }
         }
     }
+}
+
+/// How to start one `mcp-proxy serve`.
+pub struct ProxySpec<'a> {
+    /// Process name: `proxy`, or `proxy-N` for replica N.
+    pub name: &'a str,
+    pub listen: SocketAddr,
+    pub database_url: &'a str,
+    pub seed: Option<&'a Path>,
+    pub extra: &'a [String],
+    pub ready_timeout: Duration,
 }
 
 /// `mock-mcp` flags for an upstream's faults, latency and seed.

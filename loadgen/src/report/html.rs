@@ -106,6 +106,7 @@ pub fn render(r: &Report) -> String {
     leaks(&mut s, r);
     super::charts::charts(&mut s, r);
     requests(&mut s, r);
+    deployment(&mut s, r);
     capacity(&mut s, r);
     comparison(&mut s, r);
     notes(&mut s, r);
@@ -457,6 +458,28 @@ fn comparison(s: &mut String, r: &Report) {
             "<p class=\"muted\">… and {} more in <code>report.json</code>.</p>",
             rows.len() - MAX_ROWS
         );
+    }
+}
+
+fn deployment(s: &mut String, r: &Report) {
+    let Some(d) = &r.deployment else { return };
+    for t in super::deployment::tables(d) {
+        let _ = write!(s, "<h2>{}</h2>\n<table>\n<tr>", escape(&t.title));
+        for h in &t.header {
+            let _ = write!(s, "<th>{}</th>", escape(h));
+        }
+        s.push_str("</tr>\n");
+        for row in &t.rows {
+            s.push_str("<tr>");
+            for c in row {
+                let _ = write!(s, "<td>{}</td>", escape(c));
+            }
+            s.push_str("</tr>\n");
+        }
+        s.push_str("</table>\n");
+        if let Some(n) = &t.note {
+            let _ = writeln!(s, "<p>{}</p>", escape(n));
+        }
     }
 }
 

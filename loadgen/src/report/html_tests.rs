@@ -87,6 +87,7 @@ fn empty() -> Report {
         checks: Vec::new(),
         comparison: None,
         notes: Vec::new(),
+        deployment: None,
         exit_code: 0,
     }
 }

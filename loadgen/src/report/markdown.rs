@@ -204,6 +204,21 @@ pub fn render(r: &Report) -> String {
         }
     }
 
+    if let Some(d) = &r.deployment {
+        for t in super::deployment::tables(d) {
+            let _ = writeln!(s, "\n### {}\n", cell(&t.title));
+            let _ = writeln!(s, "| {} |", t.header.join(" | "));
+            let _ = writeln!(s, "|{}", "---|".repeat(t.header.len()));
+            for row in &t.rows {
+                let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+                let _ = writeln!(s, "| {} |", cells.join(" | "));
+            }
+            if let Some(n) = &t.note {
+                let _ = writeln!(s, "\n{n}");
+            }
+        }
+    }
+
     capacity(&mut s, r);
 
     if let Some(c) = &r.comparison {

@@ -13,6 +13,7 @@
 pub mod capacity;
 mod charts;
 pub mod compare;
+pub mod deployment;
 pub mod format;
 pub mod histogram;
 pub mod html;
@@ -74,6 +75,10 @@ pub struct Report {
     /// Things the reader should know (an unsteady baseline, new sockets, orphans).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Replicas behind HAProxy on PostgreSQL: per-replica figures and what the deployment
+    /// phases measured.
+    #[serde(default)]
+    pub deployment: Option<crate::replicas::DeploymentFacts>,
     pub exit_code: i32,
 }
 
@@ -339,6 +344,7 @@ pub struct RunFacts<'a> {
     pub probe: ProbeSeries,
     pub checks: Vec<Check>,
     pub notes: Vec<String>,
+    pub deployment: Option<crate::replicas::DeploymentFacts>,
 }
 
 impl Report {
@@ -372,7 +378,16 @@ impl Report {
             .into(),
             users: s.users() as u64,
             rate: s.load.rate,
-            protocol: s.load.protocol.as_str().into(),
+            protocol: if s.load.protocols.is_empty() {
+                s.load.protocol.as_str().into()
+            } else {
+                s.load
+                    .protocols
+                    .iter()
+                    .map(|(p, w)| format!("{} ×{w}", p.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            },
             wall_seconds: wall,
             requests: ok + failed,
             ok,
@@ -432,6 +447,7 @@ impl Report {
             capacity,
             comparison: None,
             notes: f.notes,
+            deployment: f.deployment,
             exit_code: 0,
         };
         report.decide();
