@@ -114,10 +114,22 @@ pub fn run(exe: &Path, dir: &Path, out: &Path, quiet: bool) -> anyhow::Result<Ga
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot start {}", exe.display()))?;
-        CURRENT.store(child.id(), Ordering::SeqCst);
+        let pid = child.id();
+        CURRENT.store(pid, Ordering::SeqCst);
         let output = child.wait_with_output();
         CURRENT.store(0, Ordering::SeqCst);
-        let output = output.with_context(|| format!("{}: the run was lost", file.display()))?;
+        let output = match output {
+            Ok(o) => o,
+            Err(e) => {
+                // reading its output failed: the run may still be going; end it, reap it
+                let pid = nix::unistd::Pid::from_raw(pid as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(pid, None);
+                return Err(
+                    anyhow::Error::new(e).context(format!("{}: the run was lost", file.display()))
+                );
+            }
+        };
         let code = output.status.code().unwrap_or(crate::run::HARNESS_ERROR);
         std::fs::create_dir_all(&dest)?;
         std::fs::write(dest.join("stdout.txt"), &output.stdout)?;

@@ -4,11 +4,13 @@
 //!
 //! Invalidation is race-free: a load that started before an invalidation (and so may have read
 //! the old rows) can finish after it, so every entry carries the generation at which its load
-//! began, and an entry older than the last invalidation is discarded and loaded again.
+//! began, and an entry whose load may have been in flight during an invalidation (the
+//! generation moved before it was checked once after insertion) is discarded and loaded again.
+//! An entry checked clean is kept: invalidating one key does not reload every other key.
 
 use std::hash::Hash;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -32,8 +34,18 @@ pub enum ConfigError {
 
 /// A moka cache whose invalidation also discards loads that were in flight when it happened.
 struct Generational<K, V> {
-    cache: Cache<K, (u64, V)>,
+    cache: Cache<K, Arc<Stamped<V>>>,
+    /// Bumped by every invalidation, before the entries are dropped.
     generation: AtomicU64,
+}
+
+/// A cached value and the generation at which its load began.
+struct Stamped<V> {
+    started: u64,
+    /// Set once the generation was seen unchanged since `started` after the entry was in the
+    /// cache: no invalidation overlapped its load, and later ones remove it themselves.
+    clean: AtomicBool,
+    value: V,
 }
 
 impl<K, V> Generational<K, V>
@@ -65,14 +77,28 @@ where
             let entry = self
                 .cache
                 .entry_by_ref(key)
-                .or_try_insert_with(async { load().await.map(|v| (started, v)) })
+                .or_try_insert_with(async {
+                    load().await.map(|value| {
+                        Arc::new(Stamped {
+                            started,
+                            clean: AtomicBool::new(false),
+                            value,
+                        })
+                    })
+                })
                 .await?;
             let fresh = entry.is_fresh();
-            let (generation, value) = entry.into_value();
-            if generation >= self.generation.load(Ordering::Acquire) {
-                return Ok((value, fresh));
+            let stamped = entry.into_value();
+            if stamped.clean.load(Ordering::Acquire) {
+                return Ok((stamped.value.clone(), fresh));
             }
-            // Loaded before the last invalidation: possibly stale.
+            // In the cache now: if no invalidation happened since its load began, none can have
+            // overlapped it, and any later one removes the entry.
+            if self.generation.load(Ordering::Acquire) == stamped.started {
+                stamped.clean.store(true, Ordering::Release);
+                return Ok((stamped.value.clone(), fresh));
+            }
+            // An invalidation may have overlapped the load: possibly stale.
             self.cache.invalidate(key).await;
         }
         // Invalidations keep racing this key: answer from the store without caching.
@@ -186,6 +212,11 @@ impl AuthCache {
             &self.metrics.auth_cache_misses,
         );
         Ok(record)
+    }
+
+    /// Drops one key's entry (it was revoked, or created after being cached as unknown).
+    pub async fn invalidate(&self, hash: &[u8; 32]) {
+        self.cache.invalidate(hash).await;
     }
 
     pub fn invalidate_all(&self) {
@@ -310,5 +341,56 @@ mod tests {
         assert!(matches!(first, Ok((1, true)) | Ok((2, true))), "{first:?}");
         let (after, _) = cache.get("k", load).await.unwrap();
         assert_eq!(after, 2);
+    }
+
+    #[tokio::test]
+    async fn a_load_in_flight_during_its_keys_invalidation_is_not_served_afterwards() {
+        let cache: Generational<String, u32> = Generational::new(Duration::from_secs(60), 10);
+        let value = std::sync::atomic::AtomicU32::new(1);
+        let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+        let entered_tx = std::sync::Mutex::new(Some(entered_tx));
+        let release_rx = tokio::sync::Mutex::new(Some(release_rx));
+        let load = || async {
+            let v = value.load(Ordering::SeqCst);
+            let first = entered_tx.lock().unwrap().take();
+            if let Some(tx) = first {
+                let _ = tx.send(());
+                let rx = release_rx.lock().await.take().unwrap();
+                let _ = rx.await;
+            }
+            Ok::<u32, ()>(v)
+        };
+        let slow = cache.get("k", load);
+        let change = async {
+            entered_rx.await.unwrap();
+            value.store(2, Ordering::SeqCst);
+            cache.invalidate("k").await;
+            release_tx.send(()).unwrap();
+        };
+        let (first, ()) = tokio::join!(slow, change);
+        assert!(matches!(first, Ok((1, true)) | Ok((2, true))), "{first:?}");
+        let (after, _) = cache.get("k", load).await.unwrap();
+        assert_eq!(after, 2);
+    }
+
+    #[tokio::test]
+    async fn invalidating_one_key_keeps_the_others() {
+        let cache: Generational<String, u32> = Generational::new(Duration::from_secs(60), 10);
+        let loads = std::sync::atomic::AtomicU32::new(0);
+        let load = || async {
+            loads.fetch_add(1, Ordering::SeqCst);
+            Ok::<u32, ()>(7)
+        };
+        for key in ["a", "b"] {
+            assert_eq!(cache.get(key, load).await.unwrap(), (7, true));
+        }
+        cache.invalidate("a").await;
+        assert_eq!(cache.get("b", load).await.unwrap(), (7, false), "b kept");
+        assert_eq!(cache.get("a", load).await.unwrap(), (7, true), "a reloaded");
+        assert_eq!(loads.load(Ordering::SeqCst), 3);
+        cache.invalidate_all();
+        assert_eq!(cache.get("b", load).await.unwrap(), (7, true));
+        assert_eq!(loads.load(Ordering::SeqCst), 4);
     }
 }

@@ -9,6 +9,7 @@ pub mod capabilities;
 pub mod catalog;
 pub mod error;
 pub mod handler;
+pub mod invalidation;
 pub mod memory;
 pub mod metrics;
 pub mod model;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use mcp_proxy::settings::resolve_database_url;
+use mcp_proxy::store::{KeyInfo, Revoke};
 use mcp_proxy::{Settings, seed::Seed, store::Store};
 
 #[derive(Parser)]
@@ -38,6 +39,21 @@ struct DbArgs {
     /// `sqlite://mcp-proxy.db`.
     #[arg(long, env = "MCP_PROXY_DATABASE_URL")]
     database_url: Option<String>,
+    /// PostgreSQL channel on which the change is announced to running replicas (the same as
+    /// their `serve --notify-channel`).
+    #[arg(
+        long,
+        env = "MCP_PROXY_NOTIFY_CHANNEL",
+        default_value = "mcp_proxy_invalidate",
+        value_parser = mcp_proxy::invalidation::parse_channel
+    )]
+    notify_channel: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ListFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -67,6 +83,24 @@ enum KeysCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Revoke a key by its id (as `keys create` and `keys list` print it). Running replicas
+    /// on the same PostgreSQL refuse it at once (within their auth-cache TTL at worst).
+    Revoke {
+        /// The key's id (`key_…`).
+        key_id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List an instance's keys: id, created, last used, revoked (never a key or its hash).
+    List {
+        #[arg(long)]
+        instance: String,
+        /// Output format.
+        #[arg(long, default_value = "text")]
+        format: ListFormat,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 fn init_logging(format: LogFormat) {
@@ -83,14 +117,62 @@ fn init_logging(format: LogFormat) {
 
 async fn open_store(db: DbArgs) -> anyhow::Result<Store> {
     let url = resolve_database_url(db.database_url);
-    Store::connect(
+    let store = Store::connect(
         &url,
         2,
         std::time::Duration::from_secs(5),
         Default::default(),
     )
     .await
-    .with_context(|| format!("cannot open database {}", redact(&url)))
+    .with_context(|| format!("cannot open database {}", redact(&url)))?;
+    Ok(store.with_notify_channel(&db.notify_channel)?)
+}
+
+/// A unix-ms time as RFC 3339 (UTC, seconds).
+fn rfc3339(ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// `keys list` output: an aligned table, or a JSON array.
+fn render_keys(keys: &[KeyInfo], format: ListFormat) -> String {
+    match format {
+        ListFormat::Json => {
+            #[derive(serde::Serialize)]
+            struct Row<'a> {
+                id: &'a str,
+                created_at: String,
+                last_used_at: Option<String>,
+                revoked_at: Option<String>,
+            }
+            let rows: Vec<Row> = keys
+                .iter()
+                .map(|k| Row {
+                    id: &k.id,
+                    created_at: rfc3339(k.created_at),
+                    last_used_at: k.last_used_at.map(rfc3339),
+                    revoked_at: k.revoked_at.map(rfc3339),
+                })
+                .collect();
+            serde_json::to_string_pretty(&rows).expect("JSON values serialise")
+        }
+        ListFormat::Text => {
+            let mut out = format!(
+                "{:<24} {:<20} {:<20} {}",
+                "ID", "CREATED", "LAST USED", "REVOKED"
+            );
+            for k in keys {
+                out += &format!(
+                    "\n{:<24} {:<20} {:<20} {}",
+                    k.id,
+                    rfc3339(k.created_at),
+                    k.last_used_at.map(rfc3339).as_deref().unwrap_or("never"),
+                    k.revoked_at.map(rfc3339).as_deref().unwrap_or("-"),
+                );
+            }
+            out
+        }
+    }
 }
 
 /// Hides a password in a database URL before it is printed.
@@ -141,6 +223,35 @@ async fn main() -> anyhow::Result<()> {
                 created.id, created.instance_id
             );
             println!("{}", created.key);
+        }
+        Command::Keys {
+            command: KeysCommand::Revoke { key_id, db },
+        } => {
+            let store = open_store(db).await?;
+            let outcome = store.revoke_key(&key_id).await;
+            store.close().await;
+            match outcome? {
+                Revoke::Revoked(key) => {
+                    println!("revoked key {} of instance {}", key.id, key.instance_id)
+                }
+                Revoke::AlreadyRevoked { instance_id } => {
+                    println!("key {key_id} of instance {instance_id} was already revoked")
+                }
+                Revoke::Unknown => anyhow::bail!("no API key with id {key_id:?}"),
+            }
+        }
+        Command::Keys {
+            command:
+                KeysCommand::List {
+                    instance,
+                    format,
+                    db,
+                },
+        } => {
+            let store = open_store(db).await?;
+            let keys = store.list_keys(&instance).await;
+            store.close().await;
+            println!("{}", render_keys(&keys?, format));
         }
     }
     Ok(())

@@ -40,6 +40,16 @@ pub struct Query {
     pub query: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Kind {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub outcome: &'static str,
+}
+
 /// All of the proxy's metrics. Cloning a metric handle shares the underlying value.
 pub struct Metrics {
     registry: Registry,
@@ -56,6 +66,11 @@ pub struct Metrics {
     pub auth_cache_hits: Counter,
     pub auth_cache_misses: Counter,
     pub db_queries: Family<Query, Counter>,
+    /// Cache invalidations applied, by kind (`key`, `instance`, `all`).
+    pub invalidations: Family<Kind, Counter>,
+    /// 1 while the PostgreSQL invalidation listener is listening (0 on SQLite).
+    pub invalidation_listener_up: Gauge,
+    pub invalidation_listener_connects: Family<Outcome, Counter>,
     pub db_pool_size: Gauge,
     pub db_pool_idle: Gauge,
     pub tokio_alive_tasks: Gauge,
@@ -83,6 +98,9 @@ impl Default for Metrics {
             auth_cache_hits: Counter::default(),
             auth_cache_misses: Counter::default(),
             db_queries: Family::default(),
+            invalidations: Family::default(),
+            invalidation_listener_up: Gauge::default(),
+            invalidation_listener_connects: Family::default(),
             db_pool_size: Gauge::default(),
             db_pool_idle: Gauge::default(),
             tokio_alive_tasks: Gauge::default(),
@@ -171,6 +189,21 @@ impl Default for Metrics {
             m.db_pool_idle.clone(),
         );
         r.register(
+            "mcp_proxy_invalidations",
+            "Cache invalidations applied (own writes and other replicas' notifications) by kind",
+            m.invalidations.clone(),
+        );
+        r.register(
+            "mcp_proxy_invalidation_listener_up",
+            "1 while the PostgreSQL LISTEN connection for cross-replica invalidation is up; while 0, caches fall back to their TTLs",
+            m.invalidation_listener_up.clone(),
+        );
+        r.register(
+            "mcp_proxy_invalidation_listener_connects",
+            "Invalidation listener connect attempts by outcome",
+            m.invalidation_listener_connects.clone(),
+        );
+        r.register(
             "mcp_proxy_tokio_alive_tasks",
             "Tokio tasks alive in the runtime",
             m.tokio_alive_tasks.clone(),
@@ -210,6 +243,18 @@ impl Metrics {
             .get_or_create(&Query {
                 query: name.to_string(),
             })
+            .inc();
+    }
+
+    /// Counts one applied cache invalidation.
+    pub fn invalidation(&self, kind: &'static str) {
+        self.invalidations.get_or_create(&Kind { kind }).inc();
+    }
+
+    /// Counts one connect attempt of the invalidation listener (`ok` or `error`).
+    pub fn invalidation_listener_connect(&self, outcome: &'static str) {
+        self.invalidation_listener_connects
+            .get_or_create(&Outcome { outcome })
             .inc();
     }
 

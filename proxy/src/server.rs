@@ -70,7 +70,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
         settings.db_acquire_timeout,
         metrics.clone(),
     )
-    .await?;
+    .await?
+    .with_notify_channel(&settings.notify_channel)?;
     // Validate the seed before anything is bound; it is applied through the state below.
     let seed = settings.seed.as_deref().map(Seed::load).transpose()?;
     let configs = ConfigCache::new(
@@ -145,6 +146,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
         background_stop.clone(),
         &tracker,
     );
+    crate::invalidation::spawn_listener(&state, background_stop.clone());
     tracker.spawn(shutdown::reload_on_sighup(
         state.clone(),
         background_stop.clone(),

@@ -164,11 +164,6 @@ impl Sessions {
         }
     }
 
-    /// An upstream of `instance` changed its tools: see [`Self::list_changed`].
-    pub async fn tools_changed(self: &Arc<Self>, instance: &str) {
-        self.list_changed(instance, ListKind::Tools).await;
-    }
-
     /// An upstream of `instance` changed one of its lists: drop the cached merged list now,
     /// and tell every session of the instance once the burst is over (one notification per
     /// kind per debounce window, however many upstream notifications arrived in it).

@@ -123,6 +123,32 @@ pub struct Settings {
     /// Items per page of the merged lists (`tools/list`, `resources/list`, …); 0: one page.
     #[arg(long, env = "MCP_PROXY_LIST_PAGE_SIZE", default_value_t = 100)]
     pub list_page_size: usize,
+    /// PostgreSQL URL the invalidation listener (`LISTEN`) connects to; default: the database
+    /// URL. For deployments whose database URL goes through PgBouncer in transaction mode,
+    /// which cannot LISTEN: point this at PostgreSQL itself (or a session-mode pool).
+    #[arg(long, env = "MCP_PROXY_NOTIFY_URL", value_parser = crate::invalidation::parse_notify_url)]
+    pub notify_url: Option<String>,
+    /// PostgreSQL channel for cross-replica cache invalidation (`[a-z_][a-z0-9_]*`, at most
+    /// 63 bytes). Replicas of one deployment share it; several deployments can share one
+    /// database with one channel each.
+    #[arg(
+        long,
+        env = "MCP_PROXY_NOTIFY_CHANNEL",
+        default_value = "mcp_proxy_invalidate",
+        value_parser = crate::invalidation::parse_channel
+    )]
+    pub notify_channel: String,
+    /// First delay before the invalidation listener reconnects; doubles per failed attempt
+    /// (with jitter) up to the maximum. Attempts are unlimited; meanwhile caches use their TTLs.
+    #[arg(long, env = "MCP_PROXY_LISTENER_RECONNECT_BASE_DELAY", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub listener_reconnect_base_delay: Duration,
+    /// Cap on one reconnect delay of the invalidation listener.
+    #[arg(long, env = "MCP_PROXY_LISTENER_RECONNECT_MAX_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub listener_reconnect_max_delay: Duration,
+    /// How often the invalidation listener checks that its connection still answers (a silent
+    /// network partition is noticed within this plus `--db-acquire-timeout`); `0s`: never.
+    #[arg(long, env = "MCP_PROXY_LISTENER_PING_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub listener_ping_interval: Duration,
     /// How long a downstream client gets to answer a server→client request an upstream sent
     /// (sampling, elicitation, roots).
     #[arg(long, env = "MCP_PROXY_CLIENT_REQUEST_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]

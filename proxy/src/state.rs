@@ -13,12 +13,13 @@ use tokio_util::task::TaskTracker;
 use crate::cache::{AuthCache, CatalogCache, ConfigCache};
 use crate::capabilities::UpstreamCapabilities;
 use crate::handler::ProxyHandler;
+use crate::invalidation::{self, Invalidation};
 use crate::memory::MemoryGuard;
 use crate::metrics::Metrics;
 use crate::seed::Seed;
 use crate::sessions::Sessions;
 use crate::settings::Settings;
-use crate::store::{SeedReport, Store, StoreError};
+use crate::store::{CreatedKey, Revoke, SeedReport, Store, StoreError};
 use crate::upstream::ToolsCache;
 use crate::upstream::manager::ConnectionManager;
 use crate::usage::UsageRecorder;
@@ -137,15 +138,31 @@ impl AppState {
     }
 
     /// Applies a seed and drops every cached config, key and tool list, so the change is served
-    /// at once (the admin path: `serve --seed` at start, and SIGHUP to re-read it).
+    /// at once (the admin path: `serve --seed` at start, and SIGHUP to re-read it). Other
+    /// replicas on the same PostgreSQL hear of it through the store's notification.
     pub async fn apply_seed(&self, seed: &Seed) -> Result<SeedReport, StoreError> {
         let report = self.store.apply_seed(seed).await?;
-        self.configs.invalidate_all();
-        self.auth.invalidate_all();
-        self.tools.invalidate_all();
-        self.catalogs.invalidate_all();
-        self.capabilities.forget_all();
+        invalidation::apply(self, &Invalidation::All).await;
         Ok(report)
+    }
+
+    /// Creates a key and makes this replica accept it at once (it may have cached the key as
+    /// unknown); other replicas hear of it through the store's notification.
+    pub async fn create_key(&self, instance_id: &str) -> Result<CreatedKey, StoreError> {
+        let created = self.store.create_key(instance_id).await?;
+        let hash = crate::auth::hash_key(&created.key);
+        invalidation::apply(self, &Invalidation::Key(hash)).await;
+        Ok(created)
+    }
+
+    /// Revokes a key and makes this replica refuse it at once; other replicas hear of it
+    /// through the store's notification (and fall back to their auth TTL if they cannot).
+    pub async fn revoke_key(&self, key_id: &str) -> Result<Revoke, StoreError> {
+        let outcome = self.store.revoke_key(key_id).await?;
+        if let Revoke::Revoked(key) = &outcome {
+            invalidation::apply(self, &Invalidation::Key(key.key_hash)).await;
+        }
+        Ok(outcome)
     }
 
     /// Re-reads the `--seed` file and applies it (SIGHUP). Without one, does nothing.

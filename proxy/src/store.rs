@@ -1,15 +1,22 @@
 //! The store: the only module that knows SQL. sqlx's `Any` driver gives one code path over
 //! SQLite (embedded default) and PostgreSQL (replicas). Every query is counted in
 //! `mcp_proxy_db_queries_total{query}`.
+//!
+//! On PostgreSQL, every write that changes what a replica caches also sends a notification
+//! (`pg_notify` on the notify channel) in the same transaction, so other replicas drop their
+//! copies ([`crate::invalidation`]); a rolled-back write notifies nobody. SQLite is one
+//! process: nothing to notify.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::postgres::PgListener;
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
 use crate::auth::hash_key;
+use crate::invalidation::{self, Invalidation};
 use crate::metrics::Metrics;
 use crate::model::{ApiKeyRecord, InstanceConfig, UpstreamConfig, UpstreamTransport};
 use crate::seed::Seed;
@@ -29,6 +36,8 @@ pub enum StoreError {
     },
     #[error("instance {0:?} does not exist")]
     NoSuchInstance(String),
+    #[error("{0}")]
+    BadChannel(String),
 }
 
 /// Connection pool plus the metrics it reports to.
@@ -36,6 +45,10 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     metrics: Arc<Metrics>,
+    /// Whether the database is PostgreSQL (the only one with other replicas to notify).
+    postgres: bool,
+    /// Where cache-changing writes are announced (PostgreSQL only; see [`Store::with_notify_channel`]).
+    notify_channel: Option<Arc<str>>,
 }
 
 /// What applying a seed changed.
@@ -44,6 +57,35 @@ pub struct SeedReport {
     pub upstreams: usize,
     pub instances: usize,
     pub keys_added: usize,
+}
+
+/// A key that was just revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedKey {
+    pub id: String,
+    pub instance_id: String,
+    pub key_hash: [u8; 32],
+}
+
+/// What `revoke_key` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoke {
+    /// The key was active and is now revoked.
+    Revoked(RevokedKey),
+    /// The key had been revoked before; nothing changed.
+    AlreadyRevoked { instance_id: String },
+    /// No key has this id.
+    Unknown,
+}
+
+/// A key as `keys list` shows it: never the key or its hash. Times are unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub created_at: i64,
+    /// Written behind in batches (`--usage-flush-interval`), so it lags real use a little.
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
 }
 
 /// A newly created key: the plaintext is returned once and never stored.
@@ -100,7 +142,46 @@ impl Store {
             .connect(&url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool, metrics })
+        Ok(Store {
+            pool,
+            metrics,
+            postgres: invalidation::is_postgres_url(&url),
+            notify_channel: None,
+        })
+    }
+
+    /// Announces cache-changing writes on `channel` (PostgreSQL only; on SQLite it is checked
+    /// and otherwise ignored). Without it the store notifies nobody. The channel must be a
+    /// plain identifier (`[a-z_][a-z0-9_]*`, at most 63 bytes).
+    pub fn with_notify_channel(mut self, channel: &str) -> Result<Store, StoreError> {
+        invalidation::check_channel(channel).map_err(StoreError::BadChannel)?;
+        self.notify_channel = self.postgres.then(|| Arc::from(channel));
+        Ok(self)
+    }
+
+    /// The channel writes are announced on, if any (PostgreSQL with a channel set).
+    pub fn notify_channel(&self) -> Option<&str> {
+        self.notify_channel.as_deref()
+    }
+
+    /// Queues `what` for the other replicas; delivered when `tx` commits, dropped if it rolls
+    /// back.
+    async fn notify(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        what: &Invalidation,
+    ) -> Result<(), StoreError> {
+        let Some(channel) = &self.notify_channel else {
+            return Ok(());
+        };
+        self.metrics.db_query("notify");
+        // `pg_notify` returns `void`, which the `Any` driver cannot decode: select a constant.
+        sqlx::query("SELECT 1 AS queued FROM pg_notify($1, $2)")
+            .bind(channel.as_ref())
+            .bind(what.encode())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 
     pub fn pool_size(&self) -> u32 {
@@ -169,12 +250,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let stored: String = row.try_get("key_hash")?;
-        let mut key_hash = [0u8; 32];
-        hex::decode_to_slice(&stored, &mut key_hash).map_err(|e| StoreError::Corrupt {
-            table: "api_keys",
-            message: e.to_string(),
-        })?;
+        let key_hash = decode_hash(&row.try_get::<String, _>("key_hash")?)?;
         Ok(Some(ApiKeyRecord {
             id: row.try_get("id")?,
             instance_id: row.try_get("instance_id")?,
@@ -299,31 +375,42 @@ impl Store {
             }
             report.instances += 1;
         }
+        // One `all` rather than one payload per seeded instance and key: an upserted upstream
+        // is shared by every instance that lists it, seeded here or not, so only `all` is
+        // right without reading back who uses it; seeds are rare admin writes, and refilling
+        // the caches once costs one query per instance and key in use.
+        self.notify(&mut tx, &Invalidation::All).await?;
         tx.commit().await?;
         Ok(report)
     }
 
     /// Creates a random key for an instance; the plaintext is only in the returned value.
+    /// Announced by its hash: replicas cache unknown keys as absent, and would refuse it for
+    /// an auth-cache TTL otherwise.
     pub async fn create_key(&self, instance_id: &str) -> Result<CreatedKey, StoreError> {
         self.metrics.db_query("create_key");
+        let mut tx = self.pool.begin().await?;
         let exists = sqlx::query("SELECT id FROM instances WHERE id = $1")
             .bind(instance_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
         if exists.is_none() {
             return Err(StoreError::NoSuchInstance(instance_id.to_string()));
         }
         let key = format!("mcp_{}", hex::encode(rand::random::<[u8; 24]>()));
+        let hash = hash_key(&key);
         let id = new_key_id();
         sqlx::query(
             "INSERT INTO api_keys (id, instance_id, key_hash, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(id.as_str())
         .bind(instance_id)
-        .bind(hex::encode(hash_key(&key)))
+        .bind(hex::encode(hash))
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        self.notify(&mut tx, &Invalidation::Key(hash)).await?;
+        tx.commit().await?;
         Ok(CreatedKey {
             id,
             instance_id: instance_id.to_string(),
@@ -331,17 +418,92 @@ impl Store {
         })
     }
 
-    /// Marks a key revoked (it stops working once the auth cache entry expires).
-    pub async fn revoke_key(&self, key_id: &str) -> Result<bool, StoreError> {
+    /// Marks a key revoked and announces it by its hash, in one transaction. This process's
+    /// own auth cache is not touched here: see `AppState::revoke_key`.
+    pub async fn revoke_key(&self, key_id: &str) -> Result<Revoke, StoreError> {
         self.metrics.db_query("revoke_key");
-        let result =
-            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(now_ms())
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
+             RETURNING id, instance_id, key_hash",
+        )
+        .bind(now_ms())
+        .bind(key_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            let existing = sqlx::query("SELECT instance_id FROM api_keys WHERE id = $1")
                 .bind(key_id)
-                .execute(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?;
-        Ok(result.rows_affected() > 0)
+            tx.rollback().await?;
+            return Ok(match existing {
+                Some(row) => Revoke::AlreadyRevoked {
+                    instance_id: row.try_get("instance_id")?,
+                },
+                None => Revoke::Unknown,
+            });
+        };
+        let revoked = RevokedKey {
+            id: row.try_get("id")?,
+            instance_id: row.try_get("instance_id")?,
+            key_hash: decode_hash(&row.try_get::<String, _>("key_hash")?)?,
+        };
+        self.notify(&mut tx, &Invalidation::Key(revoked.key_hash))
+            .await?;
+        tx.commit().await?;
+        Ok(Revoke::Revoked(revoked))
     }
+
+    /// The keys of an instance, oldest first (one query; never a key or its hash).
+    pub async fn list_keys(&self, instance_id: &str) -> Result<Vec<KeyInfo>, StoreError> {
+        self.metrics.db_query("list_keys");
+        let rows = sqlx::query(
+            "SELECT k.id, k.created_at, k.last_used_at, k.revoked_at \
+             FROM instances i LEFT JOIN api_keys k ON k.instance_id = i.id \
+             WHERE i.id = $1 ORDER BY k.created_at, k.id",
+        )
+        .bind(instance_id)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Err(StoreError::NoSuchInstance(instance_id.to_string()));
+        }
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            // the instance's own row when it has no key
+            let Some(id) = row.try_get::<Option<String>, _>("id")? else {
+                continue;
+            };
+            keys.push(KeyInfo {
+                id,
+                created_at: row.try_get("created_at")?,
+                last_used_at: row.try_get("last_used_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+            });
+        }
+        Ok(keys)
+    }
+}
+
+/// `SELECT 1` over a notification listener's own connection: its liveness check (a silent
+/// network partition never ends `recv` on its own).
+pub async fn ping_listener(
+    listener: &mut PgListener,
+    metrics: &Metrics,
+) -> Result<(), sqlx::Error> {
+    metrics.db_query("listener_ping");
+    sqlx::query("SELECT 1").execute(listener).await?;
+    Ok(())
+}
+
+fn decode_hash(stored: &str) -> Result<[u8; 32], StoreError> {
+    let mut key_hash = [0u8; 32];
+    hex::decode_to_slice(stored, &mut key_hash).map_err(|e| StoreError::Corrupt {
+        table: "api_keys",
+        message: e.to_string(),
+    })?;
+    Ok(key_hash)
 }
 
 fn new_key_id() -> String {

@@ -89,7 +89,10 @@ async fn revoked_key_gets_401_once_the_cache_entry_expires() {
     let created = store.create_key("demo").await.unwrap();
     let (s, _) = status_and_body(post(&url, Some(&created.key))).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(store.revoke_key(&created.id).await.unwrap());
+    assert!(matches!(
+        store.revoke_key(&created.id).await.unwrap(),
+        mcp_proxy::store::Revoke::Revoked(_)
+    ));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let (s, body) = status_and_body(post(&url, Some(&created.key))).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);

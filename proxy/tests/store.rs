@@ -13,7 +13,7 @@ use mcp_proxy::cache::{AuthCache, ConfigCache, ConfigError};
 use mcp_proxy::metrics::Metrics;
 use mcp_proxy::model::{ConnectionMode, PrefixMode, UpstreamTransport};
 use mcp_proxy::seed::Seed;
-use mcp_proxy::store::Store;
+use mcp_proxy::store::{Revoke, RevokedKey, Store, StoreError};
 use mcp_proxy::usage::UsageRecorder;
 
 const SEED: &str = r#"
@@ -196,11 +196,39 @@ async fn keys_are_hashed_revocable_and_usage_is_batched() {
             .unwrap()
             .unwrap();
         assert_eq!(found.id, created.id);
-        assert!(store.revoke_key(&created.id).await.unwrap());
-        assert!(
-            !store.revoke_key(&created.id).await.unwrap(),
+        assert_eq!(
+            store.revoke_key(&created.id).await.unwrap(),
+            Revoke::Revoked(RevokedKey {
+                id: created.id.clone(),
+                instance_id: "demo".into(),
+                key_hash: hash_key(&created.key),
+            }),
+            "{}",
+            db.label
+        );
+        assert_eq!(
+            store.revoke_key(&created.id).await.unwrap(),
+            Revoke::AlreadyRevoked {
+                instance_id: "demo".into()
+            },
             "revoking twice changes nothing"
         );
+        assert_eq!(store.revoke_key("key_nope").await.unwrap(), Revoke::Unknown);
+        // listing: every key of the instance, oldest first, revoked ones marked, no hash
+        let keys = store.list_keys("demo").await.unwrap();
+        assert_eq!(keys.len(), 3, "{}: two seeded, one created", db.label);
+        assert_eq!(keys[2].id, created.id);
+        assert!(keys[2].revoked_at.is_some());
+        assert!(keys[..2].iter().all(|k| k.revoked_at.is_none()));
+        assert!(
+            keys.iter()
+                .all(|k| k.created_at > 0 && k.last_used_at.is_none())
+        );
+        assert!(store.list_keys("empty").await.unwrap().is_empty());
+        assert!(matches!(
+            store.list_keys("nope").await,
+            Err(StoreError::NoSuchInstance(id)) if id == "nope"
+        ));
         assert!(
             store
                 .api_key_by_hash(&hash_key(&created.key))
@@ -221,6 +249,12 @@ async fn keys_are_hashed_revocable_and_usage_is_batched() {
         assert_eq!(usage.flush(&store).await.unwrap(), 2, "{}", db.label);
         assert_eq!(queries(&metrics, "touch_keys"), 1);
         assert!(store.key_last_used(&record.id).await.unwrap().is_some());
+        let listed = store.list_keys("demo").await.unwrap();
+        let used = listed.iter().find(|k| k.id == record.id).unwrap();
+        assert_eq!(
+            used.last_used_at,
+            store.key_last_used(&record.id).await.unwrap()
+        );
         assert_eq!(
             usage.flush(&store).await.unwrap(),
             0,

@@ -277,6 +277,11 @@ impl ProxyHandler {
             .filter(|u| self.state.capabilities.get(&u.name).is_none());
         let learn = futures::future::join_all(unknown.map(|upstream| async move {
             if let Ok(lease) = self.lease(upstream, era).await {
+                // A connection that was already open (its capabilities forgotten when the
+                // caches were dropped) tells them again here.
+                self.state
+                    .capabilities
+                    .record(&upstream.name, lease.capabilities().clone());
                 lease.release().await;
             }
         }));
