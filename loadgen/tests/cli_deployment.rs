@@ -205,3 +205,70 @@ fn missing_haproxy_or_postgres_is_exit_3_with_the_install_command() {
     );
     assert_no_process_left(&[], "after the refused runs");
 }
+
+#[test]
+fn an_interrupted_deployment_run_stops_replicas_haproxy_and_postgres_and_exits_3() {
+    if !deployment_tools_present("an_interrupted_deployment_run_…") {
+        return;
+    }
+    use nix::sys::signal::{Signal, kill};
+    use std::time::{Duration, Instant};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    subreaper();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("long.toml");
+    std::fs::write(
+        &scenario,
+        DEPLOYMENT.replace("duration = \"16s\"", "duration = \"60s\""),
+    )
+    .unwrap();
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-loadgen"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // wait for the whole deployment: the mock, two replicas, HAProxy and PostgreSQL
+    let cmdline = |p: u32| {
+        std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+            .unwrap_or_default()
+            .replace('\0', " ")
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let pgdata = loop {
+        let kids = mcp_loadgen::probe::child_pids(cli.id()).unwrap_or_default();
+        let lines: Vec<String> = kids.iter().map(|k| cmdline(*k)).collect();
+        let pg = lines.iter().find_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "-D")?;
+            words.next().map(str::to_string)
+        });
+        if kids.len() >= 5
+            && lines.iter().any(|l| l.contains("haproxy"))
+            && let Some(pg) = pg
+        {
+            break std::path::PathBuf::from(pg);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the deployment never started: {lines:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(pgdata.exists(), "{}", pgdata.display());
+    kill(nix::unistd::Pid::from_raw(cli.id() as i32), Signal::SIGINT).unwrap();
+    let output = cli.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_no_process_left(&[], "after SIGINT");
+    assert!(
+        !pgdata.exists(),
+        "the cluster's data dir outlived the run: {}",
+        pgdata.display()
+    );
+}
