@@ -366,9 +366,9 @@ impl Processes {
         let mut p = self.procs.remove(i);
         let _ = p.child.start_kill();
         let status = p.child.wait().await.ok();
-        if let Some(pid) = p.child.id() {
-            LIVE.lock().unwrap().retain(|x| *x != pid);
-        }
+        // the child's own id is gone once reaped: forget the PID it had
+        let pid = p.pid;
+        LIVE.lock().unwrap().retain(|x| *x != pid);
         status
     }
 
