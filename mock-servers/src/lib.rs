@@ -61,11 +61,13 @@ mod http;
 mod http_faults;
 mod paging;
 pub mod prompts;
+#[cfg(feature = "test-support")]
 pub mod recorder;
 pub mod resources;
 mod session;
 mod stdio;
 mod tools;
+#[cfg(feature = "test-support")]
 pub mod wire;
 
 pub use client_requests::{
