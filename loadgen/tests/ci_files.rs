@@ -80,7 +80,7 @@ fn the_gate_script_is_executable_and_runs_the_gate_scenarios() {
 fn every_planted_leak_has_a_gate_scenario_that_must_catch_it() {
     let script = std::fs::read_to_string(ci("planted-leaks.sh")).unwrap();
     let planted = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../proxy/src/planted.rs"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../proxy/src/ops/planted.rs"),
     )
     .unwrap();
     let cases: Vec<(&str, &str, &str)> = script
@@ -105,7 +105,7 @@ fn every_planted_leak_has_a_gate_scenario_that_must_catch_it() {
     for (leak, scenario, check) in cases {
         assert!(
             planted.contains(&format!("=> \"{leak}\"")),
-            "{leak} is not a leak proxy/src/planted.rs knows"
+            "{leak} is not a leak proxy/src/ops/planted.rs knows"
         );
         let file = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join(format!("../scenarios/gate/{scenario}.toml"));

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mcp_proxy::auth::{authenticate, extract_key};
-use mcp_proxy::cache::{AuthCache, ConfigCache};
-use mcp_proxy::metrics::Metrics;
-use mcp_proxy::router::{ToolIndex, route_by_name};
-use mcp_proxy::seed::Seed;
-use mcp_proxy::store::Store;
+use mcp_proxy::data::cache::{AuthCache, ConfigCache};
+use mcp_proxy::data::store::Store;
+use mcp_proxy::domain::router::{ToolIndex, route_by_name};
+use mcp_proxy::domain::seed::Seed;
+use mcp_proxy::http::auth::{authenticate, extract_key};
+use mcp_proxy::ops::metrics::Metrics;
 use rmcp::model::Tool;
 
 const SEED: &str = r#"

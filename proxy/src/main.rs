@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use mcp_proxy::Settings;
+use mcp_proxy::data::store::{KeyInfo, Revoke};
 use mcp_proxy::settings::resolve_database_url;
-use mcp_proxy::store::{KeyInfo, Revoke};
-use mcp_proxy::{Settings, seed::Seed, store::Store};
+use mcp_proxy::{data::store::Store, domain::seed::Seed};
 
 #[derive(Parser)]
 #[command(
@@ -45,7 +46,7 @@ struct DbArgs {
         long,
         env = "MCP_PROXY_NOTIFY_CHANNEL",
         default_value = "mcp_proxy_invalidate",
-        value_parser = mcp_proxy::invalidation::parse_channel
+        value_parser = mcp_proxy::domain::invalidation::parse_channel
     )]
     notify_channel: String,
 }
@@ -194,9 +195,9 @@ async fn main() -> anyhow::Result<()> {
             let proxy = mcp_proxy::start(*settings).await?;
             let stop = proxy.shutdown_token();
             tokio::spawn(async move {
-                mcp_proxy::shutdown::signal().await;
+                mcp_proxy::app::shutdown::signal().await;
                 stop.cancel();
-                mcp_proxy::shutdown::signal().await;
+                mcp_proxy::app::shutdown::signal().await;
                 eprintln!("second signal: exiting at once");
                 std::process::exit(130);
             });

@@ -31,9 +31,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
-use crate::cache::{CatalogCache, ToolsCache};
+use crate::data::cache::{CatalogCache, ToolsCache};
 use crate::upstream::SessionLink;
+pub use crate::upstream::events::ListKind;
+use crate::upstream::events::SessionEvents;
 use crate::upstream::manager::SessionUpstreams;
+use futures::future::BoxFuture;
 
 /// How long one notification send to one session may take before it is given up.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(1);
@@ -44,14 +47,6 @@ pub const DEFAULT_LOG_LEVEL: LoggingLevel = LoggingLevel::Info;
 /// Severity order of RFC 5424 levels (rmcp's enum has none).
 fn rank(level: LoggingLevel) -> u8 {
     level as u8
-}
-
-/// Which merged list changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ListKind {
-    Tools,
-    Resources,
-    Prompts,
 }
 
 pub struct Sessions {
@@ -134,7 +129,7 @@ impl Sessions {
             }),
         );
         #[cfg(feature = "planted-leaks")]
-        if crate::planted::active(crate::planted::Leak::Timer) {
+        if crate::ops::planted::active(crate::ops::planted::Leak::Timer) {
             // a per-session heartbeat nobody clears: it outlives its session
             tokio::spawn(async {
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -403,6 +398,30 @@ impl Sessions {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, InstancePeers>> {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl SessionEvents for Sessions {
+    fn list_changed<'a>(self: Arc<Self>, instance: &'a str, kind: ListKind) -> BoxFuture<'a, ()> {
+        Box::pin(async move { Sessions::list_changed(&self, instance, kind).await })
+    }
+
+    fn resource_updated<'a>(
+        &'a self,
+        instance: &'a str,
+        only: Option<u64>,
+        params: ResourceUpdatedNotificationParam,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(Sessions::resource_updated(self, instance, only, params))
+    }
+
+    fn log<'a>(
+        &'a self,
+        instance: &'a str,
+        only: Option<u64>,
+        params: LoggingMessageNotificationParam,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(Sessions::log(self, instance, only, params))
     }
 }
 

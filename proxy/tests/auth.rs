@@ -91,7 +91,7 @@ async fn revoked_key_gets_401_once_the_cache_entry_expires() {
     assert_eq!(s, StatusCode::OK);
     assert!(matches!(
         store.revoke_key(&created.id).await.unwrap(),
-        mcp_proxy::store::Revoke::Revoked(_)
+        mcp_proxy::data::store::Revoke::Revoked(_)
     ));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let (s, body) = status_and_body(post(&url, Some(&created.key))).await;

@@ -155,7 +155,7 @@ async fn keys_list_and_revoke() {
         .find(|w| w.starts_with("key_"))
         .expect("keys create names the key id")
         .to_string();
-    let hash = hex::encode(mcp_proxy::auth::hash_key(&key));
+    let hash = hex::encode(mcp_proxy::domain::keys::hash_key(&key));
 
     // list: both keys, neither the key nor its hash
     let out = run(&["keys", "list", "--instance", "demo", "--database-url", &db]);

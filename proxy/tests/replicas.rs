@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use common::*;
 use mcp_proxy::Settings;
-use mcp_proxy::seed::Seed;
-use mcp_proxy::store::{Revoke, Store};
+use mcp_proxy::data::store::{Revoke, Store};
+use mcp_proxy::domain::seed::Seed;
 use mock_mcp::MockServer;
 use reqwest::StatusCode;
 use sqlx::postgres::PgListener;
@@ -304,7 +304,7 @@ async fn a_key_revoked_on_one_replica_is_refused_by_the_other_within_a_second() 
             .state
             .metrics
             .invalidations
-            .get_or_create(&mcp_proxy::metrics::Kind { kind: "key" })
+            .get_or_create(&mcp_proxy::ops::metrics::Kind { kind: "key" })
             .get()
     };
     let applied_before = applied(&b);
@@ -418,7 +418,7 @@ async fn a_key_added_on_one_replica_is_accepted_by_the_other_within_a_second() {
         heard.payload(),
         format!(
             "key:{}",
-            hex::encode(mcp_proxy::auth::hash_key(&created.key))
+            hex::encode(mcp_proxy::domain::keys::hash_key(&created.key))
         ),
         "the first notification is the created key's (the failed create sent none)"
     );
@@ -810,9 +810,9 @@ async fn dropping_every_cache_keeps_the_advertised_capabilities() {
     let before = caps(&first);
     assert!(before.get("resources").is_some(), "{before}");
     first.cancel().await.unwrap();
-    mcp_proxy::invalidation::apply(
-        &proxy.proxy.state,
-        &mcp_proxy::invalidation::Invalidation::All,
+    mcp_proxy::data::invalidation::apply(
+        &proxy.proxy.state.caches,
+        &mcp_proxy::domain::invalidation::Invalidation::All,
     )
     .await;
     let second = client(&proxy.url("demo"), KEY).await;

@@ -8,13 +8,13 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_proxy::auth::hash_key;
-use mcp_proxy::cache::{AuthCache, ConfigCache, ConfigError};
-use mcp_proxy::metrics::Metrics;
-use mcp_proxy::model::{ConnectionMode, PrefixMode, UpstreamTransport};
-use mcp_proxy::seed::Seed;
-use mcp_proxy::store::{Revoke, RevokedKey, Store, StoreError};
-use mcp_proxy::usage::UsageRecorder;
+use mcp_proxy::data::cache::{AuthCache, ConfigCache, ConfigError};
+use mcp_proxy::data::store::{Revoke, RevokedKey, Store, StoreError};
+use mcp_proxy::data::usage::UsageRecorder;
+use mcp_proxy::domain::keys::hash_key;
+use mcp_proxy::domain::model::{ConnectionMode, PrefixMode, UpstreamTransport};
+use mcp_proxy::domain::seed::Seed;
+use mcp_proxy::ops::metrics::Metrics;
 
 const SEED: &str = r#"
 [[upstream]]
@@ -118,7 +118,7 @@ async fn open(db: &TestDb) -> (Store, Arc<Metrics>) {
 fn queries(metrics: &Metrics, name: &str) -> u64 {
     metrics
         .db_queries
-        .get_or_create(&mcp_proxy::metrics::Query { query: name.into() })
+        .get_or_create(&mcp_proxy::ops::metrics::Query { query: name.into() })
         .get()
 }
 

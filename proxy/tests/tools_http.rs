@@ -168,7 +168,7 @@ async fn upstream_list_changed_invalidates_the_cached_tool_list() {
     let (_mock, proxy) = echo_proxy("shared", |_| {}).await;
     let client = client(&proxy.url("demo"), "demo-key-0001").await;
     names(&client).await;
-    let tools = proxy.proxy.state.tools.clone();
+    let tools = proxy.proxy.state.caches.tools.clone();
     assert!(
         tools.contains_key("demo"),
         "merged list cached after tools/list"

@@ -126,7 +126,7 @@ pub struct Settings {
     /// PostgreSQL URL the invalidation listener (`LISTEN`) connects to; default: the database
     /// URL. For deployments whose database URL goes through PgBouncer in transaction mode,
     /// which cannot LISTEN: point this at PostgreSQL itself (or a session-mode pool).
-    #[arg(long, env = "MCP_PROXY_NOTIFY_URL", value_parser = crate::invalidation::parse_notify_url)]
+    #[arg(long, env = "MCP_PROXY_NOTIFY_URL", value_parser = crate::domain::invalidation::parse_notify_url)]
     pub notify_url: Option<String>,
     /// PostgreSQL channel for cross-replica cache invalidation (`[a-z_][a-z0-9_]*`, at most
     /// 63 bytes). Replicas of one deployment share it; several deployments can share one
@@ -135,7 +135,7 @@ pub struct Settings {
         long,
         env = "MCP_PROXY_NOTIFY_CHANNEL",
         default_value = "mcp_proxy_invalidate",
-        value_parser = crate::invalidation::parse_channel
+        value_parser = crate::domain::invalidation::parse_channel
     )]
     pub notify_channel: String,
     /// First delay before the invalidation listener reconnects; doubles per failed attempt
@@ -178,7 +178,8 @@ impl Default for Settings {
 impl Settings {
     /// The connection manager's part of the settings.
     pub fn manager_policy(&self) -> crate::upstream::manager::ManagerPolicy {
-        use crate::upstream::{backoff::Backoff, breaker::BreakerPolicy};
+        use crate::ops::backoff::Backoff;
+        use crate::upstream::breaker::BreakerPolicy;
         crate::upstream::manager::ManagerPolicy {
             max_connections: self.max_upstream_connections,
             idle_timeout: self.upstream_idle_timeout,

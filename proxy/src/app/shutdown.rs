@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::state::AppState;
+use crate::app::state::AppState;
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn signal() {
@@ -96,6 +96,6 @@ pub async fn close_resources(state: &Arc<AppState>, background_stop: &Cancellati
             "background tasks did not finish in 15 s"
         );
     }
-    state.clear_instances();
+    state.instances.clear();
     state.store.close().await;
 }

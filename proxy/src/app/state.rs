@@ -1,140 +1,149 @@
-//! `AppState`: everything a request needs, built once at start and shared by `Arc`.
-//! It also owns the per-instance rmcp services (one session manager per instance, so a
-//! session of one instance can never be used on another).
+//! `AppState`: every part of a running proxy, built once at start ([`AppState::build`]) and
+//! shared by `Arc`; the owner of each part the shutdown closes. The admin path (apply a seed,
+//! create or revoke a key) lives here because it writes the store and drops the caches.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cache::{AuthCache, CatalogCache, ConfigCache};
-use crate::capabilities::UpstreamCapabilities;
-use crate::handler::ProxyHandler;
-use crate::invalidation::{self, Invalidation};
-use crate::memory::MemoryGuard;
-use crate::metrics::Metrics;
-use crate::seed::Seed;
+use crate::app::settings::Settings;
+use crate::data::cache::{AuthCache, Caches, CatalogCache, ConfigCache, ToolsCache};
+use crate::data::invalidation::{self, ListenerConfig};
+use crate::data::store::{CreatedKey, Revoke, SeedReport, Store, StoreError};
+use crate::data::usage::UsageRecorder;
+use crate::domain::capabilities::UpstreamCapabilities;
+use crate::domain::invalidation::Invalidation;
+use crate::domain::seed::Seed;
+use crate::http::{Gateway, HttpLimits};
+use crate::mcp::instances::{Instances, ServiceSettings};
+use crate::mcp::{McpSettings, McpState};
+use crate::ops::memory::MemoryGuard;
+use crate::ops::metrics::Metrics;
 use crate::sessions::Sessions;
-use crate::settings::Settings;
-use crate::store::{CreatedKey, Revoke, SeedReport, Store, StoreError};
-use crate::upstream::ToolsCache;
+use crate::upstream::ConnectContext;
 use crate::upstream::manager::ConnectionManager;
-use crate::usage::UsageRecorder;
-
-pub type InstanceService = StreamableHttpService<ProxyHandler, LocalSessionManager>;
-
-struct InstanceEntry {
-    service: Arc<InstanceService>,
-    sessions: Arc<LocalSessionManager>,
-}
 
 pub struct AppState {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     pub store: Store,
-    pub configs: ConfigCache,
-    pub auth: AuthCache,
-    pub tools: ToolsCache,
-    pub catalogs: CatalogCache,
-    /// What each upstream offers, learned at connect.
-    pub capabilities: Arc<UpstreamCapabilities>,
+    /// Every cache of this replica (config, keys, merged lists, capabilities).
+    pub caches: Arc<Caches>,
     pub pool: Arc<ConnectionManager>,
     pub sessions: Arc<Sessions>,
     pub usage: Arc<UsageRecorder>,
     /// Resident memory against `--memory-limit-mib`: load shedding near the bound.
     pub memory: Arc<MemoryGuard>,
+    /// The per-instance rmcp services.
+    pub instances: Arc<Instances>,
+    /// What the HTTP routes work with.
+    pub gateway: Arc<Gateway>,
     /// Every background task and every deferred close runs here; shutdown waits for it.
     pub tracker: TaskTracker,
     /// Cancelled when shutdown starts: stop accepting, `/ready` turns 503.
     pub shutdown: CancellationToken,
     /// Cancelled after the drain: ends every downstream session and SSE stream.
     pub sessions_ct: CancellationToken,
-    instances: RwLock<HashMap<String, InstanceEntry>>,
+    /// Stops the background tasks (usage flusher, idle sweep, debounce timers, SIGHUP,
+    /// invalidation listener, memory watcher).
+    pub background_stop: CancellationToken,
 }
 
 impl AppState {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        settings: Settings,
-        metrics: Arc<Metrics>,
-        store: Store,
-        configs: ConfigCache,
-        auth: AuthCache,
-        tools: ToolsCache,
-        catalogs: CatalogCache,
-        capabilities: Arc<UpstreamCapabilities>,
-        pool: Arc<ConnectionManager>,
-        sessions: Arc<Sessions>,
-        tracker: TaskTracker,
-        shutdown: CancellationToken,
-    ) -> Self {
+    /// Builds every part over a connected `store` and wires them together; starts nothing.
+    pub fn build(settings: Settings, store: Store, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let caches = Arc::new(caches(&settings, &store, &metrics));
+        let tracker = TaskTracker::new();
+        let background_stop = CancellationToken::new();
+        let sessions = Arc::new(Sessions::new(
+            settings.max_sessions,
+            settings.list_changed_debounce,
+            caches.tools.clone(),
+            caches.catalogs.clone(),
+            tracker.clone(),
+            background_stop.clone(),
+        ));
+        let connect = ConnectContext {
+            http: upstream_http_client(&settings)?,
+            connect_timeout: settings.connect_timeout,
+            metrics: metrics.clone(),
+            tracker: tracker.clone(),
+            sessions: sessions.clone(),
+            capabilities: caches.capabilities.clone(),
+            server_request_timeout: settings.client_request_timeout,
+        };
+        let pool = Arc::new(ConnectionManager::new(
+            connect,
+            settings.manager_policy(),
+            tracker.clone(),
+        ));
         let sessions_ct = CancellationToken::new();
+        let mcp = Arc::new(McpState {
+            settings: McpSettings {
+                request_timeout: settings.request_timeout,
+                call_timeout: settings.call_timeout,
+                list_page_size: settings.list_page_size,
+            },
+            metrics: metrics.clone(),
+            configs: caches.configs.clone(),
+            tools: caches.tools.clone(),
+            catalogs: caches.catalogs.clone(),
+            capabilities: caches.capabilities.clone(),
+            pool: pool.clone(),
+            sessions: sessions.clone(),
+            tracker: tracker.clone(),
+            sessions_ct: sessions_ct.clone(),
+        });
+        let instances = Arc::new(Instances::new(mcp, service_settings(&settings)));
         let memory = MemoryGuard::new(settings.memory_limit_mib, metrics.clone());
-        Self {
+        let usage = Arc::new(UsageRecorder::default());
+        let shutdown = CancellationToken::new();
+        let gateway = Arc::new(Gateway {
+            limits: HttpLimits {
+                max_body_bytes: settings.max_body_bytes,
+                allowed_hosts: settings.allowed_hosts.clone(),
+                allowed_origins: settings.allowed_origins.clone(),
+            },
+            metrics: metrics.clone(),
+            store: store.clone(),
+            caches: caches.clone(),
+            usage: usage.clone(),
+            sessions: sessions.clone(),
+            memory: memory.clone(),
+            instances: instances.clone(),
+            shutdown: shutdown.clone(),
+        });
+        Ok(Self {
             settings,
             metrics,
             store,
-            configs,
-            auth,
-            tools,
-            catalogs,
-            capabilities,
+            caches,
             pool,
             sessions,
-            usage: Arc::default(),
+            usage,
             memory,
+            instances,
+            gateway,
             tracker,
             shutdown,
             sessions_ct,
-            instances: RwLock::default(),
-        }
+            background_stop,
+        })
     }
 
-    /// The rmcp service of an instance, created on first use. Only called after the caller
-    /// was authenticated for `instance_id`, so the map is bounded by real instances.
-    pub fn instance_service(self: &Arc<Self>, instance_id: &str) -> Arc<InstanceService> {
-        if let Some(entry) = self
-            .instances
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(instance_id)
-        {
-            return entry.service.clone();
+    /// Where the invalidation listener listens (the `--notify-*` and `--listener-*` settings).
+    pub fn listener_config(&self) -> ListenerConfig {
+        let s = &self.settings;
+        ListenerConfig {
+            database_url: s.resolved_database_url(),
+            notify_url: s.notify_url.clone(),
+            channel: s.notify_channel.clone(),
+            connect_timeout: s.db_acquire_timeout,
+            ping_interval: s.listener_ping_interval,
+            reconnect_base_delay: s.listener_reconnect_base_delay,
+            reconnect_max_delay: s.listener_reconnect_max_delay,
         }
-        let mut map = self.instances.write().unwrap_or_else(|p| p.into_inner());
-        map.entry(instance_id.to_string())
-            .or_insert_with(|| {
-                let mut manager = LocalSessionManager::default();
-                manager.session_config.keep_alive = Some(self.settings.session_idle_timeout);
-                #[cfg(feature = "planted-leaks")]
-                if crate::planted::active(crate::planted::Leak::Sessions) {
-                    // no idle TTL: an abandoned session lives until shutdown
-                    manager.session_config.keep_alive = None;
-                }
-                let sessions = Arc::new(manager);
-                let config = StreamableHttpServerConfig::default()
-                    .with_allowed_hosts(self.settings.allowed_hosts.clone())
-                    .with_allowed_origins(self.settings.allowed_origins.clone())
-                    .with_max_request_body_bytes(self.settings.max_body_bytes)
-                    .with_sse_keep_alive(Some(self.settings.sse_keepalive).filter(|d| !d.is_zero()))
-                    .with_cancellation_token(self.sessions_ct.child_token());
-                let state = self.clone();
-                let id: Arc<str> = Arc::from(instance_id);
-                let service = StreamableHttpService::new(
-                    move || Ok(ProxyHandler::new(state.clone(), id.clone())),
-                    sessions.clone(),
-                    config,
-                );
-                InstanceEntry {
-                    service: Arc::new(service),
-                    sessions,
-                }
-            })
-            .service
-            .clone()
     }
 
     /// Applies a seed and drops every cached config, key and tool list, so the change is served
@@ -142,7 +151,7 @@ impl AppState {
     /// replicas on the same PostgreSQL hear of it through the store's notification.
     pub async fn apply_seed(&self, seed: &Seed) -> Result<SeedReport, StoreError> {
         let report = self.store.apply_seed(seed).await?;
-        invalidation::apply(self, &Invalidation::All).await;
+        invalidation::apply(&self.caches, &Invalidation::All).await;
         Ok(report)
     }
 
@@ -150,8 +159,8 @@ impl AppState {
     /// unknown); other replicas hear of it through the store's notification.
     pub async fn create_key(&self, instance_id: &str) -> Result<CreatedKey, StoreError> {
         let created = self.store.create_key(instance_id).await?;
-        let hash = crate::auth::hash_key(&created.key);
-        invalidation::apply(self, &Invalidation::Key(hash)).await;
+        let hash = crate::domain::keys::hash_key(&created.key);
+        invalidation::apply(&self.caches, &Invalidation::Key(hash)).await;
         Ok(created)
     }
 
@@ -160,7 +169,7 @@ impl AppState {
     pub async fn revoke_key(&self, key_id: &str) -> Result<Revoke, StoreError> {
         let outcome = self.store.revoke_key(key_id).await?;
         if let Revoke::Revoked(key) = &outcome {
-            invalidation::apply(self, &Invalidation::Key(key.key_hash)).await;
+            invalidation::apply(&self.caches, &Invalidation::Key(key.key_hash)).await;
         }
         Ok(outcome)
     }
@@ -174,43 +183,49 @@ impl AppState {
         Ok(Some(self.apply_seed(&seed).await?))
     }
 
-    /// Whether this replica holds session `id` of `instance_id` (false before the instance's
-    /// service exists: nothing of it was opened here).
-    pub async fn knows_session(&self, instance_id: &str, id: &str) -> bool {
-        let manager = self
-            .instances
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(instance_id)
-            .map(|e| e.sessions.clone());
-        match manager {
-            Some(m) => m.sessions.read().await.contains_key(id),
-            None => false,
-        }
-    }
-
     /// Open downstream sessions over all instances, as rmcp's session managers hold them.
     pub async fn session_count(&self) -> usize {
-        let managers: Vec<Arc<LocalSessionManager>> = self
-            .instances
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .map(|e| e.sessions.clone())
-            .collect();
-        let mut total = 0;
-        for m in managers {
-            total += m.sessions.read().await.len();
-        }
-        total
+        self.instances.session_count().await
     }
+}
 
-    /// Drops every per-instance service (after the sessions token was cancelled). Breaks the
-    /// `AppState` → service → handler → `AppState` cycle so the state can be freed.
-    pub fn clear_instances(&self) {
-        self.instances
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+fn caches(settings: &Settings, store: &Store, metrics: &Arc<Metrics>) -> Caches {
+    Caches {
+        configs: ConfigCache::new(
+            store.clone(),
+            metrics.clone(),
+            settings.config_cache_ttl,
+            settings.config_cache_capacity,
+            settings.config_cache_bypass,
+        ),
+        auth: AuthCache::new(
+            store.clone(),
+            metrics.clone(),
+            settings.auth_cache_ttl,
+            100_000,
+        ),
+        tools: ToolsCache::new(settings.tools_cache_ttl, settings.config_cache_capacity),
+        catalogs: CatalogCache::new(settings.tools_cache_ttl, settings.config_cache_capacity),
+        capabilities: Arc::new(UpstreamCapabilities::default()),
+        metrics: metrics.clone(),
+    }
+}
+
+/// The one `reqwest::Client` for every HTTP upstream (its idle keep-alive pool is bounded).
+fn upstream_http_client(settings: &Settings) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(settings.upstream_http_idle_timeout)
+        .pool_max_idle_per_host(settings.upstream_http_max_idle)
+        .build()
+}
+
+fn service_settings(settings: &Settings) -> ServiceSettings {
+    ServiceSettings {
+        session_idle_timeout: settings.session_idle_timeout,
+        allowed_hosts: settings.allowed_hosts.clone(),
+        allowed_origins: settings.allowed_origins.clone(),
+        max_body_bytes: settings.max_body_bytes,
+        sse_keepalive: settings.sse_keepalive,
     }
 }

@@ -16,11 +16,12 @@ use std::time::Duration;
 use moka::future::Cache;
 use prometheus_client::metrics::counter::Counter;
 
-use crate::catalog::Catalog;
-use crate::metrics::Metrics;
-use crate::model::{ApiKeyRecord, InstanceConfig};
-use crate::router::ToolIndex;
-use crate::store::{Store, StoreError};
+use crate::data::store::{Store, StoreError};
+use crate::domain::capabilities::UpstreamCapabilities;
+use crate::domain::catalog::Catalog;
+use crate::domain::model::{ApiKeyRecord, InstanceConfig};
+use crate::domain::router::ToolIndex;
+use crate::ops::metrics::Metrics;
 
 /// Why a config could not be produced. A missing instance is not cached, so a newly seeded
 /// instance is visible at once.
@@ -393,4 +394,17 @@ mod tests {
         assert_eq!(cache.get("b", load).await.unwrap(), (7, true));
         assert_eq!(loads.load(Ordering::SeqCst), 4);
     }
+}
+
+/// Every cache of this replica: what the admin path and cross-replica invalidation drop
+/// ([`crate::data::invalidation::apply`]), and the metrics that count it.
+#[derive(Clone)]
+pub struct Caches {
+    pub configs: ConfigCache,
+    pub auth: AuthCache,
+    pub tools: ToolsCache,
+    pub catalogs: CatalogCache,
+    /// What each upstream offers, learned at connect.
+    pub capabilities: Arc<UpstreamCapabilities>,
+    pub metrics: Arc<Metrics>,
 }

@@ -2,7 +2,7 @@
 //!
 //! Replicas share one PostgreSQL but each caches keys, configs and merged lists in memory. A
 //! write that changes what a cache holds sends a notification on the notify channel **inside
-//! its own transaction** ([`crate::store::Store`]), so a rolled-back change notifies nobody and
+//! its own transaction** ([`crate::data::store::Store`]), so a rolled-back change notifies nobody and
 //! a committed one is announced after it is visible. Every replica runs one listener task
 //! ([`spawn_listener`]) that applies each payload ([`apply`]) to its caches.
 //!
@@ -17,9 +17,8 @@
 //! catches a silent network partition, which would otherwise leave the gauge at 1 while deaf.
 //!
 //! The writing replica applies its own change at once (`AppState::{apply_seed, create_key,
-//! revoke_key}`); hearing its own notification afterwards is harmless.
+//! revoke_key}` in `app`); hearing its own notification afterwards is harmless.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,121 +26,17 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::state::AppState;
-use crate::upstream::backoff::Backoff;
+use tokio_util::task::TaskTracker;
 
-/// The longest channel name PostgreSQL keeps (`NAMEDATALEN - 1`); longer ones are truncated.
-const MAX_CHANNEL_LEN: usize = 63;
+use crate::data::cache::Caches;
+use crate::domain::invalidation::{Invalidation, is_postgres_url, parse_notify_url};
+use crate::ops::backoff::Backoff;
+
 /// How long closing the listener's connection may take at shutdown or after an error.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What a notification tells a replica to drop.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Invalidation {
-    /// One API key, by its SHA-256 (revoked, or created: unknown keys are cached as absent).
-    Key([u8; 32]),
-    /// One instance's config and merged lists.
-    Instance(String),
-    /// Everything cached (a seed was applied; or the listener (re)connected and may have missed
-    /// notifications).
-    All,
-}
-
-/// A payload that is not one of ours (logged and ignored).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
-    #[error("unknown invalidation payload (expected `all`, `key:HEX64` or `instance:ID`)")]
-    Unknown,
-    #[error("key payload is not 64 hex digits")]
-    BadKey,
-    #[error("instance payload without an id")]
-    EmptyInstance,
-}
-
-impl Invalidation {
-    /// The notification payload: `all`, `key:<64 hex digits>` or `instance:<id>`.
-    pub fn encode(&self) -> String {
-        match self {
-            Invalidation::Key(hash) => format!("key:{}", hex::encode(hash)),
-            Invalidation::Instance(id) => format!("instance:{id}"),
-            Invalidation::All => "all".to_string(),
-        }
-    }
-
-    /// The `kind` label of `mcp_proxy_invalidations_total`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Invalidation::Key(_) => "key",
-            Invalidation::Instance(_) => "instance",
-            Invalidation::All => "all",
-        }
-    }
-}
-
-impl FromStr for Invalidation {
-    type Err = ParseError;
-
-    fn from_str(payload: &str) -> Result<Self, ParseError> {
-        if payload == "all" {
-            return Ok(Invalidation::All);
-        }
-        if let Some(hex) = payload.strip_prefix("key:") {
-            let mut hash = [0u8; 32];
-            hex::decode_to_slice(hex, &mut hash).map_err(|_| ParseError::BadKey)?;
-            return Ok(Invalidation::Key(hash));
-        }
-        if let Some(id) = payload.strip_prefix("instance:") {
-            if id.is_empty() {
-                return Err(ParseError::EmptyInstance);
-            }
-            return Ok(Invalidation::Instance(id.to_string()));
-        }
-        Err(ParseError::Unknown)
-    }
-}
-
-/// Checks a notify channel name: a plain lower-case identifier `[a-z_][a-z0-9_]*` of at most
-/// 63 bytes, so it means the same to `pg_notify` and to `LISTEN` and is never truncated.
-pub fn check_channel(name: &str) -> Result<(), String> {
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !first_ok || !rest_ok {
-        return Err(format!(
-            "notify channel {name:?} is not a plain identifier [a-z_][a-z0-9_]*"
-        ));
-    }
-    if name.len() > MAX_CHANNEL_LEN {
-        return Err(format!(
-            "notify channel {name:?} is longer than {MAX_CHANNEL_LEN} bytes"
-        ));
-    }
-    Ok(())
-}
-
-/// A clap value parser for `--notify-channel`.
-pub fn parse_channel(name: &str) -> Result<String, String> {
-    check_channel(name).map(|()| name.to_string())
-}
-
-/// A clap value parser for `--notify-url`: it must be a PostgreSQL URL.
-pub fn parse_notify_url(url: &str) -> Result<String, String> {
-    if is_postgres_url(url) {
-        Ok(url.to_string())
-    } else {
-        Err("the notify URL must be a postgres:// or postgresql:// URL".to_string())
-    }
-}
-
-/// Whether `url` is a PostgreSQL database URL (the only database with replicas to tell).
-pub fn is_postgres_url(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
-
 /// Drops from this replica's caches what `invalidation` names, and counts it.
-pub async fn apply(state: &AppState, invalidation: &Invalidation) {
+pub async fn apply(state: &Caches, invalidation: &Invalidation) {
     match invalidation {
         Invalidation::Key(hash) => state.auth.invalidate(hash).await,
         Invalidation::Instance(id) => {
@@ -162,15 +57,37 @@ pub async fn apply(state: &AppState, invalidation: &Invalidation) {
     state.metrics.invalidation(invalidation.kind());
 }
 
-/// Starts the listener on `state.tracker` when the database is PostgreSQL (on SQLite there is
-/// one process and nothing to hear). It listens on `notify_channel` over `notify_url` (default:
-/// the database URL) until `stop` is cancelled.
-pub fn spawn_listener(state: &Arc<AppState>, stop: CancellationToken) {
-    let database_url = state.settings.resolved_database_url();
-    if !is_postgres_url(&database_url) {
+/// Where the listener listens and how it keeps its connection (the `--notify-*` and
+/// `--listener-*` settings).
+#[derive(Clone, Debug)]
+pub struct ListenerConfig {
+    /// The store's database URL: only PostgreSQL has replicas to hear.
+    pub database_url: String,
+    /// `--notify-url` (default: the database URL; PgBouncer in transaction mode cannot LISTEN).
+    pub notify_url: Option<String>,
+    pub channel: String,
+    pub connect_timeout: Duration,
+    pub ping_interval: Duration,
+    pub reconnect_base_delay: Duration,
+    pub reconnect_max_delay: Duration,
+}
+
+/// Starts the listener on `tracker` when the database is PostgreSQL (on SQLite there is one
+/// process and nothing to hear). It listens on the channel over the notify URL (default: the
+/// database URL) until `stop` is cancelled, applying what it hears to `caches`.
+pub fn spawn_listener(
+    config: ListenerConfig,
+    caches: Arc<Caches>,
+    tracker: &TaskTracker,
+    stop: CancellationToken,
+) {
+    if !is_postgres_url(&config.database_url) {
         return;
     }
-    let url = state.settings.notify_url.clone().unwrap_or(database_url);
+    let url = config
+        .notify_url
+        .clone()
+        .unwrap_or_else(|| config.database_url.clone());
     if let Err(e) = parse_notify_url(&url) {
         tracing::error!(
             error = %e,
@@ -178,9 +95,7 @@ pub fn spawn_listener(state: &Arc<AppState>, stop: CancellationToken) {
         );
         return;
     }
-    let state = state.clone();
-    let tracker = state.tracker.clone();
-    tracker.spawn(listen_loop(state, url, stop));
+    tracker.spawn(listen_loop(caches, config, url, stop));
 }
 
 /// How a listening connection ended.
@@ -237,15 +152,19 @@ impl Connection {
 }
 
 /// Connect → LISTEN → up → `All` → apply each payload; on any failure: down, backoff, again.
-async fn listen_loop(state: Arc<AppState>, url: String, stop: CancellationToken) {
-    let settings = &state.settings;
+async fn listen_loop(
+    state: Arc<Caches>,
+    config: ListenerConfig,
+    url: String,
+    stop: CancellationToken,
+) {
     let metrics = state.metrics.clone();
-    let channel = settings.notify_channel.clone();
-    let connect_timeout = settings.db_acquire_timeout;
-    let ping_interval = settings.listener_ping_interval;
+    let channel = config.channel.clone();
+    let connect_timeout = config.connect_timeout;
+    let ping_interval = config.ping_interval;
     let backoff = Backoff {
-        base: settings.listener_reconnect_base_delay,
-        max: settings.listener_reconnect_max_delay,
+        base: config.reconnect_base_delay,
+        max: config.reconnect_max_delay,
         max_attempts: u32::MAX,
     };
     // Sleeps since the listener was last up, for the backoff.
@@ -321,7 +240,7 @@ async fn listen_loop(state: Arc<AppState>, url: String, stop: CancellationToken)
 /// (if not zero) a `SELECT 1` bounded by `ping_timeout` proves the connection still answers,
 /// so a silent network partition is noticed instead of leaving the gauge at 1.
 async fn serve(
-    state: &AppState,
+    state: &Caches,
     conn: &mut Connection,
     stop: &CancellationToken,
     ping_interval: Duration,
@@ -359,7 +278,7 @@ async fn serve(
                 Err(e) => return Ended::Lost(e.to_string()),
             },
             () = ping_due => {
-                let probe = crate::store::ping_listener(&mut conn.listener, &state.metrics);
+                let probe = crate::data::store::ping_listener(&mut conn.listener, &state.metrics);
                 match tokio::time::timeout(ping_timeout, probe).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return Ended::Lost(format!("liveness check failed: {e}")),
@@ -379,5 +298,15 @@ fn truncated(payload: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "invalidation_tests.rs"]
-mod tests;
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_payloads_are_logged_truncated() {
+        assert_eq!(truncated("short"), "short");
+        let long = "é".repeat(150);
+        let t = truncated(&long);
+        assert_eq!(t.chars().count(), 101);
+        assert!(t.ends_with('…'));
+    }
+}

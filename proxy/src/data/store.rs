@@ -4,7 +4,7 @@
 //!
 //! On PostgreSQL, every write that changes what a replica caches also sends a notification
 //! (`pg_notify` on the notify channel) in the same transaction, so other replicas drop their
-//! copies ([`crate::invalidation`]); a rolled-back write notifies nobody. SQLite is one
+//! copies ([`crate::data::invalidation`]); a rolled-back write notifies nobody. SQLite is one
 //! process: nothing to notify.
 
 use std::collections::BTreeMap;
@@ -15,11 +15,11 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::postgres::PgListener;
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
-use crate::auth::hash_key;
-use crate::invalidation::{self, Invalidation};
-use crate::metrics::Metrics;
-use crate::model::{ApiKeyRecord, InstanceConfig, UpstreamConfig, UpstreamTransport};
-use crate::seed::Seed;
+use crate::domain::invalidation::{self, Invalidation};
+use crate::domain::keys::hash_key;
+use crate::domain::model::{ApiKeyRecord, InstanceConfig, UpstreamConfig, UpstreamTransport};
+use crate::domain::seed::Seed;
+use crate::ops::metrics::Metrics;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

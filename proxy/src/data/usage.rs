@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::store::{Store, now_ms};
+use crate::data::store::{Store, now_ms};
 
 #[derive(Default)]
 pub struct UsageRecorder {
@@ -36,7 +36,7 @@ impl UsageRecorder {
 
     /// Writes every pending key in one transaction. On failure the batch is put back (newer
     /// timestamps win) so nothing is lost, and the error is returned.
-    pub async fn flush(&self, store: &Store) -> Result<usize, crate::store::StoreError> {
+    pub async fn flush(&self, store: &Store) -> Result<usize, crate::data::store::StoreError> {
         let batch: Vec<(Arc<str>, i64)> = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             pending.drain().collect()

@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rmcp::model::{ErrorData, Prompt, Resource, ResourceTemplate};
+use rmcp::model::{Prompt, Resource, ResourceTemplate};
 
-use crate::router::{Route, expose};
+use crate::domain::router::{Route, expose};
 
 /// What one upstream listed.
 #[derive(Debug, Default, Clone)]
@@ -190,27 +190,25 @@ impl UriTemplate {
     }
 }
 
+/// A cursor this proxy did not hand out (or one for a list that has since changed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid cursor {0:?}: not one this proxy handed out (or the list changed)")]
+pub struct BadCursor(pub String);
+
 /// One page of a merged list: `cursor` is the proxy's own (an offset it handed out), `size`
 /// the page size (0: everything at once). An unknown cursor is invalid params, naming it.
 pub fn page<T: Clone>(
     items: &[T],
     cursor: Option<&str>,
     size: usize,
-) -> Result<(Vec<T>, Option<String>), ErrorData> {
+) -> Result<(Vec<T>, Option<String>), BadCursor> {
     let start = match cursor {
         None => 0,
         Some(c) => c
             .strip_prefix("o:")
             .and_then(|n| n.parse::<usize>().ok())
             .filter(|&n| n <= items.len())
-            .ok_or_else(|| {
-                ErrorData::invalid_params(
-                    format!(
-                        "invalid cursor {c:?}: not one this proxy handed out (or the list changed)"
-                    ),
-                    None,
-                )
-            })?,
+            .ok_or_else(|| BadCursor(c.to_string()))?,
     };
     if size == 0 {
         return Ok((items[start..].to_vec(), None));
@@ -310,7 +308,7 @@ mod tests {
         assert_eq!((all.len(), none), (5, None));
         for bad in ["", "7", "o:x", "o:6"] {
             let e = page(&items, Some(bad), 2).unwrap_err();
-            assert!(e.message.contains("invalid cursor"), "{}", e.message);
+            assert!(e.to_string().contains("invalid cursor"), "{e}");
         }
     }
 }

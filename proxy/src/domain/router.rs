@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rmcp::model::Tool;
 
-use crate::model::InstanceConfig;
+use crate::domain::model::InstanceConfig;
 
 /// Separator between namespace and tool name.
 pub const SEP: &str = "__";
@@ -141,7 +141,7 @@ impl ToolIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ConnectionMode, PrefixMode, UpstreamConfig, UpstreamTransport};
+    use crate::domain::model::{ConnectionMode, PrefixMode, UpstreamConfig, UpstreamTransport};
 
     fn instance(prefix: PrefixMode, names: &[&str]) -> InstanceConfig {
         InstanceConfig {

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::model::{ConnectionMode, PrefixMode, UpstreamConfig, UpstreamTransport, is_valid_slug};
+use crate::domain::model::{
+    ConnectionMode, PrefixMode, UpstreamConfig, UpstreamTransport, is_valid_slug,
+};
 
 /// A seed file that failed to load: the message names the file, the entry and the field.
 #[derive(Debug, thiserror::Error)]

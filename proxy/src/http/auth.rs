@@ -1,15 +1,16 @@
 //! API-key authentication: extraction (Bearer, `X-API-Key`, `?api_key=`), SHA-256 hashing,
-//! constant-time comparison, and the decision. Lookups go through [`crate::cache::AuthCache`].
+//! constant-time comparison, and the decision. Lookups go through [`crate::data::cache::AuthCache`];
+//! hashing is [`crate::domain::keys::hash_key`].
 
 use axum::http::HeaderMap;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::cache::AuthCache;
-use crate::model::ApiKeyRecord;
+use crate::data::cache::AuthCache;
+use crate::domain::keys::hash_key;
+use crate::domain::model::ApiKeyRecord;
 use std::sync::Arc;
 
-/// Why a request was refused. Mapped to HTTP in [`crate::error`] only.
+/// Why a key does not open an instance. Mapped to HTTP in [`super::refusal`] only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error(
@@ -26,11 +27,6 @@ pub enum AuthError {
     NotFound,
     #[error("authentication store unavailable")]
     Unavailable,
-}
-
-/// SHA-256 of a plaintext key, the only form ever stored.
-pub fn hash_key(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
 }
 
 /// Takes the API key from `Authorization: Bearer`, then `X-API-Key`, then `?api_key=`.

@@ -1,29 +1,29 @@
 //! DNS-rebinding protection, as the MCP Streamable HTTP transport requires: the `Host` of every
 //! request to an MCP endpoint must be an allowed host, and a browser's `Origin`, when present,
 //! an allowed origin; otherwise 403, before the key is even looked at (so a page on another
-//! origin learns nothing, valid key or not). One concern, one layer: `server::router` puts it
+//! origin learns nothing, valid key or not). One concern, one layer: `http::router` puts it
 //! in front of `/mcp/{instance_id}`. Pure matching, unit-tested here.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
-use crate::error::http_error;
-use crate::state::AppState;
+use super::Gateway;
+use super::refusal::Refusal;
 
 /// The middleware: 403 `forbidden_host` / `forbidden_origin`, naming the value and the setting.
-pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let settings = &state.settings;
+pub async fn guard(State(state): State<Arc<Gateway>>, request: Request, next: Next) -> Response {
+    let settings = &state.limits;
     if let Err((code, message)) = check(
         request.headers(),
         &settings.allowed_hosts,
         &settings.allowed_origins,
     ) {
         state.metrics.request("origin", "refused");
-        return http_error(StatusCode::FORBIDDEN, code, message);
+        return Refusal::Forbidden { code, message }.into_response();
     }
     next.run(request).await
 }

@@ -1,5 +1,5 @@
 //! Resources, resource templates, prompts, completion and logging: merged from the upstreams
-//! (`crate::catalog`), routed by prompt name (the tool prefix rule) or by URI (the index of who
+//! (`crate::domain::catalog`), routed by prompt name (the tool prefix rule) or by URI (the index of who
 //! listed it; a template that matches), and passed through unchanged otherwise.
 
 #![allow(deprecated)] // logging is deprecated by SEP-2577 but part of 2025-11-25
@@ -15,10 +15,11 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 
+use super::error::Refusal;
 use super::{ProxyHandler, cursor, era_of, mark_complete};
-use crate::catalog::{self, Catalog, UpstreamLists};
-use crate::model::{ConnectionMode, InstanceConfig, UpstreamConfig};
-use crate::router::{self, Route};
+use crate::domain::catalog::{self, Catalog, UpstreamLists};
+use crate::domain::model::{ConnectionMode, InstanceConfig, UpstreamConfig};
+use crate::domain::router::{self, Route};
 use crate::upstream::Era;
 use crate::upstream::relay::Downstream;
 
@@ -59,10 +60,10 @@ impl ProxyHandler {
     pub(super) async fn resources_page(
         &self,
         request: &Option<PaginatedRequestParams>,
-        era: Era,
+        ctx: &RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let config = self.config().await?;
-        let catalog = self.catalog(&config, era).await;
+        let config = self.config(ctx).await?;
+        let catalog = self.catalog(&config, era_of(ctx)).await;
         let (items, next) = catalog::page(
             &catalog.resources,
             cursor(request),
@@ -76,10 +77,10 @@ impl ProxyHandler {
     pub(super) async fn templates_page(
         &self,
         request: &Option<PaginatedRequestParams>,
-        era: Era,
+        ctx: &RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        let config = self.config().await?;
-        let catalog = self.catalog(&config, era).await;
+        let config = self.config(ctx).await?;
+        let catalog = self.catalog(&config, era_of(ctx)).await;
         let (items, next) = catalog::page(
             &catalog.templates,
             cursor(request),
@@ -93,10 +94,10 @@ impl ProxyHandler {
     pub(super) async fn prompts_page(
         &self,
         request: &Option<PaginatedRequestParams>,
-        era: Era,
+        ctx: &RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let config = self.config().await?;
-        let catalog = self.catalog(&config, era).await;
+        let config = self.config(ctx).await?;
+        let catalog = self.catalog(&config, era_of(ctx)).await;
         let (items, next) = catalog::page(
             &catalog.prompts,
             cursor(request),
@@ -124,18 +125,11 @@ impl ProxyHandler {
             .resource_owner(uri)
             .and_then(|name| config.upstream(name))
             .ok_or_else(|| {
-                let partial = if catalog.is_complete() {
-                    String::new()
-                } else {
-                    format!(" (not answering now: {})", catalog.failed.join(", "))
-                };
-                ErrorData::resource_not_found(
-                    format!(
-                        "unknown resource {uri:?}: no upstream of this instance listed it or a \
-                         template matching it{partial}"
-                    ),
-                    Some(serde_json::json!({ "uri": uri })),
-                )
+                Refusal::UnknownResource {
+                    uri: uri.to_string(),
+                    down: catalog.failed.clone(),
+                }
+                .into()
             })
     }
 
@@ -146,12 +140,7 @@ impl ProxyHandler {
         name: &str,
         era: Era,
     ) -> Result<Route, ErrorData> {
-        let unknown = || {
-            ErrorData::invalid_params(
-                format!("unknown prompt {name:?}"),
-                Some(serde_json::json!({ "prompt": name })),
-            )
-        };
+        let unknown = || Refusal::UnknownPrompt(name.to_string()).into();
         match router::route_by_name(config, name) {
             Ok(Some(route)) => Ok(route),
             Ok(None) => self
@@ -160,10 +149,11 @@ impl ProxyHandler {
                 .prompt_route(name)
                 .cloned()
                 .ok_or_else(unknown),
-            Err(e) => Err(ErrorData::invalid_params(
-                e.to_string().replacen("tool", "prompt", 1),
-                Some(serde_json::json!({ "prompt": name })),
-            )),
+            Err(e) => Err(Refusal::BadPromptName {
+                name: name.to_string(),
+                message: e.to_string().replacen("tool", "prompt", 1),
+            }
+            .into()),
         }
     }
 
@@ -172,7 +162,7 @@ impl ProxyHandler {
         mut request: ReadResourceRequestParams,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let config = self.config().await?;
+        let config = self.config(ctx).await?;
         let upstream = self
             .resource_upstream(&config, &request.uri, era_of(ctx))
             .await?;
@@ -200,26 +190,23 @@ impl ProxyHandler {
     pub(super) async fn subscribe_uri(
         &self,
         request: SubscribeRequestParams,
+        ctx: &RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let Some(session) = self.session_id() else {
-            return Err(ErrorData::invalid_request(
+            return Err(Refusal::NeedsSession(
                 "resources/subscribe needs a session (protocol 2025-11-25); with 2026-07-28 use subscriptions/listen",
-                None,
-            ));
+            )
+            .into());
         };
-        let config = self.config().await?;
+        let config = self.config(ctx).await?;
         let upstream = self
             .resource_upstream(&config, &request.uri, Era::Sessions)
             .await?;
         if upstream.connection == ConnectionMode::PerRequest {
-            return Err(ErrorData::invalid_request(
-                format!(
-                    "resources/subscribe: upstream {:?} is connected per request, so no \
-                     connection stays open to deliver updates (use \"shared\" or \"per-session\")",
-                    upstream.name
-                ),
-                None,
-            ));
+            return Err(Refusal::SubscribePerRequest {
+                upstream: upstream.name.clone(),
+            }
+            .into());
         }
         let uri = request.uri.clone();
         let timeout = self.state.settings.call_timeout;
@@ -252,7 +239,7 @@ impl ProxyHandler {
             .state
             .sessions
             .listen(self.instance_id.clone(), context.sink().clone());
-        let config = self.config().await?;
+        let config = self.config(context.request_context()).await?;
         let timeout = self.state.settings.call_timeout;
         let mut watched = Vec::new();
         let uris = context
@@ -320,17 +307,18 @@ impl ProxyHandler {
     pub(super) async fn unsubscribe_uri(
         &self,
         request: UnsubscribeRequestParams,
+        ctx: &RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let Some(session) = self.session_id() else {
-            return Err(ErrorData::invalid_request(
+            return Err(Refusal::NeedsSession(
                 "resources/unsubscribe needs a session (protocol 2025-11-25)",
-                None,
-            ));
+            )
+            .into());
         };
         let sessions = &self.state.sessions;
         sessions.unsubscribe(&self.instance_id, session, &request.uri);
         let others = sessions.anyone_subscribed(&self.instance_id, &request.uri);
-        let config = self.config().await?;
+        let config = self.config(ctx).await?;
         let upstream = self
             .resource_upstream(&config, &request.uri, Era::Sessions)
             .await?;
@@ -356,13 +344,13 @@ impl ProxyHandler {
         mut request: GetPromptRequestParams,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let config = self.config().await?;
+        let config = self.config(ctx).await?;
         let route = self
             .prompt_route(&config, &request.name, era_of(ctx))
             .await?;
-        let upstream = config.upstream(&route.upstream).ok_or_else(|| {
-            ErrorData::invalid_params(format!("unknown prompt {:?}", request.name), None)
-        })?;
+        let upstream = config
+            .upstream(&route.upstream)
+            .ok_or_else(|| Refusal::UnknownPrompt(request.name.clone()))?;
         let exposed = std::mem::replace(&mut request.name, route.tool);
         let meta = Self::meta(ctx, request.meta.take());
         let timeout = self.state.settings.call_timeout;
@@ -394,10 +382,12 @@ impl ProxyHandler {
         mut request: CompleteRequestParams,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
-        let config = self.config().await?;
+        let config = self.config(ctx).await?;
         let upstream = match &mut request.r#ref {
             Reference::Prompt(prompt) => {
-                let route = self.prompt_route(&config, &prompt.name, era_of(ctx)).await?;
+                let route = self
+                    .prompt_route(&config, &prompt.name, era_of(ctx))
+                    .await?;
                 prompt.name = route.tool;
                 config.upstream(&route.upstream)
             }
@@ -406,17 +396,14 @@ impl ProxyHandler {
                     Some(only)
                 } else {
                     let owner = self.catalog(&config, era_of(ctx)).await;
-                    owner.template_owner(&template.uri).and_then(|n| config.upstream(n))
+                    owner
+                        .template_owner(&template.uri)
+                        .and_then(|n| config.upstream(n))
                 }
             }
             _ => None,
         }
-        .ok_or_else(|| {
-            ErrorData::invalid_params(
-                "completion/complete: no upstream of this instance offers that prompt or resource template",
-                None,
-            )
-        })?;
+        .ok_or(Refusal::NoCompletionTarget)?;
         let meta = Self::meta(ctx, request.meta.take());
         let timeout = self.state.settings.call_timeout;
         self.on_upstream(
@@ -439,13 +426,17 @@ impl ProxyHandler {
     /// upstreams that log: a connection this session owns at its level, a shared one at the
     /// most verbose level any session of the instance wants (each is filtered here).
     /// An upstream that fails is logged and skipped: the level still applies to the others.
-    pub(super) async fn log_level(&self, request: SetLevelRequestParams) -> Result<(), ErrorData> {
+    pub(super) async fn log_level(
+        &self,
+        request: SetLevelRequestParams,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
         if let Some(session) = self.session_id() {
             self.state
                 .sessions
                 .set_log_level(&self.instance_id, session, request.level);
         }
-        let config = self.config().await?;
+        let config = self.config(ctx).await?;
         let timeout = self.state.settings.call_timeout;
         let logging = config.upstreams.iter().filter(|u| {
             self.state

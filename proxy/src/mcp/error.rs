@@ -1,51 +1,14 @@
-//! The one place errors become what a client sees: HTTP statuses with a JSON body for requests
-//! refused before MCP (auth, unknown instance), JSON-RPC errors for everything inside MCP.
+//! The one place an MCP request's failure becomes the JSON-RPC error its caller sees (what is
+//! refused before MCP becomes an HTTP status in the HTTP layer's `refusal`).
 
-use axum::Json;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
 use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::json;
 
-use crate::auth::AuthError;
-use crate::cache::ConfigError;
-use crate::router::RouteError;
+use crate::data::cache::ConfigError;
+use crate::domain::router::RouteError;
 use crate::upstream::UpstreamError;
-
-/// HTTP response for a refused request: `{"error": code, "message": text}`.
-pub fn http_error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
-    (
-        status,
-        Json(json!({ "error": code, "message": message.to_string() })),
-    )
-        .into_response()
-}
-
-impl IntoResponse for AuthError {
-    fn into_response(self) -> Response {
-        let (status, code) = match self {
-            AuthError::Missing => (StatusCode::UNAUTHORIZED, "missing_api_key"),
-            AuthError::Invalid => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
-            AuthError::Revoked => (StatusCode::UNAUTHORIZED, "revoked_api_key"),
-            AuthError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            AuthError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
-        };
-        let mut response = http_error(status, code, &self);
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                "Bearer".parse().expect("static header"),
-            );
-        }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                "1".parse().expect("static header"),
-            );
-        }
-        response
-    }
-}
 
 impl From<UpstreamError> for ErrorData {
     fn from(e: UpstreamError) -> ErrorData {
@@ -95,5 +58,83 @@ impl From<&ConfigError> for ErrorData {
                 ErrorData::internal_error(format!("configuration unavailable: {e}"), None)
             }
         }
+    }
+}
+
+/// Why the proxy itself refuses or ends an MCP request (not an upstream's failure). Handlers
+/// return one of these; [`From<Refusal> for ErrorData`] is the only place it gets a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The whole-request timeout passed.
+    TimedOut(Duration),
+    /// The client sent `notifications/cancelled`.
+    Cancelled,
+    /// The client's HTTP exchange ended.
+    ClientGone,
+    /// No upstream listed the URI or a template matching it; `down` names the upstreams that
+    /// did not answer (so the catalog may be partial).
+    UnknownResource { uri: String, down: Vec<String> },
+    /// No upstream offers a prompt of this name.
+    UnknownPrompt(String),
+    /// A prompt name that cannot be routed (`message` says why, in the router's words).
+    BadPromptName { name: String, message: String },
+    /// A 2025-11-25-only request without a session (`what` says which and the alternative).
+    NeedsSession(&'static str),
+    /// `resources/subscribe` on an upstream connected per request.
+    SubscribePerRequest { upstream: String },
+    /// `completion/complete` for a prompt or template no upstream offers.
+    NoCompletionTarget,
+}
+
+impl From<Refusal> for ErrorData {
+    fn from(refusal: Refusal) -> ErrorData {
+        match refusal {
+            Refusal::TimedOut(timeout) => {
+                ErrorData::internal_error(format!("request timed out after {timeout:?}"), None)
+            }
+            Refusal::Cancelled => {
+                ErrorData::internal_error("request cancelled by the client", None)
+            }
+            Refusal::ClientGone => ErrorData::internal_error("the client went away", None),
+            Refusal::UnknownResource { uri, down } => {
+                let partial = if down.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (not answering now: {})", down.join(", "))
+                };
+                ErrorData::resource_not_found(
+                    format!(
+                        "unknown resource {uri:?}: no upstream of this instance listed it or a \
+                         template matching it{partial}"
+                    ),
+                    Some(json!({ "uri": uri })),
+                )
+            }
+            Refusal::UnknownPrompt(name) => ErrorData::invalid_params(
+                format!("unknown prompt {name:?}"),
+                Some(json!({ "prompt": name })),
+            ),
+            Refusal::BadPromptName { name, message } => {
+                ErrorData::invalid_params(message, Some(json!({ "prompt": name })))
+            }
+            Refusal::NeedsSession(what) => ErrorData::invalid_request(what, None),
+            Refusal::SubscribePerRequest { upstream } => ErrorData::invalid_request(
+                format!(
+                    "resources/subscribe: upstream {upstream:?} is connected per request, so no \
+                     connection stays open to deliver updates (use \"shared\" or \"per-session\")"
+                ),
+                None,
+            ),
+            Refusal::NoCompletionTarget => ErrorData::invalid_params(
+                "completion/complete: no upstream of this instance offers that prompt or resource template",
+                None,
+            ),
+        }
+    }
+}
+
+impl From<crate::domain::catalog::BadCursor> for ErrorData {
+    fn from(e: crate::domain::catalog::BadCursor) -> ErrorData {
+        ErrorData::invalid_params(e.to_string(), None)
     }
 }

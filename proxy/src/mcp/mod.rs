@@ -7,6 +7,9 @@
 #![allow(deprecated)]
 
 mod catalog;
+pub mod context;
+pub mod error;
+pub mod instances;
 
 use std::sync::{Arc, OnceLock};
 
@@ -21,15 +24,15 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler};
 
-use crate::metrics::RequestTimer;
-use crate::model::{InstanceConfig, UpstreamConfig};
-use crate::router::{self, RouteError, ToolIndex};
-use crate::server::ClientGone;
+use crate::domain::model::{InstanceConfig, UpstreamConfig};
+use crate::domain::router::{self, RouteError, ToolIndex};
+use crate::ops::metrics::RequestTimer;
 use crate::sessions::SessionScope;
-use crate::state::AppState;
 use crate::upstream::manager::Lease;
 use crate::upstream::relay::{Downstream, forwarded_meta};
 use crate::upstream::{Era, UpstreamError};
+pub use context::{AdmittedConfig, ClientGone, McpSettings, McpState};
+use error::Refusal;
 
 /// How long `initialize` waits to learn the capabilities of upstreams not seen yet.
 const CAPABILITY_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -39,7 +42,7 @@ const CAPABILITY_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_
 /// (set at `initialize`), so everything the session holds is released with it.
 #[derive(Clone)]
 pub struct ProxyHandler {
-    state: Arc<AppState>,
+    state: Arc<McpState>,
     instance_id: Arc<str>,
     session: Arc<OnceLock<SessionScope>>,
     /// What this handler advertised (set at `initialize` / `server/discover`).
@@ -47,7 +50,7 @@ pub struct ProxyHandler {
 }
 
 impl ProxyHandler {
-    pub fn new(state: Arc<AppState>, instance_id: Arc<str>) -> Self {
+    pub fn new(state: Arc<McpState>, instance_id: Arc<str>) -> Self {
         Self {
             state,
             instance_id,
@@ -77,7 +80,15 @@ impl ProxyHandler {
             .inspect_err(|e| self.state.metrics.upstream_error(&upstream.name, e.kind()))
     }
 
-    async fn config(&self) -> Result<Arc<InstanceConfig>, ErrorData> {
+    /// The instance's config: the one the HTTP entry loaded for this request, else (a request
+    /// that did not come through it) from the cache.
+    async fn config(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<Arc<InstanceConfig>, ErrorData> {
+        if let Some(AdmittedConfig(config)) = http_parts(ctx).and_then(|p| p.extensions.get()) {
+            return Ok(config.clone());
+        }
         self.state
             .configs
             .get(&self.instance_id)
@@ -94,18 +105,14 @@ impl ProxyHandler {
         fut: impl Future<Output = Result<T, ErrorData>>,
     ) -> Result<T, ErrorData> {
         let timeout = self.state.settings.request_timeout;
-        let gone = ctx
-            .extensions
-            .get::<axum::http::request::Parts>()
+        let gone = http_parts(ctx)
             .and_then(|p| p.extensions.get::<ClientGone>())
             .map(|g| g.0.clone())
             .unwrap_or_default();
         tokio::select! {
-            r = tokio::time::timeout(timeout, fut) => r.unwrap_or_else(|_| {
-                Err(ErrorData::internal_error(format!("request timed out after {timeout:?}"), None))
-            }),
-            _ = ctx.ct.cancelled() => Err(ErrorData::internal_error("request cancelled by the client", None)),
-            _ = gone.cancelled() => Err(ErrorData::internal_error("the client went away", None)),
+            r = tokio::time::timeout(timeout, fut) => r.unwrap_or_else(|_| Err(Refusal::TimedOut(timeout).into())),
+            _ = ctx.ct.cancelled() => Err(Refusal::Cancelled.into()),
+            _ = gone.cancelled() => Err(Refusal::ClientGone.into()),
         }
     }
 
@@ -226,7 +233,7 @@ impl ProxyHandler {
         mut request: CallToolRequestParams,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let config = self.config().await?;
+        let config = self.config(ctx).await?;
         let route = match router::route_by_name(&config, &request.name)? {
             Some(route) => route,
             None => self
@@ -267,9 +274,13 @@ impl ProxyHandler {
     /// yet seen are connected (concurrently) to learn theirs, for at most
     /// [`CAPABILITY_PROBE_TIMEOUT`]; one that fails or is slower is left out (and tried again
     /// at the next `initialize`), so a hanging upstream never holds a session's start.
-    async fn merged_capabilities(&self, era: Era) -> ServerCapabilities {
-        let Ok(config) = self.config().await else {
-            return crate::capabilities::merged([]);
+    async fn merged_capabilities(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        era: Era,
+    ) -> ServerCapabilities {
+        let Ok(config) = self.config(ctx).await else {
+            return crate::domain::capabilities::merged([]);
         };
         let unknown = config
             .upstreams
@@ -291,7 +302,7 @@ impl ProxyHandler {
             .iter()
             .filter_map(|u| self.state.capabilities.get(&u.name))
             .collect();
-        let merged = crate::capabilities::merged(&known);
+        let merged = crate::domain::capabilities::merged(&known);
         self.state
             .capabilities
             .advertise(&self.instance_id, &merged);
@@ -302,6 +313,11 @@ impl ProxyHandler {
     fn session_id(&self) -> Option<u64> {
         self.session.get().map(SessionScope::id)
     }
+}
+
+/// The HTTP request that carried an MCP request (rmcp hands its parts to the handler).
+fn http_parts(ctx: &RequestContext<RoleServer>) -> Option<&axum::http::request::Parts> {
+    ctx.extensions.get::<axum::http::request::Parts>()
 }
 
 /// Whether the caller speaks 2026-07-28 (or later): the request's own `_meta` version, else
@@ -356,7 +372,7 @@ impl ServerHandler for ProxyHandler {
             let _ = self.session.set(scope);
         }
         if let Ok(result) = &mut result {
-            result.capabilities = self.merged_capabilities(Era::Sessions).await;
+            result.capabilities = self.merged_capabilities(&context, Era::Sessions).await;
         }
         self.state
             .metrics
@@ -366,10 +382,10 @@ impl ServerHandler for ProxyHandler {
 
     async fn discover(
         &self,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<DiscoverResult, ErrorData> {
         let mut info = self.get_info();
-        info.capabilities = self.merged_capabilities(Era::Stateless).await;
+        info.capabilities = self.merged_capabilities(&context, Era::Stateless).await;
         self.state.metrics.request("server/discover", "ok");
         Ok(DiscoverResult::from_server_info(
             self.supported_protocol_versions().into_owned(),
@@ -386,7 +402,7 @@ impl ServerHandler for ProxyHandler {
             .get()
             .cloned()
             .or_else(|| self.state.capabilities.advertised(&self.instance_id))
-            .unwrap_or_else(|| crate::capabilities::merged([]));
+            .unwrap_or_else(|| crate::domain::capabilities::merged([]));
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("mcp-proxy", env!("CARGO_PKG_VERSION")))
     }
@@ -397,9 +413,9 @@ impl ServerHandler for ProxyHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         self.timed("tools/list", &context, async {
-            let config = self.config().await?;
+            let config = self.config(&context).await?;
             let index = self.tool_index(&config, era_of(&context)).await;
-            let (tools, next) = crate::catalog::page(
+            let (tools, next) = crate::domain::catalog::page(
                 &index.tools,
                 cursor(&request),
                 self.state.settings.list_page_size,
@@ -428,7 +444,7 @@ impl ServerHandler for ProxyHandler {
         self.timed(
             "resources/list",
             &context,
-            self.resources_page(&request, era_of(&context)),
+            self.resources_page(&request, &context),
         )
         .await
     }
@@ -441,7 +457,7 @@ impl ServerHandler for ProxyHandler {
         self.timed(
             "resources/templates/list",
             &context,
-            self.templates_page(&request, era_of(&context)),
+            self.templates_page(&request, &context),
         )
         .await
     }
@@ -460,8 +476,12 @@ impl ServerHandler for ProxyHandler {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.timed("resources/subscribe", &context, self.subscribe_uri(request))
-            .await
+        self.timed(
+            "resources/subscribe",
+            &context,
+            self.subscribe_uri(request, &context),
+        )
+        .await
     }
 
     async fn unsubscribe(
@@ -472,7 +492,7 @@ impl ServerHandler for ProxyHandler {
         self.timed(
             "resources/unsubscribe",
             &context,
-            self.unsubscribe_uri(request),
+            self.unsubscribe_uri(request, &context),
         )
         .await
     }
@@ -485,7 +505,7 @@ impl ServerHandler for ProxyHandler {
         self.timed(
             "prompts/list",
             &context,
-            self.prompts_page(&request, era_of(&context)),
+            self.prompts_page(&request, &context),
         )
         .await
     }
@@ -517,8 +537,12 @@ impl ServerHandler for ProxyHandler {
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.timed("logging/setLevel", &context, self.log_level(request))
-            .await
+        self.timed(
+            "logging/setLevel",
+            &context,
+            self.log_level(request, &context),
+        )
+        .await
     }
 
     /// 2026-07-28 `subscriptions/listen`: every kind of notification the instance can carry is

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 
 /// Share of the limit at which pressure starts.
 pub const HIGH: f64 = 0.90;

@@ -112,132 +112,136 @@ impl Default for Metrics {
             registry: Registry::default(),
         };
         // prometheus-client appends `_total` to counters.
-        let r = &mut registry;
-        r.register(
-            "mcp_proxy_requests",
-            "MCP requests by method and outcome",
-            m.requests.clone(),
-        );
-        r.register(
-            "mcp_proxy_request_duration_seconds",
-            "Time to handle one MCP request",
-            m.request_duration.clone(),
-        );
-        r.register(
-            "mcp_proxy_inflight_requests",
-            "MCP requests being handled",
-            m.inflight.clone(),
-        );
-        r.register(
-            "mcp_proxy_sessions",
-            "Open downstream MCP sessions",
-            m.sessions.clone(),
-        );
-        r.register(
-            "mcp_proxy_upstream_connections",
-            "Upstream MCP connections by state",
-            m.upstream_connections.clone(),
-        );
-        r.register(
-            "mcp_proxy_upstream_connects",
-            "Upstream connect attempts by outcome",
-            m.upstream_connects.clone(),
-        );
-        r.register(
-            "mcp_proxy_upstream_errors",
-            "Upstream request failures by kind",
-            m.upstream_errors.clone(),
-        );
-        r.register(
-            "mcp_proxy_server_requests",
-            "Server-to-client requests from upstreams (sampling, elicitation, roots) by outcome",
-            m.server_requests.clone(),
-        );
-        r.register(
-            "mcp_proxy_config_cache_hits",
-            "Config cache hits",
-            m.config_cache_hits.clone(),
-        );
-        r.register(
-            "mcp_proxy_config_cache_misses",
-            "Config cache misses (database reads)",
-            m.config_cache_misses.clone(),
-        );
-        r.register(
-            "mcp_proxy_auth_cache_hits",
-            "API-key cache hits",
-            m.auth_cache_hits.clone(),
-        );
-        r.register(
-            "mcp_proxy_auth_cache_misses",
-            "API-key cache misses (database reads)",
-            m.auth_cache_misses.clone(),
-        );
-        r.register(
-            "mcp_proxy_db_queries",
-            "Database queries by name",
-            m.db_queries.clone(),
-        );
-        r.register(
-            "mcp_proxy_db_pool_size",
-            "Database pool connections",
-            m.db_pool_size.clone(),
-        );
-        r.register(
-            "mcp_proxy_db_pool_idle",
-            "Idle database pool connections",
-            m.db_pool_idle.clone(),
-        );
-        r.register(
-            "mcp_proxy_invalidations",
-            "Cache invalidations applied (own writes and other replicas' notifications) by kind",
-            m.invalidations.clone(),
-        );
-        r.register(
-            "mcp_proxy_invalidation_listener_up",
-            "1 while the PostgreSQL LISTEN connection for cross-replica invalidation is up; while 0, caches fall back to their TTLs",
-            m.invalidation_listener_up.clone(),
-        );
-        r.register(
-            "mcp_proxy_invalidation_listener_connects",
-            "Invalidation listener connect attempts by outcome",
-            m.invalidation_listener_connects.clone(),
-        );
-        r.register(
-            "mcp_proxy_tokio_alive_tasks",
-            "Tokio tasks alive in the runtime",
-            m.tokio_alive_tasks.clone(),
-        );
-        r.register(
-            "mcp_proxy_open_fds",
-            "Open file descriptors of the process",
-            m.open_fds.clone(),
-        );
-        r.register(
-            "mcp_proxy_child_processes",
-            "Child processes of the proxy (stdio upstreams)",
-            m.child_processes.clone(),
-        );
-        r.register(
-            "mcp_proxy_rss_bytes",
-            "Resident memory of the process",
-            m.rss_bytes.clone(),
-        );
-        r.register(
-            "mcp_proxy_memory_limit_bytes",
-            "The memory bound (--memory-limit-mib)",
-            m.memory_limit_bytes.clone(),
-        );
-        r.register(
-            "mcp_proxy_memory_pressure",
-            "1 while resident memory is near the bound: /ready is 503 and new sessions are refused",
-            m.memory_pressure.clone(),
-        );
+        m.register_traffic(&mut registry);
+        m.register_state(&mut registry);
         Metrics { registry, ..m }
     }
 }
 
 impl Metrics {
+    /// Requests, sessions and upstream traffic (SPEC names).
+    fn register_traffic(&self, r: &mut Registry) {
+        r.register(
+            "mcp_proxy_requests",
+            "MCP requests by method and outcome",
+            self.requests.clone(),
+        );
+        r.register(
+            "mcp_proxy_request_duration_seconds",
+            "Time to handle one MCP request",
+            self.request_duration.clone(),
+        );
+        r.register(
+            "mcp_proxy_inflight_requests",
+            "MCP requests being handled",
+            self.inflight.clone(),
+        );
+        r.register(
+            "mcp_proxy_sessions",
+            "Open downstream MCP sessions",
+            self.sessions.clone(),
+        );
+        r.register(
+            "mcp_proxy_upstream_connections",
+            "Upstream MCP connections by state",
+            self.upstream_connections.clone(),
+        );
+        r.register(
+            "mcp_proxy_upstream_connects",
+            "Upstream connect attempts by outcome",
+            self.upstream_connects.clone(),
+        );
+        r.register(
+            "mcp_proxy_upstream_errors",
+            "Upstream request failures by kind",
+            self.upstream_errors.clone(),
+        );
+        r.register(
+            "mcp_proxy_server_requests",
+            "Server-to-client requests from upstreams (sampling, elicitation, roots) by outcome",
+            self.server_requests.clone(),
+        );
+    }
+
+    /// Caches, store, invalidation, and the process (SPEC names).
+    fn register_state(&self, r: &mut Registry) {
+        r.register(
+            "mcp_proxy_config_cache_hits",
+            "Config cache hits",
+            self.config_cache_hits.clone(),
+        );
+        r.register(
+            "mcp_proxy_config_cache_misses",
+            "Config cache misses (database reads)",
+            self.config_cache_misses.clone(),
+        );
+        r.register(
+            "mcp_proxy_auth_cache_hits",
+            "API-key cache hits",
+            self.auth_cache_hits.clone(),
+        );
+        r.register(
+            "mcp_proxy_auth_cache_misses",
+            "API-key cache misses (database reads)",
+            self.auth_cache_misses.clone(),
+        );
+        r.register(
+            "mcp_proxy_db_queries",
+            "Database queries by name",
+            self.db_queries.clone(),
+        );
+        r.register(
+            "mcp_proxy_db_pool_size",
+            "Database pool connections",
+            self.db_pool_size.clone(),
+        );
+        r.register(
+            "mcp_proxy_db_pool_idle",
+            "Idle database pool connections",
+            self.db_pool_idle.clone(),
+        );
+        r.register(
+            "mcp_proxy_invalidations",
+            "Cache invalidations applied (own writes and other replicas' notifications) by kind",
+            self.invalidations.clone(),
+        );
+        r.register(
+            "mcp_proxy_invalidation_listener_connects",
+            "Invalidation listener connect attempts by outcome",
+            self.invalidation_listener_connects.clone(),
+        );
+        r.register(
+            "mcp_proxy_tokio_alive_tasks",
+            "Tokio tasks alive in the runtime",
+            self.tokio_alive_tasks.clone(),
+        );
+        r.register(
+            "mcp_proxy_open_fds",
+            "Open file descriptors of the process",
+            self.open_fds.clone(),
+        );
+        r.register(
+            "mcp_proxy_child_processes",
+            "Child processes of the proxy (stdio upstreams)",
+            self.child_processes.clone(),
+        );
+        r.register(
+            "mcp_proxy_rss_bytes",
+            "Resident memory of the process",
+            self.rss_bytes.clone(),
+        );
+        r.register(
+            "mcp_proxy_memory_limit_bytes",
+            "The memory bound (--memory-limit-mib)",
+            self.memory_limit_bytes.clone(),
+        );
+        r.register(
+            "mcp_proxy_memory_pressure",
+            "1 while resident memory is near the bound: /ready is 503 and new sessions are refused",
+            self.memory_pressure.clone(),
+        );
+    }
+
     pub fn db_query(&self, name: &str) {
         self.db_queries
             .get_or_create(&Query {

@@ -28,9 +28,9 @@ use rmcp::{ClientHandler, RoleClient};
 use tokio_util::task::TaskTracker;
 
 use super::conn_state::{ConnState, StateCell};
+use super::events::{ListKind, SessionEvents};
 use super::relay::{Downstream, Inflight};
-use crate::metrics::Metrics;
-use crate::sessions::{ListKind, Sessions};
+use crate::ops::metrics::Metrics;
 
 /// How long one notification to one downstream caller may take before it is given up.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(1);
@@ -45,7 +45,7 @@ pub struct SessionLink {
 pub struct UpstreamHandler {
     pub(super) upstream: String,
     pub(super) instance_id: String,
-    pub(super) sessions: Arc<Sessions>,
+    pub(super) sessions: Arc<dyn SessionEvents>,
     pub(super) state: Arc<StateCell>,
     pub(super) inflight: Arc<Inflight>,
     pub(super) session: Option<SessionLink>,
@@ -95,35 +95,26 @@ impl UpstreamHandler {
         let outcome = |o: &'static str| self.metrics.server_request(&self.upstream, method, o);
         if self.closed() {
             outcome("closed");
-            return Err(ErrorData::internal_error(
-                format!(
-                    "{method}: the proxy's connection to upstream {:?} is closing",
-                    self.upstream
-                ),
-                None,
-            ));
+            return Err(RelayRefusal::Closing {
+                method,
+                upstream: &self.upstream,
+            }
+            .into());
         }
         let Some(target) = self.owner(&ctx).await else {
             outcome("unroutable");
             tracing::warn!(upstream = %self.upstream, method, "server request not tied to a call in flight; refused");
-            return Err(ErrorData::invalid_request(
-                format!(
-                    "{method} from upstream {:?} is not tied to a request in flight, and the \
-                     connection is shared by several clients: send it while handling a request \
-                     (on that request's event stream)",
-                    self.upstream
-                ),
-                None,
-            ));
+            return Err(RelayRefusal::Unroutable {
+                method,
+                upstream: &self.upstream,
+            }
+            .into());
         };
         if let Some(info) = target.peer.peer_info()
             && !supported(&info.capabilities)
         {
             outcome("unsupported");
-            return Err(ErrorData::invalid_request(
-                format!("{method}: the client behind the proxy did not declare that capability"),
-                None,
-            ));
+            return Err(RelayRefusal::Undeclared { method }.into());
         }
         match target
             .request(request, &self.tracker, self.request_timeout, ctx.ct.clone())
@@ -139,26 +130,75 @@ impl UpstreamHandler {
             }
             Err(e) => {
                 outcome("failed");
-                Err(ErrorData::internal_error(
-                    format!("{method}: the client behind the proxy did not answer: {e}"),
-                    None,
-                ))
+                Err(RelayRefusal::NoAnswer { method, error: e }.into())
             }
         }
     }
 }
 
-fn unexpected(method: &str) -> ErrorData {
-    ErrorData::internal_error(
-        format!("{method}: unexpected answer type from the client"),
-        None,
-    )
+fn unexpected(method: &'static str) -> ErrorData {
+    RelayRefusal::UnexpectedAnswer { method }.into()
+}
+
+/// Why a server→client request from an upstream is not answered by a downstream client; the
+/// one place it becomes the JSON-RPC error the upstream gets.
+enum RelayRefusal<'a> {
+    /// The connection is closing.
+    Closing {
+        method: &'static str,
+        upstream: &'a str,
+    },
+    /// Not tied to a call in flight on a connection several clients share.
+    Unroutable {
+        method: &'static str,
+        upstream: &'a str,
+    },
+    /// The caller did not declare the capability.
+    Undeclared { method: &'static str },
+    /// The caller did not answer (gone, timed out, transport failed).
+    NoAnswer {
+        method: &'static str,
+        error: ServiceError,
+    },
+    /// The caller answered with another kind of result.
+    UnexpectedAnswer { method: &'static str },
+}
+
+impl From<RelayRefusal<'_>> for ErrorData {
+    fn from(refusal: RelayRefusal<'_>) -> ErrorData {
+        match refusal {
+            RelayRefusal::Closing { method, upstream } => ErrorData::internal_error(
+                format!("{method}: the proxy's connection to upstream {upstream:?} is closing"),
+                None,
+            ),
+            RelayRefusal::Unroutable { method, upstream } => ErrorData::invalid_request(
+                format!(
+                    "{method} from upstream {upstream:?} is not tied to a request in flight, and the \
+                     connection is shared by several clients: send it while handling a request \
+                     (on that request's event stream)"
+                ),
+                None,
+            ),
+            RelayRefusal::Undeclared { method } => ErrorData::invalid_request(
+                format!("{method}: the client behind the proxy did not declare that capability"),
+                None,
+            ),
+            RelayRefusal::NoAnswer { method, error } => ErrorData::internal_error(
+                format!("{method}: the client behind the proxy did not answer: {error}"),
+                None,
+            ),
+            RelayRefusal::UnexpectedAnswer { method } => ErrorData::internal_error(
+                format!("{method}: unexpected answer type from the client"),
+                None,
+            ),
+        }
+    }
 }
 
 impl ClientHandler for UpstreamHandler {
     fn get_info(&self) -> ClientConfig {
         ClientConfig::new(
-            crate::capabilities::client_capabilities(),
+            crate::domain::capabilities::client_capabilities(),
             Implementation::new("mcp-proxy", env!("CARGO_PKG_VERSION")),
         )
     }
@@ -283,6 +323,9 @@ impl UpstreamHandler {
             return;
         }
         tracing::debug!(instance = %self.instance_id, ?kind, "upstream list changed");
-        self.sessions.list_changed(&self.instance_id, kind).await;
+        self.sessions
+            .clone()
+            .list_changed(&self.instance_id, kind)
+            .await;
     }
 }

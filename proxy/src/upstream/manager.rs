@@ -19,10 +19,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::backoff::Backoff;
 use super::breaker::{Breaker, BreakerPolicy};
 use super::{ConnectContext, Era, SessionLink, UpstreamClient, UpstreamError};
-use crate::model::{ConnectionMode, UpstreamConfig};
+use crate::domain::model::{ConnectionMode, UpstreamConfig};
+use crate::ops::backoff::Backoff;
 
 /// Limits and timings of the manager (from `Settings`).
 #[derive(Debug, Clone, Copy)]

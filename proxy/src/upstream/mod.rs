@@ -10,10 +10,10 @@
 // Logging is deprecated by SEP-2577 but is part of 2025-11-25, which this proxy carries.
 #![allow(deprecated)]
 
-pub mod backoff;
 pub mod breaker;
 pub mod cancel;
 pub mod conn_state;
+pub mod events;
 pub mod handler;
 pub mod manager;
 pub mod relay;
@@ -38,10 +38,9 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::capabilities::UpstreamCapabilities;
-use crate::metrics::Metrics;
-use crate::model::{UpstreamConfig, UpstreamTransport};
-use crate::sessions::Sessions;
+use crate::domain::capabilities::UpstreamCapabilities;
+use crate::domain::model::{UpstreamConfig, UpstreamTransport};
+use crate::ops::metrics::Metrics;
 use conn_state::{ConnState, StateCell};
 pub use handler::{SessionLink, UpstreamHandler};
 use relay::{Downstream, Inflight};
@@ -75,8 +74,6 @@ const STREAM_WAIT: Duration = Duration::from_secs(1);
 
 /// How long closing one upstream may take (stdio: stdin close, SIGTERM and SIGKILL waits).
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
-
-pub use crate::cache::ToolsCache;
 
 /// An upstream failure, naming the upstream and the cause.
 #[derive(Debug, thiserror::Error)]
@@ -167,7 +164,7 @@ pub struct ConnectContext {
     /// Where deferred work of a client (cancel notifications) runs.
     pub tracker: TaskTracker,
     /// Where an upstream's `list_changed`, `resources/updated` and log messages go.
-    pub sessions: Arc<Sessions>,
+    pub sessions: Arc<dyn events::SessionEvents>,
     /// Where each upstream's capabilities are recorded at connect.
     pub capabilities: Arc<UpstreamCapabilities>,
     /// Bound on one server→client request relayed to a downstream client.
@@ -260,7 +257,7 @@ impl UpstreamClient {
             Ok(Ok(service)) => service,
             Ok(Err(cause)) => {
                 #[cfg(feature = "planted-leaks")]
-                if crate::planted::active(crate::planted::Leak::ConnectError) {
+                if crate::ops::planted::active(crate::ops::planted::Leak::ConnectError) {
                     // the failed client is never closed: its state and transport live on
                     let keep = (state.clone(), transport_ct.clone());
                     tokio::spawn(async move {

@@ -37,7 +37,7 @@ pub fn spawn(
         .spawn()?;
     let group = child.id().map(|pid| pid as i32);
     #[cfg(feature = "planted-leaks")]
-    if crate::planted::active(crate::planted::Leak::StdioReap) {
+    if crate::ops::planted::active(crate::ops::planted::Leak::StdioReap) {
         // a second copy of the child, spawned and never waited on: it exits on stdin EOF
         // and stays a zombie
         let stray = std::process::Command::new(command)

@@ -1,0 +1,141 @@
+//! The lifecycle of a running proxy: `start` (connect the store, apply the seed, build the
+//! state, bind, start the background tasks, serve) → [`RunningProxy`] → the drain and the close
+//! path, which run however serving ends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::serve::ListenerExt;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::settings::Settings;
+use crate::app::shutdown;
+use crate::app::state::AppState;
+use crate::data::invalidation;
+use crate::data::store::Store;
+use crate::domain::seed::Seed;
+use crate::ops::metrics::Metrics;
+
+/// A proxy that is serving. Dropping it does not stop it; call [`RunningProxy::shutdown`].
+pub struct RunningProxy {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    task: JoinHandle<()>,
+}
+
+impl RunningProxy {
+    /// The token that starts the graceful shutdown when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Base URL of an instance's MCP endpoint.
+    pub fn mcp_url(&self, instance_id: &str) -> String {
+        format!("http://{}/mcp/{instance_id}", self.addr)
+    }
+
+    /// Waits until the server has shut down and released everything.
+    pub async fn wait(self) {
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "server task failed");
+        }
+    }
+
+    /// Starts the graceful shutdown and waits for it to complete.
+    pub async fn shutdown(self) {
+        self.state.shutdown.cancel();
+        self.wait().await;
+    }
+}
+
+/// Connects the store (running migrations), applies the seed if any, binds, and serves.
+pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
+    let metrics = Arc::new(Metrics::default());
+    let store = Store::connect(
+        &settings.resolved_database_url(),
+        settings.db_pool_size,
+        settings.db_acquire_timeout,
+        metrics.clone(),
+    )
+    .await?
+    .with_notify_channel(&settings.notify_channel)?;
+    // Validate the seed before anything is bound; it is applied through the state below.
+    let seed = settings.seed.as_deref().map(Seed::load).transpose()?;
+    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(AppState::build(settings, store, metrics)?);
+    state.pool.spawn_sweeper(state.background_stop.clone());
+    if let Some(seed) = &seed {
+        let report = state.apply_seed(seed).await?;
+        tracing::info!(?report, "seed applied");
+    }
+    spawn_background(&state);
+    let app = crate::http::router(state.gateway.clone());
+    let task = tokio::spawn(run(listener, app, state.clone()));
+    tracing::info!(%addr, "listening");
+    #[cfg(feature = "planted-leaks")]
+    crate::ops::planted::current();
+    Ok(RunningProxy { addr, state, task })
+}
+
+/// The background tasks, each on the tracker until the background stop token.
+fn spawn_background(state: &Arc<AppState>) {
+    let stop = &state.background_stop;
+    let tracker = &state.tracker;
+    state.usage.spawn_flusher(
+        state.store.clone(),
+        state.settings.usage_flush_interval,
+        stop.clone(),
+        tracker,
+    );
+    invalidation::spawn_listener(
+        state.listener_config(),
+        state.caches.clone(),
+        tracker,
+        stop.clone(),
+    );
+    tracker.spawn(shutdown::reload_on_sighup(state.clone(), stop.clone()));
+    state.memory.spawn_watcher(stop.clone(), tracker);
+}
+
+async fn run(listener: tokio::net::TcpListener, app: Router, state: Arc<AppState>) {
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let stop = state.shutdown.clone();
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    });
+    // The server also watches the shutdown token: with no connection open its graceful
+    // shutdown ends at once, so both branches can be ready together. Whichever wins, the
+    // handle is polled to completion at most once and the close path below always runs.
+    let mut server_done = false;
+    tokio::select! {
+        _ = state.shutdown.cancelled() => {}
+        result = &mut server => {
+            server_done = true;
+            if !state.shutdown.is_cancelled() {
+                tracing::error!(?result, "server stopped on its own; shutting down");
+                state.shutdown.cancel();
+            }
+        }
+    }
+    let deadline = tokio::time::Instant::now() + state.settings.shutdown_deadline;
+    shutdown::drain_requests(&state, deadline).await;
+    // Connections end once their last response is written; past the deadline they are cut.
+    if !server_done
+        && tokio::time::timeout_at(deadline + Duration::from_millis(500), &mut server)
+            .await
+            .is_err()
+    {
+        tracing::warn!("connections still open at the deadline; closing them");
+        server.abort();
+    }
+    shutdown::close_resources(&state, &state.background_stop).await;
+    tracing::info!("shutdown complete");
+}
