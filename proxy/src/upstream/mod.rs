@@ -13,6 +13,7 @@
 pub mod breaker;
 pub mod cancel;
 pub mod conn_state;
+mod error;
 pub mod events;
 pub mod handler;
 pub mod manager;
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequest,
-    CompleteRequestParams, CompleteResult, ErrorData, GetPromptRequest, GetPromptRequestParams,
+    CompleteRequestParams, CompleteResult, GetPromptRequest, GetPromptRequestParams,
     GetPromptResponse, Prompt, ReadResourceRequest, ReadResourceRequestParams,
     ReadResourceResponse, RequestMetaObject, Resource, ResourceTemplate, ServerCapabilities,
     ServerResult, SetLevelRequest, SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams,
@@ -42,6 +43,7 @@ use crate::domain::capabilities::UpstreamCapabilities;
 use crate::domain::model::{UpstreamConfig, UpstreamTransport};
 use crate::ops::metrics::Metrics;
 use conn_state::{ConnState, StateCell};
+pub use error::UpstreamError;
 pub use handler::{SessionLink, UpstreamHandler};
 use relay::{Downstream, Inflight};
 
@@ -74,86 +76,6 @@ const STREAM_WAIT: Duration = Duration::from_secs(1);
 
 /// How long closing one upstream may take (stdio: stdin close, SIGTERM and SIGKILL waits).
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// An upstream failure, naming the upstream and the cause.
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("upstream {upstream:?}: connect failed: {cause}")]
-    Connect { upstream: String, cause: String },
-    #[error("upstream {upstream:?}: no answer to initialize within {after:?}")]
-    ConnectTimeout { upstream: String, after: Duration },
-    #[error("upstream {upstream:?}: {cause}")]
-    Transport { upstream: String, cause: String },
-    #[error("upstream {upstream:?}: no answer within {after:?}")]
-    CallTimeout { upstream: String, after: Duration },
-    #[error("upstream {upstream:?}: {}", error.message)]
-    Rpc { upstream: String, error: ErrorData },
-    #[error(
-        "upstream {upstream:?}: circuit open after repeated connect failures; retry in {}s",
-        retry_in.as_secs().max(1)
-    )]
-    CircuitOpen {
-        upstream: String,
-        retry_in: Duration,
-    },
-    #[error("upstream {upstream:?}: upstream connection limit ({max}) reached")]
-    TooManyConnections { upstream: String, max: usize },
-    #[error("upstream {upstream:?}: gave up reconnecting after {attempts} attempts: {last}")]
-    GaveUp {
-        upstream: String,
-        attempts: u32,
-        last: String,
-    },
-    #[error("upstream {upstream:?}: the proxy is shutting down")]
-    ShuttingDown { upstream: String },
-}
-
-impl UpstreamError {
-    /// Short label for metrics.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Connect { .. } => "connect",
-            Self::ConnectTimeout { .. } => "connect_timeout",
-            Self::Transport { .. } => "transport",
-            Self::CallTimeout { .. } => "timeout",
-            Self::Rpc { .. } => "rpc",
-            Self::CircuitOpen { .. } => "circuit_open",
-            Self::TooManyConnections { .. } => "connection_limit",
-            Self::GaveUp { .. } => "gave_up",
-            Self::ShuttingDown { .. } => "shutting_down",
-        }
-    }
-
-    fn from_service(upstream: &str, e: ServiceError) -> Self {
-        match e {
-            ServiceError::McpError(error) => Self::Rpc {
-                upstream: upstream.to_string(),
-                error,
-            },
-            other => Self::Transport {
-                upstream: upstream.to_string(),
-                cause: concise_cause(&other),
-            },
-        }
-    }
-}
-
-/// A transport failure in words a caller can act on. rmcp's own `Display` of a send error
-/// names its Rust transport types; the innermost cause in the source chain is the actual
-/// reason (e.g. `connection closed before message completed`).
-fn concise_cause(e: &ServiceError) -> String {
-    match e {
-        ServiceError::TransportClosed => "the connection to the upstream is closed".into(),
-        ServiceError::TransportSend(_) => {
-            let mut cause: &dyn std::error::Error = e;
-            while let Some(next) = cause.source() {
-                cause = next;
-            }
-            format!("connection to the upstream failed: {cause}")
-        }
-        other => other.to_string(),
-    }
-}
 
 /// What connecting needs besides the upstream's own config.
 #[derive(Clone)]

@@ -1,0 +1,87 @@
+//! `UpstreamError`: every way a request to an upstream fails, naming the upstream and the
+//! cause in words a caller can act on (its JSON-RPC mapping is the MCP layer's).
+
+use std::time::Duration;
+
+use rmcp::model::ErrorData;
+use rmcp::service::ServiceError;
+
+/// An upstream failure, naming the upstream and the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream {upstream:?}: connect failed: {cause}")]
+    Connect { upstream: String, cause: String },
+    #[error("upstream {upstream:?}: no answer to initialize within {after:?}")]
+    ConnectTimeout { upstream: String, after: Duration },
+    #[error("upstream {upstream:?}: {cause}")]
+    Transport { upstream: String, cause: String },
+    #[error("upstream {upstream:?}: no answer within {after:?}")]
+    CallTimeout { upstream: String, after: Duration },
+    #[error("upstream {upstream:?}: {}", error.message)]
+    Rpc { upstream: String, error: ErrorData },
+    #[error(
+        "upstream {upstream:?}: circuit open after repeated connect failures; retry in {}s",
+        retry_in.as_secs().max(1)
+    )]
+    CircuitOpen {
+        upstream: String,
+        retry_in: Duration,
+    },
+    #[error("upstream {upstream:?}: upstream connection limit ({max}) reached")]
+    TooManyConnections { upstream: String, max: usize },
+    #[error("upstream {upstream:?}: gave up reconnecting after {attempts} attempts: {last}")]
+    GaveUp {
+        upstream: String,
+        attempts: u32,
+        last: String,
+    },
+    #[error("upstream {upstream:?}: the proxy is shutting down")]
+    ShuttingDown { upstream: String },
+}
+
+impl UpstreamError {
+    /// Short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connect { .. } => "connect",
+            Self::ConnectTimeout { .. } => "connect_timeout",
+            Self::Transport { .. } => "transport",
+            Self::CallTimeout { .. } => "timeout",
+            Self::Rpc { .. } => "rpc",
+            Self::CircuitOpen { .. } => "circuit_open",
+            Self::TooManyConnections { .. } => "connection_limit",
+            Self::GaveUp { .. } => "gave_up",
+            Self::ShuttingDown { .. } => "shutting_down",
+        }
+    }
+
+    pub(super) fn from_service(upstream: &str, e: ServiceError) -> Self {
+        match e {
+            ServiceError::McpError(error) => Self::Rpc {
+                upstream: upstream.to_string(),
+                error,
+            },
+            other => Self::Transport {
+                upstream: upstream.to_string(),
+                cause: concise_cause(&other),
+            },
+        }
+    }
+}
+
+/// A transport failure in words a caller can act on. rmcp's own `Display` of a send error
+/// names its Rust transport types; the innermost cause in the source chain is the actual
+/// reason (e.g. `connection closed before message completed`).
+fn concise_cause(e: &ServiceError) -> String {
+    match e {
+        ServiceError::TransportClosed => "the connection to the upstream is closed".into(),
+        ServiceError::TransportSend(_) => {
+            let mut cause: &dyn std::error::Error = e;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            format!("connection to the upstream failed: {cause}")
+        }
+        other => other.to_string(),
+    }
+}
