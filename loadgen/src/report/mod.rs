@@ -11,15 +11,10 @@
 //! Pure apart from [`Report::write`], [`Report::read`] and [`Environment::current`].
 
 pub mod capacity;
-mod charts;
 pub mod compare;
-pub mod deployment;
-pub mod format;
 pub mod histogram;
-pub mod html;
-pub mod junit;
-pub mod markdown;
 pub mod merge;
+pub mod render;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,7 +24,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::load::{LoadResult, OpStats, Second};
-use crate::sampler::Sample;
+use crate::observe::sampler::Sample;
 use crate::verdict::{Check, Kind};
 
 /// `report.json`'s `schema_version`; `loadgen/report.schema.json` describes it.
@@ -78,7 +73,7 @@ pub struct Report {
     /// Replicas behind HAProxy on PostgreSQL: per-replica figures and what the deployment
     /// phases measured.
     #[serde(default)]
-    pub deployment: Option<crate::replicas::DeploymentFacts>,
+    pub deployment: Option<crate::target::deployment::DeploymentFacts>,
     pub exit_code: i32,
 }
 
@@ -306,7 +301,7 @@ impl DbFigures {
     /// From the first and last sample of the window with `/metrics`.
     pub fn of(first: &Sample, last: &Sample, requests: u64) -> Option<DbFigures> {
         let (a, b) = (first.metrics?, last.metrics?);
-        let d = |f: fn(&crate::sampler::TargetMetrics) -> Option<f64>| -> Option<f64> {
+        let d = |f: fn(&crate::observe::sampler::TargetMetrics) -> Option<f64>| -> Option<f64> {
             Some(f(&b)? - f(&a)?)
         };
         let queries = d(|m| m.db_queries)?;
@@ -344,7 +339,7 @@ pub struct RunFacts<'a> {
     pub probe: ProbeSeries,
     pub checks: Vec<Check>,
     pub notes: Vec<String>,
-    pub deployment: Option<crate::replicas::DeploymentFacts>,
+    pub deployment: Option<crate::target::deployment::DeploymentFacts>,
 }
 
 impl Report {
@@ -541,9 +536,9 @@ impl Report {
     pub fn render(&self, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         let mut written = Vec::new();
         for (file, text) in [
-            (MARKDOWN, markdown::render(self)),
-            (HTML, html::render(self)),
-            (JUNIT, junit::render(self)?),
+            (MARKDOWN, render::markdown::render(self)),
+            (HTML, render::html::render(self)),
+            (JUNIT, render::junit::render(self)?),
         ] {
             let path = dir.join(file);
             std::fs::write(&path, text)

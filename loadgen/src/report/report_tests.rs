@@ -1,4 +1,5 @@
 use super::capacity::{Capacity, SECONDS_PER_MONTH};
+use super::render::format;
 use super::*;
 use crate::scenario::CapacityModel;
 

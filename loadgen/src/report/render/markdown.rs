@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::format::{self, failure, label, mark, measured, target, usd, value};
-use super::{Report, ms, thousands};
+use crate::report::{Report, ms, thousands};
 use crate::verdict::Kind;
 
 /// Rows per table, at most.

@@ -22,7 +22,8 @@ use anyhow::{Context, bail};
 use nix::sys::signal::Signal;
 use quick_junit::{NonSuccessKind, Report as JUnit, TestCase, TestCaseStatus, TestSuite};
 
-use crate::report::{self, Report, format, thousands};
+use crate::report::render::format;
+use crate::report::{self, Report, thousands};
 
 /// The child `mcp-loadgen run` now running (0: none), for the interrupt handler.
 pub static CURRENT: AtomicU32 = AtomicU32::new(0);
@@ -184,7 +185,7 @@ impl Gate {
         for r in &self.ran {
             match &r.report {
                 Some(report) => {
-                    junit.add_test_suites(report::junit::suites(report));
+                    junit.add_test_suites(report::render::junit::suites(report));
                 }
                 None => {
                     let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);

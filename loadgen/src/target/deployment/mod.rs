@@ -9,6 +9,9 @@
 //! `stop` ends them after the replicas (a replica flushes `last_used_at` to the database on
 //! its way out). Dropping it kills both.
 
+pub mod haproxy;
+pub mod postgres;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,11 +20,11 @@ use anyhow::{Context, anyhow, bail};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
-use crate::haproxy::{AdminState, Haproxy, HaproxyOptions};
-use crate::postgres::Postgres;
-use crate::sampler::{Probe, Sampler};
+use crate::observe::sampler::{Probe, Sampler};
 use crate::scenario::{Database, PhaseAction, Protocol, Scenario};
 use crate::target::{Binaries, Processes, ProxySpec};
+use haproxy::{AdminState, Haproxy, HaproxyOptions};
+use postgres::Postgres;
 
 /// One replica's place: its name (HAProxy's server name and its log's), address, and the
 /// process holding it now.
@@ -146,11 +149,6 @@ async fn proxy_cli(bin: &Path, args: &[&str]) -> anyhow::Result<(String, String)
     Ok((stdout, stderr))
 }
 
-/// A free loopback address.
-fn free_addr() -> anyhow::Result<SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
-}
-
 /// Status of one authenticated 2026-07-28 `server/discover` at `addr` with `key` (a request
 /// that needs no session, so it can go to any replica directly).
 async fn discover_status(
@@ -159,7 +157,7 @@ async fn discover_status(
     instance: &str,
     key: &str,
 ) -> anyhow::Result<u16> {
-    let body = crate::mcp::request(Protocol::V2026_07_28, 1, "server/discover", None);
+    let body = crate::load::mcp::request(Protocol::V2026_07_28, 1, "server/discover", None);
     let r = http
         .post(format!("http://{addr}/mcp/{instance}"))
         .header("Accept", "application/json, text/event-stream")
@@ -201,7 +199,7 @@ impl Deployment {
         let mut deployment = Deployment {
             replicas: Vec::new(),
             database_url: String::new(),
-            frontend: free_addr()?,
+            frontend: crate::process::port::free_addr()?,
             revocable: None,
             pg: None,
             haproxy: None,
@@ -259,7 +257,7 @@ impl Deployment {
             let listen = if t.replicas == 1 {
                 crate::target::proxy_address(t.listen)?
             } else {
-                free_addr()?
+                crate::process::port::free_addr()?
             };
             let pid = deployment.start_replica(procs, &name, listen).await?;
             deployment.replicas.push(Replica {
@@ -528,12 +526,13 @@ impl ReplicaFigures {
     /// for CPU).
     pub fn of(
         name: &str,
-        slot: &crate::sampler::SlotSeries,
+        slot: &crate::observe::sampler::SlotSeries,
         from_ms: u64,
         to_ms: u64,
     ) -> ReplicaFigures {
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        let live: Vec<&crate::sampler::Sample> = slot.samples.iter().filter(|s| !s.gone).collect();
+        let live: Vec<&crate::observe::sampler::Sample> =
+            slot.samples.iter().filter(|s| !s.gone).collect();
         let end = live.last();
         let during: Vec<f64> = live
             .iter()

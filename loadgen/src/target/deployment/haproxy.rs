@@ -24,7 +24,8 @@ use anyhow::{Context, bail};
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::owned::{self, OwnedChild};
+use crate::process::owned::OwnedChild;
+use crate::process::spawn;
 
 /// Overrides where the `haproxy` binary is.
 pub const BIN_ENV: &str = "MCP_LOADGEN_HAPROXY_BIN";
@@ -367,7 +368,7 @@ impl Haproxy {
         let log = dir.join("haproxy.log");
         let f = std::fs::File::create(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
-        let mut cmd = owned::command(&bin, Signal::SIGTERM);
+        let mut cmd = spawn::command(&bin, Signal::SIGTERM, true);
         cmd.arg("-db")
             .arg("-f")
             .arg(&config_path)
@@ -469,7 +470,7 @@ impl Haproxy {
                     "replica {name} was not UP in HAProxy within {} (status: {status}); HAProxy's log ({}):\n{}",
                     humantime::format_duration(timeout),
                     self.log.display(),
-                    owned::tail(&self.log, 8)
+                    spawn::tail(&self.log, 8)
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -493,7 +494,7 @@ impl Haproxy {
                 bail!(
                     "HAProxy exited at start ({status}); its log ({}):\n{}",
                     self.log.display(),
-                    owned::tail(&self.log, 12)
+                    spawn::tail(&self.log, 12)
                 );
             }
             if tokio::net::TcpStream::connect(self.listen).await.is_ok() {
@@ -508,7 +509,7 @@ impl Haproxy {
                     self.listen,
                     humantime::format_duration(START_TIMEOUT),
                     self.log.display(),
-                    owned::tail(&self.log, 12)
+                    spawn::tail(&self.log, 12)
                 );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -5,6 +5,8 @@
 //! response headers and are whole milliseconds, so every MCP request is timed here to the end
 //! of its body, in µs, into [`Recorder`].
 
+pub mod mcp;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,8 +17,8 @@ use hdrhistogram::Histogram;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::mcp::{self, Answer};
 use crate::scenario::{Op, Protocol, Scenario as ScenarioFile, SessionEnd};
+use mcp::Answer;
 
 /// A latency histogram in µs, 3 significant figures, up to one hour.
 pub fn new_histogram() -> Histogram<u64> {

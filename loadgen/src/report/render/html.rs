@@ -11,7 +11,7 @@ use std::fmt::Write;
 
 use super::format::{self, failure, label, mark, measured, target, usd, value};
 use super::markdown::MAX_ROWS;
-use super::{Report, ms, thousands};
+use crate::report::{Report, ms, thousands};
 use crate::verdict::{Check, Kind};
 
 const CSS: &str = r#"

@@ -1,8 +1,8 @@
-//! One long-running child process the harness owns outside [`crate::target::Processes`]
-//! (the throw-away PostgreSQL of [`crate::postgres`], the HAProxy of [`crate::haproxy`]).
+//! One long-running child process the harness owns outside a run's `target::Processes`
+//! (the throw-away PostgreSQL and the HAProxy of `target::deployment`).
 //!
 //! Ownership: an [`OwnedChild`] is the only handle on its process. It is registered in
-//! `target.rs`'s live list from spawn until it is reaped, so a second Ctrl-C SIGKILLs it and
+//! the [`process`](super) live list from spawn until it is reaped, so a second Ctrl-C SIGKILLs it and
 //! the run's stray check does not report it. Close paths, each of which reaps and unregisters:
 //! - [`OwnedChild::stop`]: the child's own graceful signal, a bounded wait, then SIGKILL to its
 //!   process group; the normal path (and idempotent).
@@ -14,8 +14,7 @@
 //! Each child leads its own process group, so a terminal's Ctrl-C reaches the harness only and
 //! the harness decides the order of the teardown (the database outlives the replicas' drain).
 
-use std::path::Path;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -26,28 +25,6 @@ use tokio::process::{Child, Command};
 /// How long `Drop` waits for a child that was asked to end its own children.
 const DROP_WAIT: Duration = Duration::from_secs(2);
 
-/// A command for a child of the harness: stdin from /dev/null, its own process group, and
-/// `death_signal` when the harness (the spawning thread) dies.
-pub(crate) fn command(bin: &Path, death_signal: Signal) -> Command {
-    let mut cmd = Command::new(bin);
-    cmd.stdin(Stdio::null()).process_group(0).kill_on_drop(true);
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec. std runs
-    // this after its uid/gid changes, which would otherwise clear the setting.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(death_signal).map_err(std::io::Error::from)
-        });
-    }
-    cmd
-}
-
-/// The last `n` lines of a log file, for error messages.
-pub(crate) fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 /// A spawned, registered child; see the module doc for its close paths.
 pub(crate) struct OwnedChild {
     child: Child,
@@ -57,7 +34,7 @@ pub(crate) struct OwnedChild {
 }
 
 impl OwnedChild {
-    /// Spawns `cmd` (made with [`command`]) and registers it.
+    /// Spawns `cmd` (made with [`spawn::command`](super::spawn::command)) and registers it.
     pub(crate) fn spawn(
         mut cmd: Command,
         name: &'static str,
@@ -67,7 +44,7 @@ impl OwnedChild {
             .spawn()
             .with_context(|| format!("cannot start {name}"))?;
         let pid = child.id().context("a just-spawned child has a PID")?;
-        crate::target::register_live(pid);
+        super::register_live(pid);
         Ok(OwnedChild {
             child,
             pid,
@@ -87,7 +64,7 @@ impl OwnedChild {
     pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
         let status = self.child.try_wait().ok().flatten();
         if status.is_some() {
-            crate::target::unregister_live(self.pid);
+            super::unregister_live(self.pid);
         }
         status
     }
@@ -99,7 +76,7 @@ impl OwnedChild {
             .ok()
             .and_then(Result::ok);
         if status.is_some() {
-            crate::target::unregister_live(self.pid);
+            super::unregister_live(self.pid);
         }
         status
     }
@@ -109,7 +86,7 @@ impl OwnedChild {
     /// unregistered. Returns the exit status (None: it had been reaped before).
     pub(crate) async fn stop(&mut self, signal: Signal, grace: Duration) -> Option<ExitStatus> {
         if let Ok(Some(s)) = self.child.try_wait() {
-            crate::target::unregister_live(self.pid);
+            super::unregister_live(self.pid);
             return Some(s);
         }
         if self.reaped() {
@@ -123,7 +100,7 @@ impl OwnedChild {
                 self.child.wait().await.ok()
             }
         };
-        crate::target::unregister_live(self.pid);
+        super::unregister_live(self.pid);
         status
     }
 }
@@ -146,6 +123,6 @@ impl Drop for OwnedChild {
                 // kill_on_drop hands a child still unreaped to tokio's orphan reaper
             }
         }
-        crate::target::unregister_live(self.pid);
+        super::unregister_live(self.pid);
     }
 }

@@ -1,7 +1,7 @@
 //! Words and numbers shared by the human formats (Markdown, HTML, JUnit messages).
 
-use super::capacity::Capacity;
-use super::{DbFigures, Report, thousands};
+use crate::report::capacity::Capacity;
+use crate::report::{DbFigures, Report, thousands};
 use crate::verdict::{Check, Kind};
 
 /// What a reader calls the figure a check judges.

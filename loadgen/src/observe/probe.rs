@@ -10,22 +10,8 @@ use std::io;
 use procfs::net::{TcpNetEntry, TcpState};
 use procfs::process::{FDTarget, Process};
 
-fn io_err(e: procfs::ProcError) -> io::Error {
-    match e {
-        procfs::ProcError::NotFound(p) => io::Error::new(
-            io::ErrorKind::NotFound,
-            format!(
-                "{} not found",
-                p.map(|p| p.display().to_string()).unwrap_or_default()
-            ),
-        ),
-        other => io::Error::other(other),
-    }
-}
-
-fn process(pid: u32) -> io::Result<Process> {
-    Process::new(pid as i32).map_err(io_err)
-}
+pub use crate::process::tree::{child_pids, process_state};
+use crate::process::tree::{io_err, process};
 
 /// File descriptors of a process grouped by what they point at.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -221,21 +207,6 @@ pub fn tcp_sockets(pid: u32) -> io::Result<Vec<TcpSocket>> {
     Ok(out)
 }
 
-/// Lists the direct children of `pid` (every thread's `children` file, since a child
-/// belongs to the thread that forked it).
-pub fn child_pids(pid: u32) -> io::Result<Vec<u32>> {
-    let mut pids = Vec::new();
-    for task in process(pid)?.tasks().map_err(io_err)? {
-        let Ok(task) = task else { continue };
-        if let Ok(children) = task.children() {
-            pids.extend(children);
-        }
-    }
-    pids.sort_unstable();
-    pids.dedup();
-    Ok(pids)
-}
-
 /// Counts the children of `pid` and the zombies among them.
 pub fn children(pid: u32) -> io::Result<ChildCounts> {
     let mut counts = ChildCounts::default();
@@ -246,11 +217,6 @@ pub fn children(pid: u32) -> io::Result<ChildCounts> {
         }
     }
     Ok(counts)
-}
-
-/// The one-letter state of a process (`R`, `S`, `Z`, …), or `None` if it is gone.
-pub fn process_state(pid: u32) -> Option<char> {
-    process(pid).ok()?.stat().ok().map(|s| s.state)
 }
 
 /// Threads of `pid`.

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::load::LoadResult;
-use crate::sampler::Sample;
+use crate::observe::sampler::Sample;
 use crate::scenario::{Leaks, Thresholds};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,7 +305,7 @@ pub fn threshold_checks(
         .is_none()
         .then(|| "the target has no DB pool gauges on /metrics".to_string());
     // DB queries per request over the measured window, from the target's counters
-    let per_request = |read: fn(&crate::sampler::TargetMetrics) -> Option<f64>| {
+    let per_request = |read: fn(&crate::observe::sampler::TargetMetrics) -> Option<f64>| {
         let (a, b) = metrics_window?;
         let d = read(&b.metrics?)? - read(&a.metrics?)?;
         (total > 0).then(|| d / total as f64)

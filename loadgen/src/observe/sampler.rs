@@ -1,4 +1,4 @@
-//! Samples the target every 250 ms from outside: the [`probe`](crate::probe) (fds by kind,
+//! Samples the target every 250 ms from outside: the [`probe`](crate::observe::probe) (fds by kind,
 //! TCP by state, children, zombies, threads), sysinfo (RSS, CPU), and the target's
 //! `/metrics` when it has one (tokio tasks, sessions, upstream connections, cache and DB).
 //!
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio_util::sync::CancellationToken;
 
-use crate::probe::{self, ChildCounts, FdCounts, TcpCounts};
+use crate::observe::probe::{self, ChildCounts, FdCounts, TcpCounts};
 
 pub const INTERVAL: Duration = Duration::from_millis(250);
 

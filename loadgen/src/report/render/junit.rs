@@ -4,8 +4,8 @@
 
 use quick_junit::{NonSuccessKind, Report as JUnit, TestCase, TestCaseStatus, TestSuite};
 
-use super::Report;
 use super::format::failure;
+use crate::report::Report;
 use crate::verdict::Kind;
 
 pub fn render(r: &Report) -> anyhow::Result<String> {

@@ -1,14 +1,14 @@
-use crate::report::charts::MAX_POINTS;
+use crate::report::render::charts::MAX_POINTS;
 use std::collections::BTreeMap;
 
 use super::*;
 use crate::load::new_histogram;
+use crate::observe::sampler::{Sample, TargetMetrics};
 use crate::report::capacity::Capacity;
 use crate::report::{
     Environment, Latency, LoadFigures, Percentiles, PhaseMark, ProbeSeries, SCHEMA_VERSION,
     SecondFigures,
 };
-use crate::sampler::{Sample, TargetMetrics};
 use crate::scenario::CapacityModel;
 
 fn latency(values_us: &[u64], failed: u64, in_mix: bool) -> Latency {

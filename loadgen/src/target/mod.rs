@@ -6,76 +6,22 @@
 //! harness is a child subreaper, so a grandchild orphaned by the proxy is re-parented to us
 //! and shows up in [`stray_processes`].
 
+pub mod deployment;
+
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
+use crate::process::spawn;
 use crate::scenario::{MockKind, Scenario};
-
-/// PIDs of every live child, for the second Ctrl-C (which exits without unwinding).
-static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
-/// SIGKILLs every child still registered (the second-signal path).
-pub fn kill_all_now() {
-    for pid in LIVE.lock().unwrap().iter() {
-        let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
-    }
-}
-
-/// Registers a child owned outside [`Processes`] (PostgreSQL, HAProxy): the second Ctrl-C
-/// kills it and [`stray_processes`] does not report it. Its owner calls [`unregister_live`]
-/// once it has reaped it.
-pub(crate) fn register_live(pid: u32) {
-    LIVE.lock().unwrap().push(pid);
-}
-
-/// Forgets a child registered with [`register_live`] (after its owner reaped it).
-pub(crate) fn unregister_live(pid: u32) {
-    LIVE.lock().unwrap().retain(|p| *p != pid);
-}
-
-/// Makes this process a child subreaper: orphaned descendants are re-parented to it.
-pub fn become_subreaper() {
-    let _ = nix::sys::prctl::set_child_subreaper(true);
-}
-
-/// Children of this process that no [`Processes`] owns (orphans adopted as subreaper, or
-/// children that survived their stop).
-pub fn stray_processes() -> Vec<u32> {
-    let live = LIVE.lock().unwrap().clone();
-    crate::probe::child_pids(std::process::id())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|p| !live.contains(p))
-        .collect()
-}
-
-/// `PID state command` of a process, for reports.
-pub fn describe(pid: u32) -> String {
-    let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-        .unwrap_or_default()
-        .replace('\0', " ");
-    let state = crate::probe::process_state(pid).unwrap_or('?');
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    format!("{pid} {} ({state}) {}", comm.trim(), cmd.trim())
-}
-
-/// Kills and reaps `pids` (strays found after a run).
-pub fn reap_strays(pids: &[u32]) {
-    for pid in pids {
-        let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(Pid::from_raw(*pid as i32), None);
-    }
-}
 
 /// The `mcp-proxy` and `mock-mcp` binaries.
 #[derive(Debug, Clone)]
@@ -163,24 +109,6 @@ pub struct Processes {
     dir: PathBuf,
 }
 
-fn command(bin: &Path) -> Command {
-    let mut cmd = Command::new(bin);
-    cmd.stdin(Stdio::null()).kill_on_drop(true);
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
-        });
-    }
-    cmd
-}
-
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(8)..].join("\n")
-}
-
 impl Processes {
     /// Processes whose logs go to `dir`.
     pub fn new(dir: &Path) -> Processes {
@@ -192,7 +120,7 @@ impl Processes {
 
     fn add(&mut self, name: &str, child: Child, stdout: Option<tokio::process::ChildStdout>) {
         let pid = child.id().unwrap_or(0);
-        LIVE.lock().unwrap().push(pid);
+        crate::process::register_live(pid);
         self.procs.push(Proc {
             pid,
             name: name.to_string(),
@@ -216,7 +144,7 @@ impl Processes {
     ) -> anyhow::Result<(String, String)> {
         let name = format!("mock-{}", upstream.name);
         let (log, f) = self.log_file(&name)?;
-        let mut cmd = command(bin);
+        let mut cmd = spawn::command(bin, Signal::SIGTERM, false);
         cmd.args([
             "serve",
             "--listen",
@@ -256,7 +184,7 @@ impl Processes {
             bail!(
                 "upstream \"{}\": mock-mcp did not start: {}",
                 upstream.name,
-                tail(&log)
+                spawn::tail(&log, 8)
             );
         };
         self.add(&name, child, Some(stdout));
@@ -297,7 +225,7 @@ impl Processes {
     ) -> anyhow::Result<(SocketAddr, u32)> {
         let (name, listen, ready_timeout) = (spec.name, spec.listen, spec.ready_timeout);
         let (log, f) = self.log_file(name)?;
-        let mut cmd = command(bin);
+        let mut cmd = spawn::command(bin, Signal::SIGTERM, false);
         cmd.arg("serve")
             .arg("--listen")
             .arg(listen.to_string())
@@ -329,7 +257,7 @@ impl Processes {
                 bail!(
                     "{name} exited before it was ready ({status}); its log ({}):\n{}",
                     log.display(),
-                    tail(&log)
+                    spawn::tail(&log, 8)
                 );
             }
             match http.get(&url).send().await {
@@ -353,7 +281,7 @@ impl Processes {
                     "{name} never became ready at {url} within {} (last: {last}); its log ({}):\n{}",
                     humantime::format_duration(ready_timeout),
                     log.display(),
-                    tail(&log)
+                    spawn::tail(&log, 8)
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -368,7 +296,7 @@ impl Processes {
         let status = p.child.wait().await.ok();
         // the child's own id is gone once reaped: forget the PID it had
         let pid = p.pid;
-        LIVE.lock().unwrap().retain(|x| *x != pid);
+        crate::process::unregister_live(pid);
         status
     }
 
@@ -382,7 +310,7 @@ impl Processes {
         }
         let p = self.procs.remove(i);
         let pid = p.pid;
-        LIVE.lock().unwrap().retain(|x| *x != pid);
+        crate::process::unregister_live(pid);
         true
     }
 
@@ -438,7 +366,8 @@ impl Processes {
             out.insert(p.name.clone(), status);
         }
         let mine: Vec<u32> = self.procs.iter().map(|p| p.pid).collect();
-        LIVE.lock().unwrap().retain(|pid| !mine.contains(pid));
+        mine.iter()
+            .for_each(|pid| crate::process::unregister_live(*pid));
         self.procs.clear();
         out
     }
@@ -449,7 +378,7 @@ impl Drop for Processes {
         for p in &mut self.procs {
             let _ = p.child.start_kill();
             if let Some(pid) = p.child.id() {
-                LIVE.lock().unwrap().retain(|x| *x != pid);
+                crate::process::unregister_live(pid);
             }
         }
     }
@@ -489,13 +418,7 @@ fn mock_args(u: &crate::scenario::Upstream) -> Vec<String> {
 
 /// A free loopback address for the proxy, or `listen` if it is free.
 pub fn proxy_address(listen: Option<SocketAddr>) -> anyhow::Result<SocketAddr> {
-    match listen {
-        Some(addr) => match TcpListener::bind(addr) {
-            Ok(l) => Ok(l.local_addr()?),
-            Err(e) => bail!("`target.listen` {addr}: cannot listen there ({e})"),
-        },
-        None => Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?),
-    }
+    crate::process::port::addr_or_free(listen, "`target.listen`")
 }
 
 /// The bundled proxy's seed for `scenario`: one upstream per `[[upstream]]` (HTTP mocks at

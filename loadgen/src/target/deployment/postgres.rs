@@ -30,7 +30,8 @@ use nix::unistd::{Gid, Uid, User};
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 
-use crate::owned::{self, OwnedChild};
+use crate::process::owned::OwnedChild;
+use crate::process::spawn;
 
 /// Overrides where `initdb` and `postgres` are looked for (a folder holding both).
 pub const BINDIR_ENV: &str = "MCP_LOADGEN_PG_BINDIR";
@@ -175,7 +176,7 @@ impl Postgres {
             cluster,
         };
         pg.initdb().await?;
-        pg.port = free_port()?;
+        pg.port = crate::process::port::free_port()?;
         pg.server = Some(pg.spawn_server()?);
         pg.wait_ready().await?;
         let mut conn = pg.connect("postgres").await?;
@@ -272,13 +273,13 @@ impl Postgres {
             Some(s) => bail!(
                 "initdb failed ({s}); its output ({}):\n{}",
                 self.log.display(),
-                owned::tail(&self.log, LOG_TAIL)
+                spawn::tail(&self.log, LOG_TAIL)
             ),
             None => bail!(
                 "initdb did not finish within {:?}; its output ({}):\n{}",
                 started.elapsed(),
                 self.log.display(),
-                owned::tail(&self.log, LOG_TAIL)
+                spawn::tail(&self.log, LOG_TAIL)
             ),
         }
     }
@@ -308,7 +309,7 @@ impl Postgres {
             .append(true)
             .open(&self.log)
             .with_context(|| format!("cannot open {}", self.log.display()))?;
-        let mut cmd = owned::command(bin, death_signal);
+        let mut cmd = spawn::command(bin, death_signal, true);
         cmd.current_dir(self.cluster.path())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -361,7 +362,7 @@ impl Postgres {
                 bail!(
                     "PostgreSQL exited at start ({status}); its log ({}):\n{}",
                     self.log.display(),
-                    owned::tail(&self.log, LOG_TAIL)
+                    spawn::tail(&self.log, LOG_TAIL)
                 );
             }
             let last = match self.connect("postgres").await {
@@ -379,7 +380,7 @@ impl Postgres {
                     "PostgreSQL did not accept connections within {} (last: {last}); its log ({}):\n{}",
                     humantime::format_duration(READY_TIMEOUT),
                     self.log.display(),
-                    owned::tail(&self.log, LOG_TAIL)
+                    spawn::tail(&self.log, LOG_TAIL)
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -420,12 +421,6 @@ fn highest_debian_bindir(root: &Path) -> Option<PathBuf> {
         .collect();
     versions.sort();
     versions.pop().map(|(_, bin)| bin)
-}
-
-/// A free loopback port (bound, then released for the server to take).
-fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
-    Ok(l.local_addr()?.port())
 }
 
 #[cfg(test)]

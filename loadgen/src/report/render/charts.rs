@@ -10,10 +10,10 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::Report;
 use super::format::{mark, value};
 use super::html::{escape, mark_span, opt};
-use super::thousands;
+use crate::report::Report;
+use crate::report::thousands;
 use crate::verdict::{Check, RESOURCES};
 
 /// Points per chart series, at most (a longer series is bucketed).
@@ -378,7 +378,7 @@ fn headroom(spans: &[Span]) -> f64 {
 
 fn latency_chart(r: &Report, spans: &[Span], end: f64) -> String {
     let title = "Latency per second <span class=\"muted\">(ms; fault phases shaded)</span>";
-    let series = |f: fn(&super::Percentiles) -> u64| -> Vec<(f64, Option<f64>)> {
+    let series = |f: fn(&crate::report::Percentiles) -> u64| -> Vec<(f64, Option<f64>)> {
         let points: Vec<_> = r
             .seconds
             .iter()
@@ -444,7 +444,7 @@ fn throughput_chart(r: &Report, spans: &[Span], end: f64) -> String {
     }
     // the last second is usually partial: its count is a rate over the part it covers
     let covered = |t_s: u64| (r.load.wall_seconds - t_s as f64).clamp(0.1, 1.0);
-    let series = |f: fn(&super::SecondFigures) -> u64| -> Vec<(f64, Option<f64>)> {
+    let series = |f: fn(&crate::report::SecondFigures) -> u64| -> Vec<(f64, Option<f64>)> {
         let points: Vec<_> = r
             .seconds
             .iter()

@@ -1,6 +1,6 @@
 use super::*;
 use crate::load::Recorder;
-use crate::sampler::TargetMetrics;
+use crate::observe::sampler::TargetMetrics;
 use std::time::Instant;
 
 fn sample(sockets: u32, tasks: f64) -> Sample {

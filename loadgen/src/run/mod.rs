@@ -16,10 +16,10 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::load::{self, LoadResult, Plan};
-use crate::replicas::{Deployment, DeploymentFacts, ReplicaFigures};
+use crate::observe::sampler::{Probe, Sample, Sampler};
 use crate::report::{Environment, PhaseMark, ProbeSeries, Report, RunFacts, Shard};
-use crate::sampler::{Probe, Sample, Sampler};
 use crate::scenario::{MockKind, PhaseAction, Scenario};
+use crate::target::deployment::{Deployment, DeploymentFacts, ReplicaFigures};
 use crate::target::{self, Binaries, Processes};
 use crate::verdict::{self, Check, Kind};
 
@@ -124,7 +124,7 @@ pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
     };
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create the report folder {}", out_dir.display()))?;
-    target::become_subreaper();
+    crate::process::become_subreaper();
     let mut procs = Processes::new(&out_dir);
     let mut deployment = None;
     let result = run_with(&scenario, &opts, &out_dir, &mut procs, &mut deployment).await;
@@ -133,9 +133,12 @@ pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
     if let Some(d) = deployment.take() {
         d.stop().await;
     }
-    let strays = target::stray_processes();
-    let described: Vec<String> = strays.iter().map(|p| target::describe(*p)).collect();
-    target::reap_strays(&strays);
+    let strays = crate::process::stray_processes();
+    let described: Vec<String> = strays
+        .iter()
+        .map(|p| crate::process::describe(*p))
+        .collect();
+    crate::process::reap_strays(&strays);
     let mut m = result?;
     if !strays.is_empty() {
         m.checks.push(Check {
@@ -435,7 +438,7 @@ async fn run_with(
     }
     let baseline_sockets = tgt
         .pid
-        .and_then(|p| crate::probe::tcp_sockets(p).ok())
+        .and_then(|p| crate::observe::probe::tcp_sockets(p).ok())
         .unwrap_or_default();
 
     // the measured load, with its phases
@@ -511,7 +514,8 @@ async fn run_with(
                     bar.set_prefix("restart");
                     let before = recorder.era_counts();
                     let steps = d.rolling_restart(procs, &sampler, p.kill_after).await?;
-                    let windows = crate::replicas::era_windows(&before, &recorder.era_counts());
+                    let windows =
+                        crate::target::deployment::era_windows(&before, &recorder.era_counts());
                     if let Some(f) = facts.as_mut() {
                         f.restarts.extend(steps);
                         f.restart_eras = windows;
@@ -672,7 +676,7 @@ async fn run_with(
                 .iter()
                 .map(|s| (s.local, s.remote))
                 .collect();
-            new_sockets = crate::probe::tcp_sockets(pid)
+            new_sockets = crate::observe::probe::tcp_sockets(pid)
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|s| !before.contains(&(s.local, s.remote)))
@@ -704,7 +708,7 @@ async fn run_with(
             .zip(&slots)
             .map(|(r, slot)| ReplicaFigures::of(&r.name, slot, load_start_t_ms, load_end_t_ms))
             .collect();
-        f.eras = crate::replicas::era_windows(&eras_at_start, &result.eras);
+        f.eras = crate::target::deployment::era_windows(&eras_at_start, &result.eras);
         checks.extend(deployment_checks(scenario, f));
     } else if tgt.pid.is_some() {
         let peak = samples
@@ -755,7 +759,7 @@ async fn run_with(
         load: result,
         phases: phase_log,
         probe: ProbeSeries {
-            interval_ms: crate::sampler::INTERVAL.as_millis() as u64,
+            interval_ms: crate::observe::sampler::INTERVAL.as_millis() as u64,
             pid: tgt.pid,
             baseline_t_ms: baseline.t_ms,
             load_start_t_ms,
