@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mcp_loadgen::load::new_histogram;
+use mcp_loadgen::report::histogram::new as new_histogram;
 use mcp_loadgen::report::render::markdown;
-use mcp_loadgen::report::{self, Latency, Percentiles, Report, Shard, merge};
+use mcp_loadgen::report::{self, Latency, Percentiles, Report, Shard};
 use mcp_loadgen::verdict::Kind;
+use mcp_loadgen::verdict::merge;
 use quick_xml::events::Event;
 
 fn fixture_path() -> PathBuf {

@@ -226,7 +226,7 @@ fn merge(
         .iter()
         .map(|p| Ok((p.display().to_string(), Report::read(p)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut merged = crate::report::merge::merge(reports)?;
+    let mut merged = crate::verdict::merge::merge(reports)?;
     if let Some(b) = baseline {
         let before = Report::read(b).context("--baseline")?;
         let noise = noise.unwrap_or(crate::scenario::Compare::default().noise);

@@ -20,11 +20,6 @@ use serde_json::{Value, json};
 use crate::scenario::{Op, Protocol, Scenario as ScenarioFile, SessionEnd};
 use mcp::Answer;
 
-/// A latency histogram in µs, 3 significant figures, up to one hour.
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
-}
-
 /// Counts and latencies of one label (an op of the mix, or `initialize`, `delete`, …).
 #[derive(Clone)]
 pub struct OpStats {
@@ -42,7 +37,7 @@ pub struct OpStats {
 impl Default for OpStats {
     fn default() -> Self {
         OpStats {
-            histogram: new_histogram(),
+            histogram: crate::report::histogram::new(),
             ok: 0,
             failed: 0,
             failures: BTreeMap::new(),
@@ -124,7 +119,7 @@ pub struct LoadResult {
 impl LoadResult {
     /// All measured requests of the mix (not session set-up or close), merged.
     pub fn mix_histogram(&self, mix: &BTreeSet<String>) -> Histogram<u64> {
-        let mut all = new_histogram();
+        let mut all = crate::report::histogram::new();
         for (label, s) in &self.ops {
             if mix.contains(label) {
                 all.add(&s.histogram).expect("same bounds");
@@ -191,7 +186,7 @@ impl Recorder {
             r.seconds.push(Second {
                 ok: 0,
                 failed: 0,
-                histogram: new_histogram(),
+                histogram: crate::report::histogram::new(),
             });
         }
         let b = &mut r.seconds[sec];

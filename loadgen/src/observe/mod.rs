@@ -3,5 +3,6 @@
 //!
 //! Invariant: observing never disturbs the target (no signals, no ptrace).
 
+pub mod metrics;
 pub mod probe;
 pub mod sampler;

@@ -12,62 +12,9 @@ use procfs::process::{FDTarget, Process};
 
 pub use crate::process::tree::{child_pids, process_state};
 use crate::process::tree::{io_err, process};
-
-/// File descriptors of a process grouped by what they point at.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FdCounts {
-    pub socket: u32,
-    pub pipe: u32,
-    pub anon_inode: u32,
-    pub file: u32,
-    pub other: u32,
-}
-
-impl FdCounts {
-    pub fn total(&self) -> u32 {
-        self.socket + self.pipe + self.anon_inode + self.file + self.other
-    }
-}
-
-/// Child processes of a process: all direct children, and how many of them are zombies
-/// (exited but not yet reaped by the parent).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ChildCounts {
-    pub children: u32,
-    pub zombies: u32,
-}
-
-/// TCP sockets of a process grouped by connection state (the kernel's `TCP_*` states).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct TcpCounts {
-    pub established: u32,
-    pub syn_sent: u32,
-    pub syn_recv: u32,
-    pub fin_wait1: u32,
-    pub fin_wait2: u32,
-    pub time_wait: u32,
-    pub close: u32,
-    pub close_wait: u32,
-    pub last_ack: u32,
-    pub listen: u32,
-    pub closing: u32,
-}
+pub use crate::report::sample::{ChildCounts, FdCounts, TcpCounts};
 
 impl TcpCounts {
-    pub fn total(&self) -> u32 {
-        self.established
-            + self.syn_sent
-            + self.syn_recv
-            + self.fin_wait1
-            + self.fin_wait2
-            + self.time_wait
-            + self.close
-            + self.close_wait
-            + self.last_ack
-            + self.listen
-            + self.closing
-    }
-
     /// Counts one socket in `state`.
     fn add(&mut self, state: &TcpState) {
         let slot = match state {
@@ -87,38 +34,6 @@ impl TcpCounts {
         *slot += 1;
     }
 }
-
-/// Field-wise sums, for the total over several replicas.
-macro_rules! add_assign {
-    ($t:ty { $($f:ident),* }) => {
-        impl std::ops::AddAssign for $t {
-            fn add_assign(&mut self, o: $t) {
-                $(self.$f += o.$f;)*
-            }
-        }
-    };
-}
-add_assign!(FdCounts {
-    socket,
-    pipe,
-    anon_inode,
-    file,
-    other
-});
-add_assign!(ChildCounts { children, zombies });
-add_assign!(TcpCounts {
-    established,
-    syn_sent,
-    syn_recv,
-    fin_wait1,
-    fin_wait2,
-    time_wait,
-    close,
-    close_wait,
-    last_ack,
-    listen,
-    closing
-});
 
 /// Counts the open file descriptors of `pid` by kind, from `/proc/PID/fd`.
 pub fn fds(pid: u32) -> io::Result<FdCounts> {

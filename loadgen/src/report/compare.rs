@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Report;
 use super::capacity::Capacity;
-use crate::verdict::{Check, Kind};
+use crate::report::{Check, Kind};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {

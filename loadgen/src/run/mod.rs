@@ -4,6 +4,8 @@
 //! Every exit path goes through [`run`]'s teardown: the processes it started are stopped and
 //! reaped whether the run passed, failed, errored or was interrupted.
 
+mod facts;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::load::{self, LoadResult, Plan};
 use crate::observe::sampler::{Probe, Sample, Sampler};
-use crate::report::{Environment, PhaseMark, ProbeSeries, Report, RunFacts, Shard};
+use crate::report::{Environment, PhaseMark, ProbeSeries, Report, Shard};
 use crate::scenario::{MockKind, PhaseAction, Scenario};
 use crate::target::deployment::{Deployment, DeploymentFacts, ReplicaFigures};
 use crate::target::{self, Binaries, Processes};
@@ -160,7 +162,7 @@ pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
             m.notes.push(format!("{name} exit: {s}"));
         }
     }
-    let mut report = Report::from_run(RunFacts {
+    let mut report = facts::report(facts::RunFacts {
         scenario: &scenario,
         shard: opts.shard,
         environment: Environment::current(m.target_version.clone()),

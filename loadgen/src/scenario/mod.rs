@@ -3,6 +3,7 @@
 //! Every error names the file and the field or entry at fault; unknown fields are errors
 //! (a typo must not silently fall back to a default). No IO beyond reading the file.
 
+pub use crate::report::capacity::CapacityModel;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -441,25 +442,6 @@ fn writes() -> f64 {
     0.01
 }
 
-/// Capacity planning: the platform's shape and prices (SPEC cost model; Cloud Run defaults).
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct CapacityModel {
-    /// The rate to plan for, requests per second (the 10 / 100 / 1,000 / 10,000 table is
-    /// always there).
-    pub target_rate: Option<f64>,
-    /// Requests one instance serves at once.
-    pub concurrency: u32,
-    pub vcpus: f64,
-    pub min_instances: u32,
-    pub max_instances: u32,
-    /// Share of an instance's measured capacity to plan at (Cloud Run scales out at 60 % CPU).
-    pub utilisation: f64,
-    pub vcpu_second_usd: f64,
-    pub db_read_usd: f64,
-    pub db_write_usd: f64,
-}
-
 impl CapacityModel {
     fn validate(&self) -> Result<(), String> {
         let positive = |name: &str, v: f64| {
@@ -499,22 +481,6 @@ impl CapacityModel {
             }
         }
         Ok(())
-    }
-}
-
-impl Default for CapacityModel {
-    fn default() -> Self {
-        CapacityModel {
-            target_rate: None,
-            concurrency: 80,
-            vcpus: 1.0,
-            min_instances: 1,
-            max_instances: 100,
-            utilisation: 0.6,
-            vcpu_second_usd: 0.000024,
-            db_read_usd: 0.0001,
-            db_write_usd: 0.001,
-        }
     }
 }
 

@@ -4,41 +4,15 @@
 //!
 //! Pure: no IO. The run hands in the baseline, the samples and the load's figures.
 
+pub mod merge;
+
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
-
 use crate::load::LoadResult;
-use crate::observe::sampler::Sample;
+pub use crate::report::check::{Check, Kind, exit_code};
+use crate::report::sample::Sample;
+pub use crate::report::sample::{RESOURCES, Resource};
 use crate::scenario::{Leaks, Thresholds};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Leak,
-    Threshold,
-    /// Worse than the `--baseline` run by more than the noise margin (exits 1, like a
-    /// threshold).
-    Regression,
-}
-
-/// One named check with its figures.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Check {
-    pub name: String,
-    pub kind: Kind,
-    pub unit: String,
-    /// The baseline sample (leaks) or the earlier run's figure (regressions).
-    pub baseline: Option<f64>,
-    pub peak: Option<f64>,
-    /// The final value (leaks) or the measured figure (thresholds).
-    pub value: Option<f64>,
-    /// Allowed growth (leaks) or the limit (thresholds).
-    pub limit: f64,
-    pub passed: bool,
-    /// Why the check could not be made (then it passes, and says so).
-    pub skipped: Option<String>,
-}
 
 impl Check {
     /// A threshold check: `value` against `limit`, `passed` decided by the caller.
@@ -62,138 +36,24 @@ impl Check {
             skipped,
         }
     }
+}
 
-    /// One line: `PASS fds.socket  baseline 12  peak 90  final 12  (allowed +0)`.
-    pub fn line(&self) -> String {
-        let mark = match (self.passed, &self.skipped) {
-            (_, Some(_)) => "SKIP",
-            (true, None) => "PASS",
-            (false, None) => "FAIL",
-        };
-        let f = |v: Option<f64>| v.map(fmt).unwrap_or_else(|| "-".into());
-        match (&self.skipped, self.kind) {
-            (Some(why), _) => format!("{mark} {:<28} {why}", self.name),
-            (None, Kind::Leak) => format!(
-                "{mark} {:<28} baseline {:>8}  peak {:>8}  final {:>8}  (allowed +{} {})",
-                self.name,
-                f(self.baseline),
-                f(self.peak),
-                f(self.value),
-                fmt(self.limit),
-                self.unit
-            ),
-            (None, Kind::Regression) => format!(
-                "{mark} {:<28} {:>10} {}  (before {}, allowed {})",
-                self.name,
-                f(self.value),
-                self.unit,
-                f(self.baseline),
-                fmt(self.limit)
-            ),
-            (None, Kind::Threshold) => format!(
-                "{mark} {:<28} {:>10} {}  (limit {})",
-                self.name,
-                f(self.value),
-                self.unit,
-                fmt(self.limit)
-            ),
-        }
+/// How much `r` may grow over its baseline (the scenario's `[leaks]`).
+pub fn tolerance(r: &Resource, l: &Leaks) -> f64 {
+    match r.name {
+        "fds.socket" => f64::from(l.fds),
+        "fds.pipe" => f64::from(l.fds),
+        "fds.anon_inode" => f64::from(l.fds),
+        "fds.file" => f64::from(l.fds),
+        "tcp.close_wait" => f64::from(l.sockets_close_wait),
+        "children" => f64::from(l.children),
+        "zombies" => 0.0,
+        "tokio.alive_tasks" => f64::from(l.tasks),
+        "sessions" => f64::from(l.sessions),
+        "rss" => l.rss_mib,
+        other => unreachable!("no tolerance for the resource {other}"),
     }
 }
-
-fn fmt(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.3}")
-    }
-}
-
-/// A resource the leak checks follow, read from a sample.
-pub struct Resource {
-    pub name: &'static str,
-    pub unit: &'static str,
-    pub read: fn(&Sample) -> Option<f64>,
-    pub tolerance: fn(&Leaks) -> f64,
-    /// Compared with zero, whatever the baseline (zombies).
-    pub absolute: bool,
-}
-
-const MIB: f64 = 1024.0 * 1024.0;
-
-/// Every resource a leak check follows.
-pub const RESOURCES: &[Resource] = &[
-    Resource {
-        name: "fds.socket",
-        unit: "fds",
-        read: |s| s.probed.then(|| s.fds.socket.into()),
-        tolerance: |l| l.fds.into(),
-        absolute: false,
-    },
-    Resource {
-        name: "fds.pipe",
-        unit: "fds",
-        read: |s| s.probed.then(|| s.fds.pipe.into()),
-        tolerance: |l| l.fds.into(),
-        absolute: false,
-    },
-    Resource {
-        name: "fds.anon_inode",
-        unit: "fds",
-        read: |s| s.probed.then(|| s.fds.anon_inode.into()),
-        tolerance: |l| l.fds.into(),
-        absolute: false,
-    },
-    Resource {
-        name: "fds.file",
-        unit: "fds",
-        read: |s| s.probed.then(|| s.fds.file.into()),
-        tolerance: |l| l.fds.into(),
-        absolute: false,
-    },
-    Resource {
-        name: "tcp.close_wait",
-        unit: "sockets",
-        read: |s| s.probed.then(|| s.tcp.close_wait.into()),
-        tolerance: |l| l.sockets_close_wait.into(),
-        absolute: false,
-    },
-    Resource {
-        name: "children",
-        unit: "processes",
-        read: |s| s.probed.then(|| s.children.children.into()),
-        tolerance: |l| l.children.into(),
-        absolute: false,
-    },
-    Resource {
-        name: "zombies",
-        unit: "processes",
-        read: |s| s.probed.then(|| s.children.zombies.into()),
-        tolerance: |_| 0.0,
-        absolute: true,
-    },
-    Resource {
-        name: "tokio.alive_tasks",
-        unit: "tasks",
-        read: |s| s.metrics.and_then(|m| m.tokio_alive_tasks),
-        tolerance: |l| l.tasks.into(),
-        absolute: false,
-    },
-    Resource {
-        name: "sessions",
-        unit: "sessions",
-        read: |s| s.metrics.and_then(|m| m.sessions),
-        tolerance: |l| l.sessions.into(),
-        absolute: false,
-    },
-    Resource {
-        name: "rss",
-        unit: "MiB",
-        read: |s| s.probed.then(|| s.rss_bytes as f64 / MIB),
-        tolerance: |l| l.rss_mib,
-        absolute: false,
-    },
-];
 
 /// A sample with every /proc figure and no /metrics: tells which resources come from /proc.
 fn probed() -> Sample {
@@ -211,7 +71,7 @@ pub fn settled(baseline: &Sample, now: &Sample, leaks: &Leaks) -> bool {
 fn within(r: &Resource, baseline: &Sample, now: &Sample, leaks: &Leaks) -> bool {
     match ((r.read)(baseline), (r.read)(now)) {
         (_, Some(n)) if r.absolute => n <= 0.0,
-        (Some(b), Some(n)) => n - b <= (r.tolerance)(leaks) + 1e-9,
+        (Some(b), Some(n)) => n - b <= tolerance(r, leaks) + 1e-9,
         _ => true,
     }
 }
@@ -251,7 +111,7 @@ pub fn leak_checks(
                 baseline: if r.absolute { Some(0.0) } else { b },
                 peak,
                 value: n,
-                limit: (r.tolerance)(leaks),
+                limit: tolerance(r, leaks),
                 passed: skipped.is_some() || within(r, baseline, last, leaks),
                 skipped,
             }
@@ -379,18 +239,6 @@ pub fn threshold_checks(
             per_request_skip(writes),
         ),
     ]
-}
-
-/// The SPEC exit code for these checks: 2 if a leak check failed, else 1 if a threshold
-/// failed, else 0.
-pub fn exit_code(checks: &[Check]) -> i32 {
-    if checks.iter().any(|c| !c.passed && c.kind == Kind::Leak) {
-        2
-    } else if checks.iter().any(|c| !c.passed) {
-        1
-    } else {
-        0
-    }
 }
 
 #[cfg(test)]

@@ -12,9 +12,10 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::format::{mark, value};
 use super::html::{escape, mark_span, opt};
+use crate::report::Check;
 use crate::report::Report;
+use crate::report::sample::RESOURCES;
 use crate::report::thousands;
-use crate::verdict::{Check, RESOURCES};
 
 /// Points per chart series, at most (a longer series is bucketed).
 pub const MAX_POINTS: usize = 600;

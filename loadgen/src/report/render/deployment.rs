@@ -2,7 +2,7 @@
 //! Markdown and the HTML report render: per-replica figures, the rolling restart by
 //! protocol era, the key revocation, the database restart.
 
-use crate::target::deployment::DeploymentFacts;
+use crate::report::DeploymentFacts;
 
 /// One table of the section.
 pub struct Table {
@@ -44,7 +44,7 @@ pub fn tables(d: &DeploymentFacts) -> Vec<Table> {
             ]
         })
         .collect();
-    let sum = |f: fn(&crate::target::deployment::ReplicaFigures) -> Option<f64>| {
+    let sum = |f: fn(&crate::report::deployment::ReplicaFigures) -> Option<f64>| {
         d.replicas.iter().map(f).sum::<Option<f64>>()
     };
     rows.push(vec![

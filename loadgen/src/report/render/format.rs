@@ -1,8 +1,8 @@
 //! Words and numbers shared by the human formats (Markdown, HTML, JUnit messages).
 
 use crate::report::capacity::Capacity;
+use crate::report::{Check, Kind};
 use crate::report::{DbFigures, Report, thousands};
-use crate::verdict::{Check, Kind};
 
 /// What a reader calls the figure a check judges.
 pub fn label(name: &str) -> String {

@@ -11,8 +11,8 @@ use std::fmt::Write;
 
 use super::format::{self, failure, label, mark, measured, target, usd, value};
 use super::markdown::MAX_ROWS;
+use crate::report::{Check, Kind};
 use crate::report::{Report, ms, thousands};
-use crate::verdict::{Check, Kind};
 
 const CSS: &str = r#"
 :root{--pass:#1a7f37;--fail:#cf222e;--skip:#6e7781;--line:#d0d7de;--muted:#57606a}

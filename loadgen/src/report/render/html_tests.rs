@@ -2,14 +2,14 @@ use crate::report::render::charts::MAX_POINTS;
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::load::new_histogram;
 use crate::observe::sampler::{Sample, TargetMetrics};
 use crate::report::capacity::Capacity;
+use crate::report::capacity::CapacityModel;
+use crate::report::histogram::new as new_histogram;
 use crate::report::{
     Environment, Latency, LoadFigures, Percentiles, PhaseMark, ProbeSeries, SCHEMA_VERSION,
     SecondFigures,
 };
-use crate::scenario::CapacityModel;
 
 fn latency(values_us: &[u64], failed: u64, in_mix: bool) -> Latency {
     let mut h = new_histogram();

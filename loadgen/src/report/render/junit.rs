@@ -5,8 +5,8 @@
 use quick_junit::{NonSuccessKind, Report as JUnit, TestCase, TestCaseStatus, TestSuite};
 
 use super::format::failure;
+use crate::report::Kind;
 use crate::report::Report;
-use crate::verdict::Kind;
 
 pub fn render(r: &Report) -> anyhow::Result<String> {
     let mut junit = JUnit::new(format!("mcp-loadgen {}", r.name));

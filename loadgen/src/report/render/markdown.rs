@@ -4,8 +4,8 @@
 use std::fmt::Write;
 
 use super::format::{self, failure, label, mark, measured, target, usd, value};
+use crate::report::Kind;
 use crate::report::{Report, ms, thousands};
-use crate::verdict::Kind;
 
 /// Rows per table, at most.
 pub const MAX_ROWS: usize = 40;
