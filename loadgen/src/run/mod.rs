@@ -6,7 +6,7 @@
 
 mod facts;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::load::{self, LoadResult, Plan};
 use crate::observe::sampler::{Probe, Sample, Sampler};
 use crate::report::{Environment, PhaseMark, ProbeSeries, Report, Shard};
-use crate::scenario::{MockKind, PhaseAction, Scenario};
+use crate::scenario::{PhaseAction, Scenario};
 use crate::target::deployment::{Deployment, DeploymentFacts, ReplicaFigures};
 use crate::target::{self, Binaries, Processes};
 use crate::verdict::{self, Check, Kind};
@@ -90,20 +90,6 @@ impl From<anyhow::Error> for HarnessError {
     fn from(e: anyhow::Error) -> Self {
         HarnessError(e)
     }
-}
-
-/// The measured target: where to send MCP requests and whom to probe.
-struct Target {
-    url: String,
-    headers: BTreeMap<String, String>,
-    /// None: an external target without a PID (only its `/metrics` can be watched).
-    pid: Option<u32>,
-    /// `--version` of the bundled proxy.
-    version: Option<String>,
-    metrics_url: Option<String>,
-    /// Control endpoints of the HTTP mocks, by upstream name.
-    controls: BTreeMap<String, String>,
-    db_pool_max: f64,
 }
 
 pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
@@ -214,127 +200,6 @@ pub fn default_out_dir(name: &str) -> PathBuf {
     PathBuf::from("reports").join(format!("{name}-{stamp}"))
 }
 
-async fn start_target(
-    scenario: &Scenario,
-    opts: &Options,
-    out_dir: &Path,
-    procs: &mut Processes,
-    deployment: &mut Option<Deployment>,
-) -> anyhow::Result<Target> {
-    let t = &scenario.target;
-    if let Some(url) = &t.url {
-        let pid = match (t.pid, &t.pid_file) {
-            (Some(p), _) => Some(p),
-            (None, Some(f)) => Some(
-                std::fs::read_to_string(f)
-                    .with_context(|| format!("`target.pid_file` {}: cannot read", f.display()))?
-                    .trim()
-                    .parse()
-                    .map_err(|e| anyhow!("`target.pid_file` {}: not a PID: {e}", f.display()))?,
-            ),
-            // another machine's target (a shard on Kubernetes): /metrics only
-            (None, None) => None,
-        };
-        if let Some(pid) = pid
-            && !Path::new(&format!("/proc/{pid}")).exists()
-        {
-            bail!("`target.pid` {pid}: no such process");
-        }
-        let parsed = reqwest::Url::parse(url).with_context(|| format!("`target.url` {url}"))?;
-        let origin = parsed.origin().ascii_serialization();
-        // reachable within the ready timeout?
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(500))
-            .build()?;
-        let deadline = Instant::now() + t.ready_timeout;
-        loop {
-            if http.get(&origin).send().await.is_ok() {
-                break;
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "`target.url` {url}: nothing answers at {origin} within {}",
-                    humantime::format_duration(t.ready_timeout)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let metrics_url = t
-            .metrics_url
-            .clone()
-            .unwrap_or_else(|| format!("{origin}/metrics"));
-        let has_metrics = http
-            .get(&metrics_url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        return Ok(Target {
-            url: url.clone(),
-            headers: t.headers.clone(),
-            pid,
-            version: None,
-            metrics_url: has_metrics.then_some(metrics_url),
-            controls: BTreeMap::new(),
-            db_pool_max: 0.0,
-        });
-    }
-    let bins = match &opts.binaries {
-        Some(b) => b.clone(),
-        None => Binaries::locate(true)?,
-    };
-    let mut urls = BTreeMap::new();
-    let mut controls = BTreeMap::new();
-    for u in scenario
-        .upstreams
-        .iter()
-        .filter(|u| u.mock == MockKind::Serve)
-    {
-        let (url, control) = procs.start_mock(&bins.mock, u).await?;
-        urls.insert(u.name.clone(), url);
-        controls.insert(u.name.clone(), control);
-    }
-    let seed = out_dir.join("seed.toml");
-    std::fs::write(&seed, target::seed_toml(scenario, &bins.mock, &urls))?;
-    let (addr, pid) = if Deployment::wanted(scenario) {
-        let d = deployment.insert(Deployment::start(scenario, &bins, out_dir, procs, &seed).await?);
-        (d.frontend, None)
-    } else {
-        let listen = target::proxy_address(t.listen)?;
-        let (addr, pid) = procs
-            .start_proxy(&bins.proxy, listen, &seed, &t.proxy_args, t.ready_timeout)
-            .await?;
-        (addr, Some(pid))
-    };
-    let mut headers = t.headers.clone();
-    headers
-        .entry("Authorization".into())
-        .or_insert_with(|| format!("Bearer {}", t.api_key));
-    let db_pool_max = t
-        .proxy_args
-        .iter()
-        .position(|a| a == "--db-pool-size")
-        .and_then(|i| t.proxy_args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10.0);
-    let version = std::process::Command::new(&bins.proxy)
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    let replicas = deployment.as_ref().map_or(1, |d| d.replicas.len());
-    Ok(Target {
-        url: format!("http://{addr}/mcp/{}", t.instance),
-        headers,
-        pid,
-        version,
-        // replicas are sampled one by one; HAProxy's frontend has no /metrics
-        metrics_url: pid.map(|_| format!("http://{addr}/metrics")),
-        controls,
-        db_pool_max: db_pool_max * replicas as f64,
-    })
-}
-
 /// Waits until the leak-relevant counts of the last second of samples agree (at most
 /// `max`); returns the baseline sample and whether it was stable.
 async fn stable_baseline(sampler: &Sampler, max: Duration) -> (Sample, bool) {
@@ -390,7 +255,7 @@ async fn run_with(
     deployment: &mut Option<Deployment>,
 ) -> anyhow::Result<Measured> {
     let interrupted = || opts.interrupt.is_cancelled();
-    let tgt = start_target(scenario, opts, out_dir, procs, deployment).await?;
+    let tgt = target::start(scenario, opts.binaries.as_ref(), out_dir, procs, deployment).await?;
     let sampler = match deployment.as_ref() {
         Some(d) => Sampler::start_set(d.probes()?),
         None => Sampler::start(Probe::new(tgt.pid, tgt.metrics_url.clone())?),

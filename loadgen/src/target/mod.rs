@@ -6,7 +6,11 @@
 //! harness is a child subreaper, so a grandchild orphaned by the proxy is re-parented to us
 //! and shows up in [`stray_processes`].
 
+pub mod bundled;
 pub mod deployment;
+pub mod external;
+
+pub use bundled::{ProxySpec, proxy_address, seed_toml};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -21,7 +25,36 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 
 use crate::process::spawn;
-use crate::scenario::{MockKind, Scenario};
+use crate::scenario::Scenario;
+
+/// The measured target: where to send MCP requests and whom to probe.
+pub struct Endpoint {
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    /// None: an external target without a PID (only its `/metrics` can be watched).
+    pub pid: Option<u32>,
+    /// `--version` of the bundled proxy.
+    pub version: Option<String>,
+    pub metrics_url: Option<String>,
+    /// Control endpoints of the HTTP mocks, by upstream name.
+    pub controls: BTreeMap<String, String>,
+    pub db_pool_max: f64,
+}
+
+/// Starts (or finds) the scenario's target: an external one at `target.url`, else the
+/// bundled proxy (or deployment) with its mocks, children of `procs`.
+pub async fn start(
+    scenario: &Scenario,
+    binaries: Option<&Binaries>,
+    out_dir: &Path,
+    procs: &mut Processes,
+    deployment: &mut Option<deployment::Deployment>,
+) -> anyhow::Result<Endpoint> {
+    match &scenario.target.url {
+        Some(url) => external::attach(&scenario.target, url).await,
+        None => bundled::start(scenario, binaries, out_dir, procs, deployment).await,
+    }
+}
 
 /// The `mcp-proxy` and `mock-mcp` binaries.
 #[derive(Debug, Clone)]
@@ -207,7 +240,7 @@ impl Processes {
         let spec = ProxySpec {
             name: "proxy",
             listen,
-            database_url: &format!("sqlite://{}?mode=rwc", db.display()),
+            database_url: &bundled::sqlite_url(&db),
             seed: Some(seed),
             extra,
             ready_timeout,
@@ -226,15 +259,7 @@ impl Processes {
         let (name, listen, ready_timeout) = (spec.name, spec.listen, spec.ready_timeout);
         let (log, f) = self.log_file(name)?;
         let mut cmd = spawn::command(bin, Signal::SIGTERM, false);
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg(listen.to_string())
-            .arg("--database-url")
-            .arg(spec.database_url);
-        if let Some(seed) = spec.seed {
-            cmd.arg("--seed").arg(seed);
-        }
-        cmd.args(spec.extra)
+        cmd.args(bundled::serve_args(spec))
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -246,7 +271,7 @@ impl Processes {
             .with_context(|| format!("cannot start {}", bin.display()))?;
         let pid = child.id().unwrap_or(0);
         self.add(name, child, None);
-        let url = format!("http://{listen}/ready");
+        let url = bundled::ready_url(listen);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(500))
             .build()?;
@@ -384,19 +409,8 @@ impl Drop for Processes {
     }
 }
 
-/// How to start one `mcp-proxy serve`.
-pub struct ProxySpec<'a> {
-    /// Process name: `proxy`, or `proxy-N` for replica N.
-    pub name: &'a str,
-    pub listen: SocketAddr,
-    pub database_url: &'a str,
-    pub seed: Option<&'a Path>,
-    pub extra: &'a [String],
-    pub ready_timeout: Duration,
-}
-
 /// `mock-mcp` flags for an upstream's faults, latency and seed.
-fn mock_args(u: &crate::scenario::Upstream) -> Vec<String> {
+pub(crate) fn mock_args(u: &crate::scenario::Upstream) -> Vec<String> {
     let mut args = Vec::new();
     if u.stateless {
         args.push("--stateless".into());
@@ -414,68 +428,4 @@ fn mock_args(u: &crate::scenario::Upstream) -> Vec<String> {
         args.push(s.to_string());
     }
     args
-}
-
-/// A free loopback address for the proxy, or `listen` if it is free.
-pub fn proxy_address(listen: Option<SocketAddr>) -> anyhow::Result<SocketAddr> {
-    crate::process::port::addr_or_free(listen, "`target.listen`")
-}
-
-/// The bundled proxy's seed for `scenario`: one upstream per `[[upstream]]` (HTTP mocks at
-/// `urls`, stdio mocks as the proxy's children) and one instance with its key.
-pub fn seed_toml(scenario: &Scenario, mock_bin: &Path, urls: &BTreeMap<String, String>) -> String {
-    use toml::{Table, Value};
-    let mut upstreams = Vec::new();
-    for u in &scenario.upstreams {
-        let mut t = Table::new();
-        t.insert("name".into(), Value::String(u.name.clone()));
-        match u.mock {
-            MockKind::Serve => {
-                t.insert("transport".into(), Value::String("streamable-http".into()));
-                t.insert(
-                    "url".into(),
-                    Value::String(urls.get(&u.name).cloned().unwrap_or_default()),
-                );
-            }
-            MockKind::Stdio => {
-                t.insert("transport".into(), Value::String("stdio".into()));
-                t.insert(
-                    "command".into(),
-                    Value::String(mock_bin.display().to_string()),
-                );
-                let mut args = vec![Value::String("stdio".into())];
-                args.extend(mock_args(u).into_iter().map(Value::String));
-                t.insert("args".into(), Value::Array(args));
-            }
-        }
-        t.insert("connection".into(), Value::String(u.connection.clone()));
-        upstreams.push(Value::Table(t));
-    }
-    let mut instance = Table::new();
-    instance.insert("id".into(), Value::String(scenario.target.instance.clone()));
-    instance.insert(
-        "upstreams".into(),
-        Value::Array(
-            scenario
-                .upstreams
-                .iter()
-                .map(|u| Value::String(u.name.clone()))
-                .collect(),
-        ),
-    );
-    instance.insert(
-        "api_keys".into(),
-        Value::Array(vec![Value::String(scenario.target.api_key.clone())]),
-    );
-    instance.insert(
-        "prefix".into(),
-        Value::String(scenario.target.prefix.clone()),
-    );
-    let mut root = Table::new();
-    root.insert("upstream".into(), Value::Array(upstreams));
-    root.insert(
-        "instance".into(),
-        Value::Array(vec![Value::Table(instance)]),
-    );
-    toml::to_string(&root).expect("a table serializes")
 }

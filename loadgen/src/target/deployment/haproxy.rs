@@ -184,7 +184,10 @@ pub fn config(
     c.push_str("    stick-table type string len 128 size 1m expire 30m\n");
     c.push_str("    stick match req.hdr(mcp-session-id)\n");
     c.push_str("    stick store-response res.hdr(mcp-session-id)\n");
-    c.push_str("    option httpchk GET /ready\n");
+    c.push_str(&format!(
+        "    option httpchk GET {}\n",
+        crate::target::bundled::READY_PATH
+    ));
     c.push_str("    http-check expect status 200\n");
     let _ = writeln!(
         c,

@@ -24,7 +24,7 @@ use nix::sys::signal::Signal;
 
 use crate::observe::sampler::{Probe, Sampler};
 use crate::scenario::{Database, PhaseAction, Protocol, Scenario};
-use crate::target::{Binaries, Processes, ProxySpec};
+use crate::target::{Binaries, Processes, ProxySpec, bundled};
 use haproxy::{AdminState, Haproxy, HaproxyOptions};
 use postgres::Postgres;
 
@@ -39,7 +39,7 @@ pub struct Replica {
 
 impl Replica {
     pub fn metrics_url(&self) -> String {
-        format!("http://{}/metrics", self.addr)
+        bundled::metrics_url(self.addr)
     }
 }
 
@@ -65,27 +65,6 @@ pub struct Deployment {
     instance: String,
 }
 
-/// Runs `mcp-proxy ARGS` to completion; its stdout and stderr, or an error with both.
-async fn proxy_cli(bin: &Path, args: &[&str]) -> anyhow::Result<(String, String)> {
-    let out = tokio::process::Command::new(bin)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .with_context(|| format!("cannot run {}", bin.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    if !out.status.success() {
-        bail!(
-            "`mcp-proxy {}` failed ({}): {}",
-            args.first().copied().unwrap_or_default(),
-            out.status,
-            stderr.trim()
-        );
-    }
-    Ok((stdout, stderr))
-}
-
 /// Status of one authenticated 2026-07-28 `server/discover` at `addr` with `key` (a request
 /// that needs no session, so it can go to any replica directly).
 async fn discover_status(
@@ -96,7 +75,7 @@ async fn discover_status(
 ) -> anyhow::Result<u16> {
     let body = crate::load::mcp::request(Protocol::V2026_07_28, 1, "server/discover", None);
     let r = http
-        .post(format!("http://{addr}/mcp/{instance}"))
+        .post(bundled::mcp_url(addr, instance))
         .header("Accept", "application/json, text/event-stream")
         .header("Content-Type", "application/json")
         .header("MCP-Protocol-Version", "2026-07-28")
@@ -157,8 +136,7 @@ impl Deployment {
             }
         };
         let db = deployment.database_url.clone();
-        let seed_arg = seed.display().to_string();
-        proxy_cli(&bins.proxy, &["seed", &seed_arg, "--database-url", &db])
+        bundled::seed(&bins.proxy, seed, &db)
             .await
             .context("seeding the shared database")?;
         if scenario
@@ -166,28 +144,8 @@ impl Deployment {
             .iter()
             .any(|p| p.action == PhaseAction::RevokeKey)
         {
-            let (stdout, stderr) = proxy_cli(
-                &bins.proxy,
-                &[
-                    "keys",
-                    "create",
-                    "--instance",
-                    &t.instance,
-                    "--database-url",
-                    &db,
-                ],
-            )
-            .await?;
-            let id = stderr
-                .split_whitespace()
-                .skip_while(|w| *w != "key")
-                .nth(1)
-                .ok_or_else(|| anyhow!("`mcp-proxy keys create` did not name the key: {stderr}"))?
-                .to_string();
-            deployment.revocable = Some(RevocableKey {
-                id,
-                key: stdout.trim().to_string(),
-            });
+            let (id, key) = bundled::create_key(&bins.proxy, &t.instance, &db).await?;
+            deployment.revocable = Some(RevocableKey { id, key });
         }
         for i in 1..=t.replicas {
             let name = format!("proxy-{i}");
@@ -337,11 +295,7 @@ impl Deployment {
         }
         let db = self.database_url.clone();
         let started = Instant::now();
-        proxy_cli(
-            &self.proxy_bin,
-            &["keys", "revoke", &key.id, "--database-url", &db],
-        )
-        .await?;
+        bundled::revoke_key(&self.proxy_bin, &key.id, &db).await?;
         let revoked = Instant::now();
         let command_ms = revoked.duration_since(started).as_secs_f64() * 1000.0;
         let mut polls = tokio::task::JoinSet::new();
