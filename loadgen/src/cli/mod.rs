@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use crate::report::render::summary;
 use crate::report::{self, Report, Shard};
 use crate::run::{self, HARNESS_ERROR, Options};
 use clap::{Parser, Subcommand};
@@ -199,20 +200,13 @@ fn run(opts: Options) -> i32 {
         Ok(outcome) => {
             print!("{}", outcome.summary);
             println!("reports: {}", outcome.out_dir.display());
-            println!("verdict: {}", verdict(&outcome.report));
+            println!("verdict: {}", summary::verdict_line(&outcome.report));
             outcome.exit_code
         }
         Err(e) => {
             eprintln!("mcp-loadgen: {e}");
             HARNESS_ERROR
         }
-    }
-}
-
-fn verdict(r: &Report) -> String {
-    match r.exit_code {
-        0 => "pass".into(),
-        n => format!("{} (exit {n})", r.verdict()),
     }
 }
 
@@ -244,7 +238,7 @@ fn merge(
         println!("{}", c.line());
     }
     println!("reports: {}", out.display());
-    println!("verdict: {}", verdict(&merged));
+    println!("verdict: {}", summary::verdict_line(&merged));
     Ok(merged.exit_code)
 }
 

@@ -5,6 +5,7 @@
 //! Pure: no IO. The run hands in the baseline, the samples and the load's figures.
 
 pub mod merge;
+pub mod run;
 
 use std::collections::BTreeSet;
 
