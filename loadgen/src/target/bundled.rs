@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 
-use super::deployment::Deployment;
-use super::{Binaries, Endpoint, Processes, mock_args};
+use super::mock_args;
 use crate::scenario::{MockKind, Scenario};
 
 /// How to start one `mcp-proxy serve`.
@@ -206,60 +205,4 @@ pub fn seed_toml(scenario: &Scenario, mock_bin: &Path, urls: &BTreeMap<String, S
         Value::Array(vec![Value::Table(instance)]),
     );
     toml::to_string(&root).expect("a table serializes")
-}
-
-/// Starts the bundled target: the scenario's HTTP mocks, then one proxy on its own SQLite
-/// file, or the deployment (replicas behind HAProxy on PostgreSQL).
-pub async fn start(
-    scenario: &Scenario,
-    binaries: Option<&Binaries>,
-    out_dir: &Path,
-    procs: &mut Processes,
-    deployment: &mut Option<Deployment>,
-) -> anyhow::Result<Endpoint> {
-    let t = &scenario.target;
-    let bins = match binaries {
-        Some(b) => b.clone(),
-        None => Binaries::locate(true)?,
-    };
-    let mut urls = BTreeMap::new();
-    let mut controls = BTreeMap::new();
-    for u in scenario
-        .upstreams
-        .iter()
-        .filter(|u| u.mock == MockKind::Serve)
-    {
-        let (url, control) = procs.start_mock(&bins.mock, u).await?;
-        urls.insert(u.name.clone(), url);
-        controls.insert(u.name.clone(), control);
-    }
-    let seed = out_dir.join("seed.toml");
-    std::fs::write(&seed, seed_toml(scenario, &bins.mock, &urls))?;
-    let (addr, pid) = if Deployment::wanted(scenario) {
-        let d = deployment.insert(Deployment::start(scenario, &bins, out_dir, procs, &seed).await?);
-        (d.frontend, None)
-    } else {
-        let listen = proxy_address(t.listen)?;
-        let (addr, pid) = procs
-            .start_proxy(&bins.proxy, listen, &seed, &t.proxy_args, t.ready_timeout)
-            .await?;
-        (addr, Some(pid))
-    };
-    let mut headers = t.headers.clone();
-    headers
-        .entry("Authorization".into())
-        .or_insert_with(|| format!("Bearer {}", t.api_key));
-    let db_pool_max = db_pool_size(&t.proxy_args);
-    let version = version(&bins.proxy);
-    let replicas = deployment.as_ref().map_or(1, |d| d.replicas.len());
-    Ok(Endpoint {
-        url: mcp_url(addr, &t.instance),
-        headers,
-        pid,
-        version,
-        // replicas are sampled one by one; HAProxy's frontend has no /metrics
-        metrics_url: pid.map(|_| metrics_url(addr)),
-        controls,
-        db_pool_max: db_pool_max * replicas as f64,
-    })
 }

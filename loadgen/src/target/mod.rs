@@ -9,8 +9,10 @@
 pub mod bundled;
 pub mod deployment;
 pub mod external;
+mod start;
 
 pub use bundled::{ProxySpec, proxy_address, seed_toml};
+pub use start::start;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,7 +27,6 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 
 use crate::process::spawn;
-use crate::scenario::Scenario;
 
 /// The measured target: where to send MCP requests and whom to probe.
 pub struct Endpoint {
@@ -39,21 +40,6 @@ pub struct Endpoint {
     /// Control endpoints of the HTTP mocks, by upstream name.
     pub controls: BTreeMap<String, String>,
     pub db_pool_max: f64,
-}
-
-/// Starts (or finds) the scenario's target: an external one at `target.url`, else the
-/// bundled proxy (or deployment) with its mocks, children of `procs`.
-pub async fn start(
-    scenario: &Scenario,
-    binaries: Option<&Binaries>,
-    out_dir: &Path,
-    procs: &mut Processes,
-    deployment: &mut Option<deployment::Deployment>,
-) -> anyhow::Result<Endpoint> {
-    match &scenario.target.url {
-        Some(url) => external::attach(&scenario.target, url).await,
-        None => bundled::start(scenario, binaries, out_dir, procs, deployment).await,
-    }
 }
 
 /// The `mcp-proxy` and `mock-mcp` binaries.

@@ -166,7 +166,7 @@ pub fn threshold_checks(
         .is_none()
         .then(|| "the target has no DB pool gauges on /metrics".to_string());
     // DB queries per request over the measured window, from the target's counters
-    let per_request = |read: fn(&crate::observe::sampler::TargetMetrics) -> Option<f64>| {
+    let per_request = |read: fn(&crate::report::sample::TargetMetrics) -> Option<f64>| {
         let (a, b) = metrics_window?;
         let d = read(&b.metrics?)? - read(&a.metrics?)?;
         (total > 0).then(|| d / total as f64)
