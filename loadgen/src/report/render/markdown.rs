@@ -34,6 +34,21 @@ fn cell(s: &str) -> String {
 
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
+    header(&mut s, r);
+    failed(&mut s, r);
+    kpis(&mut s, r);
+    leaks(&mut s, r);
+    latency(&mut s, r);
+    deployment(&mut s, r);
+    capacity(&mut s, r);
+    comparison(&mut s, r);
+    notes(&mut s, r);
+    footer(&mut s, r);
+    s
+}
+
+/// The headline, the run's circumstances, its phases and merged shards.
+fn header(s: &mut String, r: &Report) {
     let _ = writeln!(
         s,
         "## {} {}\n",
@@ -83,6 +98,10 @@ pub fn render(r: &Report) -> String {
         }
         s.push('\n');
     }
+}
+
+/// What failed, one line each.
+fn failed(s: &mut String, r: &Report) {
     let failed: Vec<_> = r.checks.iter().filter(|c| !c.passed).collect();
     if !failed.is_empty() {
         let _ = writeln!(s, "**What failed**\n");
@@ -91,7 +110,10 @@ pub fn render(r: &Report) -> String {
         }
         s.push('\n');
     }
+}
 
+/// The thresholds against their targets (and the earlier run's figures).
+fn kpis(s: &mut String, r: &Report) {
     let before = |name: &str| {
         r.comparison.as_ref().and_then(|c| {
             c.rows
@@ -138,7 +160,10 @@ pub fn render(r: &Report) -> String {
         }
         s.push('\n');
     }
+}
 
+/// Each resource: baseline, peak, final, allowed growth.
+fn leaks(s: &mut String, r: &Report) {
     let _ = writeln!(s, "\n### Leaks (after the settle window)\n");
     let _ = writeln!(
         s,
@@ -166,7 +191,10 @@ pub fn render(r: &Report) -> String {
             icon(mark(c))
         );
     }
+}
 
+/// Latency by request label, and failures by kind.
+fn latency(s: &mut String, r: &Report) {
     let _ = writeln!(s, "\n### Latency by request\n");
     let _ = writeln!(
         s,
@@ -203,7 +231,10 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(s, "- {} × {}", thousands(*c as f64), cell(t));
         }
     }
+}
 
+/// The deployment's tables (replicas, restart, revocation, database).
+fn deployment(s: &mut String, r: &Report) {
     if let Some(d) = &r.deployment {
         for t in super::deployment::tables(d) {
             let _ = writeln!(s, "\n### {}\n", cell(&t.title));
@@ -218,9 +249,10 @@ pub fn render(r: &Report) -> String {
             }
         }
     }
+}
 
-    capacity(&mut s, r);
-
+/// The comparison with the earlier run.
+fn comparison(s: &mut String, r: &Report) {
     if let Some(c) = &r.comparison {
         let _ = writeln!(
             s,
@@ -264,13 +296,20 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+}
 
+/// The notes.
+fn notes(s: &mut String, r: &Report) {
     if !r.notes.is_empty() {
         let _ = writeln!(s, "\n### Notes\n");
         for n in r.notes.iter().take(MAX_ROWS) {
             let _ = writeln!(s, "- {}", cell(n));
         }
     }
+}
+
+/// The environment line.
+fn footer(s: &mut String, r: &Report) {
     let e = &r.environment;
     let _ = writeln!(
         s,
@@ -285,7 +324,6 @@ pub fn render(r: &Report) -> String {
             .map(|v| format!(" · target {}", cell(v)))
             .unwrap_or_default()
     );
-    s
 }
 
 fn capacity(s: &mut String, r: &Report) {
