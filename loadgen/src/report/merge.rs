@@ -40,25 +40,7 @@ pub fn figures(reports: &[(String, Report)]) -> anyhow::Result<Report> {
             );
         }
     }
-    let mut notes = Vec::new();
-    let counts: Vec<u32> = reports
-        .iter()
-        .filter_map(|(_, r)| r.shard)
-        .map(|s| s.count)
-        .collect();
-    if let Some(&n) = counts.first()
-        && (counts.iter().any(|c| *c != n) || reports.len() != n as usize)
-    {
-        notes.push(format!(
-            "{} reports merged, but the shards say they are {}/{n}: the load is not complete",
-            reports.len(),
-            counts
-                .iter()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
+    let mut notes = shard_notes(reports);
 
     let mut out = first.clone();
     out.shard = None;
@@ -79,6 +61,60 @@ pub fn figures(reports: &[(String, Report)]) -> anyhow::Result<Report> {
         .min()
         .unwrap_or_default();
 
+    sum_load(reports, &mut out);
+    merge_histograms(reports, &mut out);
+
+    // the one target's series and counters
+    if let Some((_, r)) = reports.iter().find(|(_, r)| !r.probe.samples.is_empty()) {
+        out.probe = r.probe.clone();
+    }
+    out.db = reports.iter().find_map(|(_, r)| r.db).map(|d| DbFigures {
+        requests: out.load.requests,
+        reads_per_request: per(d.reads, out.load.requests),
+        writes_per_request: per(d.writes, out.load.requests),
+        config_queries_per_request: per(d.config_queries, out.load.requests),
+        ..d
+    });
+
+    out.capacity = super::capacity::Capacity::plan(
+        &first.capacity.model,
+        &out.load,
+        &out.methods,
+        out.db.as_ref(),
+    );
+    for (path, r) in reports {
+        notes.extend(r.notes.iter().map(|n| format!("{path}: {n}")));
+    }
+    out.notes = notes;
+    Ok(out)
+}
+
+/// A note when the shards do not add up to their count (the load is not complete).
+fn shard_notes(reports: &[(String, Report)]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let counts: Vec<u32> = reports
+        .iter()
+        .filter_map(|(_, r)| r.shard)
+        .map(|s| s.count)
+        .collect();
+    if let Some(&n) = counts.first()
+        && (counts.iter().any(|c| *c != n) || reports.len() != n as usize)
+    {
+        notes.push(format!(
+            "{} reports merged, but the shards say they are {}/{n}: the load is not complete",
+            reports.len(),
+            counts
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    notes
+}
+
+/// The load figures, summed (the shards ran at once).
+fn sum_load(reports: &[(String, Report)], out: &mut Report) {
     // load figures: summed (the shards ran at once)
     let load = &mut out.load;
     load.users = 0;
@@ -122,7 +158,10 @@ pub fn figures(reports: &[(String, Report)]) -> anyhow::Result<Report> {
             load["rate"] = rate.into();
         }
     }
+}
 
+/// Every label's and every second's histogram, merged exactly.
+fn merge_histograms(reports: &[(String, Report)], out: &mut Report) {
     // histograms, exactly
     out.ops = BTreeMap::new();
     for (_, r) in reports {
@@ -161,30 +200,6 @@ pub fn figures(reports: &[(String, Report)]) -> anyhow::Result<Report> {
             s
         })
         .collect();
-
-    // the one target's series and counters
-    if let Some((_, r)) = reports.iter().find(|(_, r)| !r.probe.samples.is_empty()) {
-        out.probe = r.probe.clone();
-    }
-    out.db = reports.iter().find_map(|(_, r)| r.db).map(|d| DbFigures {
-        requests: out.load.requests,
-        reads_per_request: per(d.reads, out.load.requests),
-        writes_per_request: per(d.writes, out.load.requests),
-        config_queries_per_request: per(d.config_queries, out.load.requests),
-        ..d
-    });
-
-    out.capacity = super::capacity::Capacity::plan(
-        &first.capacity.model,
-        &out.load,
-        &out.methods,
-        out.db.as_ref(),
-    );
-    for (path, r) in reports {
-        notes.extend(r.notes.iter().map(|n| format!("{path}: {n}")));
-    }
-    out.notes = notes;
-    Ok(out)
 }
 
 pub fn per(v: f64, requests: u64) -> f64 {

@@ -3,6 +3,7 @@
 //! protocol era, the key revocation, the database restart.
 
 use crate::report::DeploymentFacts;
+use crate::report::deployment::{DbRestart, Revocation};
 
 /// One table of the section.
 pub struct Table {
@@ -20,7 +21,17 @@ fn num(v: Option<f64>, digits: usize) -> String {
 
 /// The section's tables, in reading order.
 pub fn tables(d: &DeploymentFacts) -> Vec<Table> {
-    let mut out = Vec::new();
+    let mut out = vec![replicas(d)];
+    if !d.restarts.is_empty() {
+        out.extend(restart(d));
+    }
+    out.extend(d.revocation.as_ref().map(revocation));
+    out.extend(d.db_restart.as_ref().map(db_restart));
+    out
+}
+
+/// Each replica's figures, and their total.
+fn replicas(d: &DeploymentFacts) -> Table {
     let mut total_rss_peak = 0.0;
     let mut rows: Vec<Vec<String>> = d
         .replicas
@@ -65,7 +76,7 @@ pub fn tables(d: &DeploymentFacts) -> Vec<Table> {
         num(sum(|r| r.tasks_end), 0),
         num(sum(|r| r.sessions_end), 0),
     ]);
-    out.push(Table {
+    Table {
         title: format!(
             "Replicas ({}, balancer: {}, database: {})",
             d.replicas.len(),
@@ -85,9 +96,13 @@ pub fn tables(d: &DeploymentFacts) -> Vec<Table> {
         ],
         rows,
         note: Some("Requests: what each replica's `/metrics` counted, over every process that held its place; CPU: mean over the measured load, % of one core.".into()),
-    });
-    if !d.restarts.is_empty() {
-        out.push(Table {
+    }
+}
+
+/// The rolling restart: each replacement, and the requests meanwhile by protocol era.
+fn restart(d: &DeploymentFacts) -> [Table; 2] {
+    [
+        Table {
             title: "Rolling restart".into(),
             header: vec!["replica", "PID", "drain ms", "exit", "out of rotation ms"],
             rows: d
@@ -108,8 +123,8 @@ pub fn tables(d: &DeploymentFacts) -> Vec<Table> {
                 })
                 .collect(),
             note: None,
-        });
-        out.push(Table {
+        },
+        Table {
             title: "Requests while replicas were replaced, by protocol era".into(),
             header: vec!["era", "requests", "failed", "sessions lost (re-initialized)"],
             rows: d
@@ -125,60 +140,63 @@ pub fn tables(d: &DeploymentFacts) -> Vec<Table> {
                 })
                 .collect(),
             note: Some("A 2025-11-25 session lives in one replica's memory: when its replica goes, its next request gets 404 and the client re-initializes (the spec's signal). 2026-07-28 requests carry no session.".into()),
-        });
+        },
+    ]
+}
+
+/// How long each replica accepted the revoked key.
+fn revocation(r: &Revocation) -> Table {
+    let mut rows: Vec<Vec<String>> = r
+        .per_replica_ms
+        .iter()
+        .map(|(name, ms)| {
+            vec![
+                name.clone(),
+                ms.map(|v| format!("{v:.0}"))
+                    .unwrap_or_else(|| "still accepted".into()),
+            ]
+        })
+        .collect();
+    rows.push(vec!["slowest".into(), num(r.max_ms(), 0)]);
+    Table {
+        title: format!("Key revocation ({})", r.key_id),
+        header: vec!["replica", "accepted the revoked key for (ms)"],
+        rows,
+        note: Some(format!(
+            "Revoked with `mcp-proxy keys revoke` ({:.0} ms from start to exit); each replica polled directly every 10 ms from the command's exit until it answered 401.",
+            r.command_ms
+        )),
     }
-    if let Some(r) = &d.revocation {
-        let mut rows: Vec<Vec<String>> = r
-            .per_replica_ms
-            .iter()
-            .map(|(name, ms)| {
-                vec![
-                    name.clone(),
-                    ms.map(|v| format!("{v:.0}"))
-                        .unwrap_or_else(|| "still accepted".into()),
-                ]
-            })
-            .collect();
-        rows.push(vec!["slowest".into(), num(r.max_ms(), 0)]);
-        out.push(Table {
-            title: format!("Key revocation ({})", r.key_id),
-            header: vec!["replica", "accepted the revoked key for (ms)"],
-            rows,
-            note: Some(format!(
-                "Revoked with `mcp-proxy keys revoke` ({:.0} ms from start to exit); each replica polled directly every 10 ms from the command's exit until it answered 401.",
-                r.command_ms
-            )),
-        });
-    }
-    if let Some(r) = &d.db_restart {
-        out.push(Table {
-            title: "Database restart".into(),
-            header: vec!["figure", "value"],
-            rows: vec![
-                vec!["PostgreSQL down (ms)".into(), format!("{:.0}", r.down_ms)],
-                vec![
-                    "every replica ready again after (ms)".into(),
-                    format!("{:.0}", r.recovered_ms),
-                ],
-                vec![
-                    "client connections before".into(),
-                    r.connections_before.to_string(),
-                ],
-                vec![
-                    "client connections once ready again".into(),
-                    r.connections_recovered.to_string(),
-                ],
-                vec![
-                    "client connections at the end".into(),
-                    num(r.connections_end.map(|v| v as f64), 0),
-                ],
-                vec![
-                    "… owned by the replicas (pools + listeners)".into(),
-                    num(r.connections_owned_end.map(|v| v as f64), 0),
-                ],
+}
+
+/// What the database restart did to the connections.
+fn db_restart(r: &DbRestart) -> Table {
+    Table {
+        title: "Database restart".into(),
+        header: vec!["figure", "value"],
+        rows: vec![
+            vec!["PostgreSQL down (ms)".into(), format!("{:.0}", r.down_ms)],
+            vec![
+                "every replica ready again after (ms)".into(),
+                format!("{:.0}", r.recovered_ms),
             ],
-            note: None,
-        });
+            vec![
+                "client connections before".into(),
+                r.connections_before.to_string(),
+            ],
+            vec![
+                "client connections once ready again".into(),
+                r.connections_recovered.to_string(),
+            ],
+            vec![
+                "client connections at the end".into(),
+                num(r.connections_end.map(|v| v as f64), 0),
+            ],
+            vec![
+                "… owned by the replicas (pools + listeners)".into(),
+                num(r.connections_owned_end.map(|v| v as f64), 0),
+            ],
+        ],
+        note: None,
     }
-    out
 }
