@@ -10,20 +10,19 @@
 //! when there is one; a scenario that could not run leaves the merge unverified, which is worse
 //! than a threshold.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use nix::sys::signal::Signal;
-use quick_junit::{NonSuccessKind, Report as JUnit, TestCase, TestCaseStatus, TestSuite};
 
+use crate::process::spawn;
+pub use crate::report::gate::{Gate, Ran};
 use crate::report::render::format;
-use crate::report::{self, Report, thousands};
+use crate::report::{self, Report};
 
 /// The child `mcp-loadgen run` now running (0: none), for the interrupt handler.
 pub static CURRENT: AtomicU32 = AtomicU32::new(0);
@@ -43,25 +42,6 @@ fn severity(code: i32) -> u8 {
 /// The worst of `codes` (0 when empty).
 pub fn worst(codes: impl IntoIterator<Item = i32>) -> i32 {
     codes.into_iter().max_by_key(|c| severity(*c)).unwrap_or(0)
-}
-
-/// One scenario's run.
-pub struct Ran {
-    /// The scenario file's stem (`hangs` for `hangs.toml`): its report folder's name.
-    pub id: String,
-    pub file: PathBuf,
-    pub code: i32,
-    pub seconds: f64,
-    /// None when the run wrote no report (exit 3).
-    pub report: Option<Report>,
-    /// The end of the run's stderr, for a run that could not be judged.
-    pub stderr_tail: String,
-}
-
-pub struct Gate {
-    pub ran: Vec<Ran>,
-    pub exit_code: i32,
-    pub seconds: f64,
 }
 
 /// The scenario files of `dir`, in name order.
@@ -98,7 +78,7 @@ pub fn run(exe: &Path, dir: &Path, out: &Path, quiet: bool) -> anyhow::Result<Ga
             eprintln!("gate [{}/{}] {}", i + 1, files.len(), file.display());
         }
         let t = Instant::now();
-        let mut cmd = Command::new(exe);
+        let mut cmd = spawn::sync_command(exe, Signal::SIGTERM);
         cmd.arg("run")
             .arg(file)
             .arg("--out")
@@ -106,12 +86,6 @@ pub fn run(exe: &Path, dir: &Path, out: &Path, quiet: bool) -> anyhow::Result<Ga
             .arg("--quiet")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
-            });
-        }
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot start {}", exe.display()))?;
@@ -175,132 +149,6 @@ pub fn run(exe: &Path, dir: &Path, out: &Path, quiet: bool) -> anyhow::Result<Ga
         f.write_all(summary.as_bytes())?;
     }
     Ok(gate)
-}
-
-impl Gate {
-    /// Every scenario's test suites in one JUnit report; a scenario that could not be judged
-    /// is one suite with an `error` test case saying why.
-    pub fn junit(&self) -> anyhow::Result<String> {
-        let mut junit = JUnit::new("mcp-loadgen gate");
-        for r in &self.ran {
-            match &r.report {
-                Some(report) => {
-                    junit.add_test_suites(report::render::junit::suites(report));
-                }
-                None => {
-                    let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
-                    status.set_message(format!(
-                        "{} could not be judged (exit {}): {}",
-                        r.file.display(),
-                        r.code,
-                        r.stderr_tail.lines().last().unwrap_or("no output")
-                    ));
-                    status.set_type("harness");
-                    let mut case = TestCase::new("run", status);
-                    case.set_classname(format!("mcp-loadgen.{}", r.id));
-                    case.set_system_err(r.stderr_tail.as_str());
-                    let mut suite = TestSuite::new(format!("{}.harness", r.id));
-                    suite.add_test_case(case);
-                    junit.add_test_suite(suite);
-                }
-            }
-        }
-        Ok(junit.to_string()?)
-    }
-
-    /// `summary.md`: the verdict, one row per scenario, what failed (bounded like
-    /// `report.md`: far under GitHub's 1 MiB).
-    pub fn summary(&self, out: &Path) -> String {
-        let mut s = String::new();
-        let verdict = match self.exit_code {
-            0 => "PASS",
-            1 => "THRESHOLD BREACHED",
-            2 => "LEAK FOUND",
-            _ => "COULD NOT JUDGE",
-        };
-        let icon = if self.exit_code == 0 { "✅" } else { "❌" };
-        let _ = writeln!(
-            s,
-            "## {icon} Leak gate — {verdict} (exit {})\n\n{} scenarios in {:.0} s; reports in `{}`.\n",
-            self.exit_code,
-            self.ran.len(),
-            self.seconds,
-            out.display()
-        );
-        let _ = writeln!(
-            s,
-            "| scenario | verdict | requests | failed | p99 ms | time | failed checks |\n|---|---|---:|---:|---:|---:|---|"
-        );
-        for r in &self.ran {
-            let icon = match r.code {
-                0 => "✅",
-                _ => "❌",
-            };
-            match &r.report {
-                Some(rep) => {
-                    let failed: Vec<&str> = rep
-                        .checks
-                        .iter()
-                        .filter(|c| !c.passed)
-                        .map(|c| c.name.as_str())
-                        .take(8)
-                        .collect();
-                    let _ = writeln!(
-                        s,
-                        "| `{}` | {icon} {} | {} | {} | {} | {:.0} s | {} |",
-                        r.id,
-                        rep.verdict(),
-                        thousands(rep.load.requests as f64),
-                        thousands(rep.load.failed as f64),
-                        report::ms(rep.mix_latency().p99_us as f64),
-                        r.seconds,
-                        failed.join(", ")
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        s,
-                        "| `{}` | {icon} could not run (exit {}) | — | — | — | {:.0} s | {} |",
-                        r.id,
-                        r.code,
-                        r.seconds,
-                        r.stderr_tail
-                            .lines()
-                            .last()
-                            .unwrap_or("")
-                            .replace('|', "\\|")
-                            .chars()
-                            .take(300)
-                            .collect::<String>()
-                    );
-                }
-            }
-        }
-        let failing: Vec<&Ran> = self.ran.iter().filter(|r| r.code != 0).collect();
-        if !failing.is_empty() {
-            let _ = writeln!(s, "\n### What failed\n");
-            for r in failing {
-                let _ = writeln!(s, "**`{}`**\n", r.id);
-                match &r.report {
-                    Some(rep) => {
-                        for c in rep.checks.iter().filter(|c| !c.passed).take(20) {
-                            let _ = writeln!(s, "- {}", format::failure(c).replace('\n', " "));
-                        }
-                        for n in rep.notes.iter().take(10) {
-                            let _ =
-                                writeln!(s, "- note: {}", n.chars().take(400).collect::<String>());
-                        }
-                        let _ =
-                            writeln!(s, "\n`{}`\n", out.join(&r.id).join(report::HTML).display());
-                    }
-                    None => {
-                        let _ = writeln!(s, "```\n{}\n```\n", r.stderr_tail);
-                    }
-                }
-            }
-        }
-        s
-    }
 }
 
 #[cfg(test)]

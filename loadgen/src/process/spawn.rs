@@ -1,6 +1,7 @@
 //! How the harness spawns a child: one [`command`] for the proxy, the mocks, PostgreSQL and
 //! HAProxy alike.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
 
@@ -12,11 +13,20 @@ use tokio::process::Command;
 /// `own_group`, its own process group (so a terminal's Ctrl-C reaches the harness only and
 /// the harness decides the order of the teardown).
 pub fn command(bin: &Path, death_signal: Signal, own_group: bool) -> Command {
-    let mut cmd = Command::new(bin);
-    cmd.stdin(Stdio::null()).kill_on_drop(true);
+    let mut std = sync_command(bin, death_signal);
+    std.stdin(Stdio::null());
     if own_group {
-        cmd.process_group(0);
+        std.process_group(0);
     }
+    let mut cmd = Command::from(std);
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+/// A blocking command for a child of the harness that gets `death_signal` when the harness
+/// (the spawning thread) dies; [`command`] is this and more.
+pub fn sync_command(bin: &Path, death_signal: Signal) -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin);
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec. std runs
     // this after its uid/gid changes, which would otherwise clear the setting.
     unsafe {

@@ -19,6 +19,7 @@ pub mod capacity;
 pub mod check;
 pub mod compare;
 pub mod deployment;
+pub mod gate;
 pub mod histogram;
 pub mod merge;
 pub mod render;

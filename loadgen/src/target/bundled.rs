@@ -88,9 +88,8 @@ pub fn version(bin: &Path) -> Option<String> {
 
 /// Runs `mcp-proxy ARGS` to completion; its stdout and stderr, or an error with both.
 async fn cli(bin: &Path, args: &[&str]) -> anyhow::Result<(String, String)> {
-    let out = tokio::process::Command::new(bin)
+    let out = crate::process::spawn::command(bin, nix::sys::signal::Signal::SIGTERM, false)
         .args(args)
-        .stdin(std::process::Stdio::null())
         .output()
         .await
         .with_context(|| format!("cannot run {}", bin.display()))?;

@@ -7,6 +7,7 @@
 mod charts;
 pub mod deployment;
 pub mod format;
+pub mod gate;
 pub mod html;
 pub mod junit;
 pub mod markdown;
