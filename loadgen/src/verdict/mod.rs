@@ -4,6 +4,7 @@
 //!
 //! Pure: no IO. The run hands in the baseline, the samples and the load's figures.
 
+pub mod compare;
 pub mod merge;
 pub mod run;
 
@@ -137,34 +138,8 @@ pub fn threshold_checks(
     let p99 = (!h.is_empty()).then(|| h.value_at_quantile(0.99) as f64 / 1000.0);
     let mean = (!h.is_empty()).then(|| h.mean() / 1000.0);
     let error_rate = (total > 0).then(|| failed as f64 / total as f64);
-    // config-cache hit rate over the measured window, from the target's counters
-    let hits = metrics_window.and_then(|(a, b)| {
-        let (a, b) = (a.metrics?, b.metrics?);
-        let h = b.config_cache_hits? - a.config_cache_hits?;
-        let m = b.config_cache_misses? - a.config_cache_misses?;
-        Some((h, m))
-    });
-    let (hit_rate, hit_skip) = match hits {
-        Some((h, m)) if h + m > 0.0 => (Some(h / (h + m)), None),
-        Some(_) => (
-            None,
-            Some("no config-cache lookups in the window".to_string()),
-        ),
-        None => (
-            None,
-            Some("the target has no config-cache counters on /metrics".to_string()),
-        ),
-    };
-    let pool = samples
-        .iter()
-        .filter_map(|s| {
-            let m = s.metrics?;
-            Some((m.db_pool_size? - m.db_pool_idle?) / db_pool_max)
-        })
-        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-    let pool_skip = pool
-        .is_none()
-        .then(|| "the target has no DB pool gauges on /metrics".to_string());
+    let (hit_rate, hit_skip) = cache_hit_rate(metrics_window);
+    let (pool, pool_skip) = pool_utilisation(samples, db_pool_max);
     // DB queries per request over the measured window, from the target's counters
     let per_request = |read: fn(&crate::report::sample::TargetMetrics) -> Option<f64>| {
         let (a, b) = metrics_window?;
@@ -240,6 +215,43 @@ pub fn threshold_checks(
             per_request_skip(writes),
         ),
     ]
+}
+
+/// The config-cache hit rate over the measured window, from the target's counters (or why
+/// there is none).
+fn cache_hit_rate(metrics_window: Option<(&Sample, &Sample)>) -> (Option<f64>, Option<String>) {
+    let hits = metrics_window.and_then(|(a, b)| {
+        let (a, b) = (a.metrics?, b.metrics?);
+        let h = b.config_cache_hits? - a.config_cache_hits?;
+        let m = b.config_cache_misses? - a.config_cache_misses?;
+        Some((h, m))
+    });
+    match hits {
+        Some((h, m)) if h + m > 0.0 => (Some(h / (h + m)), None),
+        Some(_) => (
+            None,
+            Some("no config-cache lookups in the window".to_string()),
+        ),
+        None => (
+            None,
+            Some("the target has no config-cache counters on /metrics".to_string()),
+        ),
+    }
+}
+
+/// The DB pool's peak utilisation (in use / its size) over `samples` (or why there is none).
+fn pool_utilisation(samples: &[Sample], db_pool_max: f64) -> (Option<f64>, Option<String>) {
+    let pool = samples
+        .iter()
+        .filter_map(|s| {
+            let m = s.metrics?;
+            Some((m.db_pool_size? - m.db_pool_idle?) / db_pool_max)
+        })
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    let pool_skip = pool
+        .is_none()
+        .then(|| "the target has no DB pool gauges on /metrics".to_string());
+    (pool, pool_skip)
 }
 
 #[cfg(test)]
