@@ -46,6 +46,45 @@ const INNER: &[(&str, &[&str])] = &[
     ("report::merge", &["report::render"]),
 ];
 
+/// What one place alone may write: (text in the code, the modules where it may appear, why).
+const ONLY_IN: &[(&str, &[&str], &str)] = &[
+    (
+        "Check {",
+        &["verdict", "report::check"],
+        "checks are built by verdict",
+    ),
+    (
+        "Check::threshold(",
+        &["verdict"],
+        "checks are built by verdict",
+    ),
+    (
+        "process::exit",
+        &["process::interrupt"],
+        "only the second interrupt exits; cli returns its exit code",
+    ),
+    (
+        "\"--database-url\"",
+        &["target::bundled"],
+        "mcp-proxy's command line lives in target/bundled.rs",
+    ),
+    (
+        "\"--db-pool-size\"",
+        &["target::bundled"],
+        "mcp-proxy's command line lives in target/bundled.rs",
+    ),
+    (
+        "\"keys\"",
+        &["target::bundled"],
+        "mcp-proxy's command line lives in target/bundled.rs",
+    ),
+    (
+        "/mcp/",
+        &["target::bundled"],
+        "mcp-proxy's paths live in target/bundled.rs",
+    ),
+];
+
 /// `src/run/settle.rs` → `run::settle`; `src/run/mod.rs` → `run`.
 fn module_path(src: &Path, file: &Path) -> Vec<String> {
     let rel = file.strip_prefix(src).unwrap();
@@ -123,7 +162,7 @@ fn brace_depth(line: &str) -> i32 {
 
 /// The crate modules a piece of code names: `crate::a::b`, `crate::{a, b::c}` and
 /// `super::x` (resolved against `here`), as full paths of up to two segments.
-fn imports(code: &str, here: &[String], is_mod_rs: bool) -> BTreeSet<String> {
+fn imports(code: &str, here: &[String]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let ident = |s: &str| -> Vec<String> {
         s.split("::")
@@ -154,9 +193,7 @@ fn imports(code: &str, here: &[String], is_mod_rs: bool) -> BTreeSet<String> {
             push(ident(rest));
         }
     }
-    // `super::` from `a/b.rs` (module `a::b`) is `a`; from `a/b/mod.rs` (also `a::b`) too;
-    // a `#[path]` test file is skipped
-    let _ = is_mod_rs;
+    // `super::` from `a/b.rs` (module `a::b`) is `a`; from `a/b/mod.rs` (also `a::b`) too
     let parent: Vec<String> = here[..here.len().saturating_sub(1)].to_vec();
     for (i, _) in code.match_indices("super::") {
         if i > 0 && code[..i].ends_with("::") {
@@ -179,8 +216,8 @@ fn imports(code: &str, here: &[String], is_mod_rs: bool) -> BTreeSet<String> {
     out
 }
 
-/// Every file's imports: (file, its module path, the crate paths it names).
-fn graph() -> Vec<(PathBuf, Vec<String>, BTreeSet<String>)> {
+/// Every file's code: (file, its module path, its code without comments and tests).
+fn sources() -> Vec<(PathBuf, Vec<String>, String)> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
@@ -193,11 +230,20 @@ fn graph() -> Vec<(PathBuf, Vec<String>, BTreeSet<String>)> {
         })
         .map(|f| {
             let here = module_path(&src, &f);
-            let is_mod_rs = f.file_name().unwrap() == "mod.rs";
             let text = std::fs::read_to_string(&f).unwrap();
-            let names = imports(&code(&text), &here, is_mod_rs);
             let rel = f.strip_prefix(&src).unwrap().to_path_buf();
-            (rel, here, names)
+            (rel, here, code(&text))
+        })
+        .collect()
+}
+
+/// Every file's imports: (file, its module path, the crate paths it names).
+fn graph() -> Vec<(PathBuf, Vec<String>, BTreeSet<String>)> {
+    sources()
+        .into_iter()
+        .map(|(file, here, code)| {
+            let names = imports(&code, &here);
+            (file, here, names)
         })
         .collect()
 }
@@ -391,6 +437,26 @@ fn no_two_modules_of_one_folder_import_each_other_in_a_circle() {
 }
 
 #[test]
+fn what_one_module_owns_appears_nowhere_else() {
+    let mut bad = Vec::new();
+    for (file, here, code) in sources() {
+        let path = here.join("::");
+        for (text, owners, why) in ONLY_IN {
+            let owned = owners
+                .iter()
+                .any(|o| path == *o || path.starts_with(&format!("{o}::")));
+            if !owned && code.contains(text) {
+                bad.push(format!(
+                    "{}: `{text}` outside {owners:?} ({why})",
+                    file.display()
+                ));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "misplaced:\n{}", bad.join("\n"));
+}
+
+#[test]
 fn the_checker_sees_a_violation_and_a_circle() {
     // the parser reads a `use` group, a path in an expression and `super::`
     let names = imports(
@@ -398,7 +464,6 @@ fn the_checker_sees_a_violation_and_a_circle() {
             "use crate::{load::Plan, report};\nlet x = crate::run::HARNESS_ERROR;\nuse super::sample::Sample;\n// crate::cli in a comment\n",
         ),
         &["report".into(), "check".into()],
-        false,
     );
     let expected: BTreeSet<String> = ["load", "report", "run", "report::sample"]
         .iter()

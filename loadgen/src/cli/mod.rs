@@ -1,5 +1,7 @@
 //! `mcp-loadgen run SCENARIO.toml [--out DIR] [--shard I/N] [--baseline REPORT.json]`,
-//! `mcp-loadgen merge A.json B.json … --out DIR`, `mcp-loadgen report DIR`.
+//! `mcp-loadgen merge A.json B.json … --out DIR`, `mcp-loadgen report DIR`, `mcp-loadgen gate
+//! [DIR]` ([`gate`]): the command line, parsed and dispatched; [`main`] is the binary's `main`.
+//! Nothing else of the crate imports this module.
 //!
 //! Exit codes (SPEC contract): 0 pass, 1 threshold breached (or a regression against the
 //! baseline), 2 leak found, 3 harness error.

@@ -1,7 +1,7 @@
 //! The MCP wire as a load client speaks it: request bodies for both protocol eras, and the
 //! validation of every answer (JSON or SSE) as JSON-RPC.
 //!
-//! Pure: no IO. The goose side (`load.rs`) sends what this builds and hands back what came.
+//! Pure: no IO. The goose side (`load::session`) sends what this builds and hands back what came.
 
 use serde_json::{Value, json};
 

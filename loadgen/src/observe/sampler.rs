@@ -1,4 +1,4 @@
-//! Samples the target every 250 ms from outside: the [`probe`](crate::observe::probe) (fds by kind,
+//! Samples the target every 250 ms from outside: the [`probe`] (fds by kind,
 //! TCP by state, children, zombies, threads), sysinfo (RSS, CPU), and the target's
 //! `/metrics` when it has one (tokio tasks, sessions, upstream connections, cache and DB).
 //!

@@ -1,5 +1,5 @@
 //! The children of the harness, whoever starts them: how one is spawned ([`spawn`]), the
-//! long-running ones owned outside a run's process list ([`owned`]), the live list a second
+//! long-running ones owned outside a run's process list (`owned`), the live list a second
 //! Ctrl-C kills ([`kill_all_now`]), strays found after a run, free loopback ports ([`port`]) and
 //! the two-signal interrupt handler ([`interrupt`]).
 //!
@@ -12,7 +12,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 pub mod interrupt;
-pub mod owned;
+pub(crate) mod owned;
 pub mod port;
 pub mod spawn;
 pub mod tree;

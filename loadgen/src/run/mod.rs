@@ -1,9 +1,9 @@
 //! `mcp-loadgen run`: start what the scenario needs, warm up, take the baseline, drive the
 //! load with its fault phases, settle, decide, write the report, tear everything down.
 //!
-//! The stages, in order, one module each: [`start`] (the target and its sampler), [`warmup`],
-//! [`baseline`], [`timeline`] (the measured load and its phases), [`settle`], [`decide`]
-//! (the checks, through `verdict`); [`facts`] converts what they measured into the report.
+//! The stages, in order, one module each: `start` (the target and its sampler), `warmup`,
+//! `baseline`, `timeline` (the measured load and its phases), `settle`, `decide`
+//! (the checks, through `verdict`); `facts` converts what they measured into the report.
 //!
 //! Every exit path goes through [`run`]'s teardown: the processes it started are stopped and
 //! reaped whether the run passed, failed, errored or was interrupted.

@@ -1,10 +1,16 @@
-//! The processes a run starts (mocks, the bundled proxy) and the target it measures.
+//! The target a run measures and the processes it starts for it.
+//!
+//! - [`start`]: an external target ([`external`]: `target.url`, probed by PID or `/metrics`),
+//!   or the bundled proxy with its mocks: one `mcp-proxy serve` on SQLite, or the
+//!   [`deployment`] (replicas behind HAProxy on PostgreSQL). Either way an [`Endpoint`].
+//! - [`bundled`]: everything the harness knows of `mcp-proxy`'s command line, paths and seed.
+//! - [`Binaries`]: where `mcp-proxy` and `mock-mcp` are; [`Processes`]: the run's children.
 //!
 //! Ownership: [`Processes`] owns every child; `stop` ends them (SIGTERM, then SIGKILL after a
 //! grace) and reaps them; dropping it SIGKILLs what is left. Each child also gets
 //! `PR_SET_PDEATHSIG` so it dies with the harness even if the harness is SIGKILLed, and the
 //! harness is a child subreaper, so a grandchild orphaned by the proxy is re-parented to us
-//! and shows up in [`stray_processes`].
+//! and shows up in `process::stray_processes`.
 
 pub mod bundled;
 pub mod deployment;

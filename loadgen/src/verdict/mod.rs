@@ -2,6 +2,11 @@
 //! window) and thresholds (latency, errors, cache, DB pool), and the exit code (SPEC
 //! contract: 0 pass, 1 threshold breached, 2 leak found; 2 wins).
 //!
+//! Every check is built here: the leak and threshold checks of the samples (this file), the
+//! run's own ([`run`]: shutdown, RSS peak, orphans, the deployment's), the shards' decided
+//! again ([`merge`]) and the regressions against an earlier run ([`compare`]). The check type
+//! and the exit code are data of the report (`report::check`), re-exported here.
+//!
 //! Pure: no IO. The run hands in the baseline, the samples and the load's figures.
 
 pub mod compare;

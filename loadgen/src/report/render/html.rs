@@ -5,7 +5,7 @@
 //! capacity, the comparison with an earlier run, notes and the environment.
 //!
 //! The same facts as `report.md` ([`super::markdown`]), in the same words ([`super::format`]).
-//! Tables are bounded like the Markdown's; the charts are drawn by [`super::charts`].
+//! Tables are bounded like the Markdown's; the charts are drawn by `charts`.
 
 use std::fmt::Write;
 

@@ -1,5 +1,5 @@
 //! The report's human forms, from the [`Report`](super::Report) alone: Markdown, HTML with
-//! its SVG charts, JUnit, the terminal summary, and the shared wording ([`format`]).
+//! its SVG charts, JUnit, the terminal summary, and the shared wording ([`format`](mod@format)).
 //!
 //! Invariant: rendering depends on nothing outside `report/`; a `report.json` re-renders
 //! without the runtime (`mcp-loadgen report DIR`).

@@ -2,7 +2,7 @@
 //! end): one HTTP frontend, one backend of replicas, sticky on `Mcp-Session-Id`, health-checked
 //! on `/ready`, at most `maxconn` requests per replica with a queue beyond.
 //!
-//! Ownership: a [`Haproxy`] owns the `haproxy -db` process (an `OwnedChild`, see `owned.rs`;
+//! Ownership: a [`Haproxy`] owns the `haproxy -db` process (an `OwnedChild`, see `process::owned`;
 //! in the foreground, never daemonized) and the files it wrote (`haproxy.cfg`, `haproxy.log`
 //! and the stats socket, in the folder given to [`Haproxy::start`]). Close paths:
 //! - [`Haproxy::stop`] (the normal path): SIGUSR1 (soft stop: listeners closed, requests in

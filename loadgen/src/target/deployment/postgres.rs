@@ -1,7 +1,7 @@
 //! A throw-away PostgreSQL cluster for a run with replicas (`database = "postgres"`): its own
 //! `initdb`, its own server on a free loopback port, trust authentication, gone after the run.
 //!
-//! Ownership: a [`Postgres`] owns the server process (an `OwnedChild`, see `owned.rs`) and the
+//! Ownership: a [`Postgres`] owns the server process (an `OwnedChild`, see `process::owned`) and the
 //! cluster's folder (a [`tempfile::TempDir`]: data and Unix socket, never the report folder,
 //! which keeps only `postgres.log`). Close paths:
 //! - [`Postgres::stop`] (the normal path): SIGINT (fast shutdown: clients disconnected, a
