@@ -36,55 +36,8 @@ pub fn report(f: RunFacts<'_>) -> Report {
         .iter()
         .map(|(k, v)| (k.clone(), latency(v, mix.contains(k))))
         .collect();
+    let load = load_figures(s, f.load, &f.probe);
     let (ok, failed) = f.load.totals();
-    let wall = f.load.wall.as_secs_f64();
-    let during: Vec<&Sample> = f
-        .probe
-        .samples
-        .iter()
-        .filter(|x| !x.gone && x.t_ms >= f.probe.load_start_t_ms && x.t_ms <= f.probe.load_end_t_ms)
-        .collect();
-    let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
-    let load = LoadFigures {
-        model: if s.load.rate.is_some() {
-            "open"
-        } else {
-            "closed"
-        }
-        .into(),
-        users: s.users() as u64,
-        rate: s.load.rate,
-        protocol: if s.load.protocols.is_empty() {
-            s.load.protocol.as_str().into()
-        } else {
-            s.load
-                .protocols
-                .iter()
-                .map(|(p, w)| format!("{} ×{w}", p.as_str()))
-                .collect::<Vec<_>>()
-                .join(" + ")
-        },
-        wall_seconds: wall,
-        requests: ok + failed,
-        ok,
-        failed,
-        throughput_rps: (ok + failed) as f64 / wall.max(0.001),
-        sessions_opened: f.load.sessions_opened,
-        reinitialized: f.load.reinitialized,
-        late_starts: f.load.late_starts,
-        in_flight_failed_at_stop: f.load.in_flight_failed_at_stop,
-        after_stop: f.load.after_stop,
-        target_cpu_percent: f
-            .probe
-            .pid
-            .and_then(|_| mean(during.iter().map(|x| x.cpu_percent as f64).collect())),
-        harness_cpu_percent: mean(
-            during
-                .iter()
-                .map(|x| x.harness_cpu_percent as f64)
-                .collect(),
-        ),
-    };
     let window: Vec<&Sample> = f
         .probe
         .samples
@@ -150,5 +103,57 @@ fn second(t_s: u64, s: &Second) -> SecondFigures {
         failed: s.failed,
         percentiles: Percentiles::of(&s.histogram),
         histogram: s.histogram.clone(),
+    }
+}
+
+/// The load's figures: its model, totals and throughput, and the mean CPU of the target and
+/// of the harness over the measured load.
+fn load_figures(s: &Scenario, load: &LoadResult, probe: &ProbeSeries) -> LoadFigures {
+    let (ok, failed) = load.totals();
+    let wall = load.wall.as_secs_f64();
+    let during: Vec<&Sample> = probe
+        .samples
+        .iter()
+        .filter(|x| !x.gone && x.t_ms >= probe.load_start_t_ms && x.t_ms <= probe.load_end_t_ms)
+        .collect();
+    let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    LoadFigures {
+        model: if s.load.rate.is_some() {
+            "open"
+        } else {
+            "closed"
+        }
+        .into(),
+        users: s.users() as u64,
+        rate: s.load.rate,
+        protocol: if s.load.protocols.is_empty() {
+            s.load.protocol.as_str().into()
+        } else {
+            s.load
+                .protocols
+                .iter()
+                .map(|(p, w)| format!("{} ×{w}", p.as_str()))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        },
+        wall_seconds: wall,
+        requests: ok + failed,
+        ok,
+        failed,
+        throughput_rps: (ok + failed) as f64 / wall.max(0.001),
+        sessions_opened: load.sessions_opened,
+        reinitialized: load.reinitialized,
+        late_starts: load.late_starts,
+        in_flight_failed_at_stop: load.in_flight_failed_at_stop,
+        after_stop: load.after_stop,
+        target_cpu_percent: probe
+            .pid
+            .and_then(|_| mean(during.iter().map(|x| x.cpu_percent as f64).collect())),
+        harness_cpu_percent: mean(
+            during
+                .iter()
+                .map(|x| x.harness_cpu_percent as f64)
+                .collect(),
+        ),
     }
 }
