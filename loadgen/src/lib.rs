@@ -1,22 +1,25 @@
 //! `mcp-loadgen`: the harness that drives load at an MCP endpoint and watches the target's
 //! resources return to baseline (SPEC "The harness").
 //!
-//! A run ([`run`]) reads a [`scenario`], starts what it needs ([`target`]), drives goose
-//! users that speak MCP ([`load`], [`mcp`]), samples the target from outside ([`sampler`] over
-//! [`probe`]), and decides ([`verdict`]) with the SPEC's exit codes. With replicas, it also
-//! owns a throw-away [`postgres`] cluster and the [`haproxy`] in front of the replicas.
+//! A run ([`run`]) reads a [`scenario`], starts what it needs ([`target`], its children
+//! through [`process`]), drives goose users that speak MCP ([`load`]), samples the target from
+//! outside ([`observe`]), decides ([`verdict`]) with the SPEC's exit codes and writes the
+//! [`report`]. [`cli`] is the command line (`run`, `merge`, `report`, `gate`).
+//!
+//! Layers (enforced by `tests/architecture.rs`): `report` and `process` import nothing else of
+//! the crate; `scenario`, `observe`, `load` sit on them; `verdict` decides from those;
+//! `target` starts what a scenario needs; `run` strings the stages together; `cli` is on top
+//! and nothing imports it.
 
-pub mod gate;
-pub mod haproxy;
+pub mod cli;
 pub mod load;
-pub mod mcp;
-mod owned;
-pub mod postgres;
-pub mod probe;
-pub mod replicas;
+pub mod observe;
+pub mod process;
 pub mod report;
 pub mod run;
-pub mod sampler;
 pub mod scenario;
 pub mod target;
 pub mod verdict;
+
+/// `mcp_loadgen::probe`: the outside-in `/proc` probe, a public path other crates' tests use.
+pub use observe::probe;

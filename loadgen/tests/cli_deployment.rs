@@ -45,8 +45,8 @@ settle = "12s"
 /// Whether PostgreSQL's server binaries and HAProxy are here; says SKIPPED (or panics under
 /// `CI=true`) when not.
 fn deployment_tools_present(test: &str) -> bool {
-    let pg = mcp_loadgen::postgres::Postgres::locate();
-    let haproxy = mcp_loadgen::haproxy::Haproxy::locate();
+    let pg = mcp_loadgen::target::deployment::postgres::Postgres::locate();
+    let haproxy = mcp_loadgen::target::deployment::haproxy::Haproxy::locate();
     match (pg, haproxy) {
         (Ok(_), Ok(_)) => true,
         (pg, haproxy) => {

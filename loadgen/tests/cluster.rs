@@ -24,8 +24,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
-use mcp_loadgen::haproxy::{AdminState, Haproxy, HaproxyOptions};
-use mcp_loadgen::postgres::Postgres;
+use mcp_loadgen::target::deployment::haproxy::{AdminState, Haproxy, HaproxyOptions};
+use mcp_loadgen::target::deployment::postgres::Postgres;
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
@@ -52,7 +52,7 @@ fn my_children() -> Vec<String> {
     mcp_loadgen::probe::child_pids(std::process::id())
         .unwrap()
         .into_iter()
-        .map(mcp_loadgen::target::describe)
+        .map(mcp_loadgen::process::describe)
         .collect()
 }
 
@@ -104,7 +104,7 @@ async fn postgres_starts_counts_restarts_and_stops_without_a_trace() {
     let first_pid = pg.pid().unwrap();
     // the postmaster is registered: not a stray of the harness
     assert!(
-        mcp_loadgen::target::stray_processes().is_empty(),
+        mcp_loadgen::process::stray_processes().is_empty(),
         "{:?}",
         my_children()
     );
@@ -165,7 +165,7 @@ async fn postgres_starts_counts_restarts_and_stops_without_a_trace() {
     assert!(!cluster.exists(), "{} was not deleted", cluster.display());
     assert!(log.exists());
     assert_no_children("after Postgres::stop").await;
-    assert!(mcp_loadgen::target::stray_processes().is_empty());
+    assert!(mcp_loadgen::process::stray_processes().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,7 +376,7 @@ async fn haproxy_balances_sticks_and_follows_admin_states_and_health_checks() {
     let Some(c) = Cluster::start().await else {
         return;
     };
-    assert!(mcp_loadgen::target::stray_processes().is_empty());
+    assert!(mcp_loadgen::process::stray_processes().is_empty());
 
     // without a session, requests spread over both
     let seen = c.spread(20).await;

@@ -2,8 +2,8 @@
 //! or HAProxy is an error naming the install command. Alone in its file: it sets environment
 //! variables, which no other test in this process may be reading at the same time.
 
-use mcp_loadgen::haproxy::{self, Haproxy, HaproxyOptions};
-use mcp_loadgen::postgres::{self, Postgres};
+use mcp_loadgen::target::deployment::haproxy::{self, Haproxy, HaproxyOptions};
+use mcp_loadgen::target::deployment::postgres::{self, Postgres};
 
 #[test]
 fn a_missing_binary_names_the_override_and_the_install_command() {

@@ -6,9 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mcp_loadgen::load::new_histogram;
-use mcp_loadgen::report::{self, Latency, Percentiles, Report, Shard, markdown, merge};
+use mcp_loadgen::report::histogram::new as new_histogram;
+use mcp_loadgen::report::render::markdown;
+use mcp_loadgen::report::{self, Latency, Percentiles, Report, Shard};
 use mcp_loadgen::verdict::Kind;
+use mcp_loadgen::verdict::merge;
 use quick_xml::events::Event;
 
 fn fixture_path() -> PathBuf {
@@ -178,7 +180,7 @@ fn markdown_stays_under_a_mebibyte_however_large_the_run() {
 #[test]
 fn junit_has_one_testcase_per_check_with_failures_that_say_by_how_much() {
     let r = fixture();
-    let xml = report::junit::render(&r).unwrap();
+    let xml = report::render::junit::render(&r).unwrap();
     let mut reader = quick_xml::Reader::from_str(&xml);
     let (mut cases, mut failures, mut suites) = (Vec::new(), Vec::new(), 0);
     let mut current = String::new();
@@ -407,8 +409,11 @@ fn the_report_subcommand_renders_every_format_again() {
     let r = fixture();
     let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
     assert_eq!(read("report.md"), markdown::render(&r));
-    assert_eq!(read("junit.xml"), report::junit::render(&r).unwrap());
-    assert_eq!(read("report.html"), report::html::render(&r));
+    assert_eq!(
+        read("junit.xml"),
+        report::render::junit::render(&r).unwrap()
+    );
+    assert_eq!(read("report.html"), report::render::html::render(&r));
     // report.json itself is left as it was
     assert_eq!(
         read("report.json"),

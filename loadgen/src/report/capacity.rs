@@ -14,9 +14,43 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{DbFigures, Latency, LoadFigures};
-use crate::scenario::CapacityModel;
 
 pub const SECONDS_PER_MONTH: f64 = 30.0 * 24.0 * 3600.0;
+
+/// Capacity planning: the platform's shape and prices (SPEC cost model; Cloud Run defaults).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapacityModel {
+    /// The rate to plan for, requests per second (the 10 / 100 / 1,000 / 10,000 table is
+    /// always there).
+    pub target_rate: Option<f64>,
+    /// Requests one instance serves at once.
+    pub concurrency: u32,
+    pub vcpus: f64,
+    pub min_instances: u32,
+    pub max_instances: u32,
+    /// Share of an instance's measured capacity to plan at (Cloud Run scales out at 60 % CPU).
+    pub utilisation: f64,
+    pub vcpu_second_usd: f64,
+    pub db_read_usd: f64,
+    pub db_write_usd: f64,
+}
+
+impl Default for CapacityModel {
+    fn default() -> Self {
+        CapacityModel {
+            target_rate: None,
+            concurrency: 80,
+            vcpus: 1.0,
+            min_instances: 1,
+            max_instances: 100,
+            utilisation: 0.6,
+            vcpu_second_usd: 0.000024,
+            db_read_usd: 0.0001,
+            db_write_usd: 0.001,
+        }
+    }
+}
 
 /// The rates every report plans for (beside the scenario's `target_rate`).
 pub const TABLE_RATES: [f64; 4] = [10.0, 100.0, 1_000.0, 10_000.0];

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Report;
 use super::capacity::Capacity;
-use crate::verdict::{Check, Kind};
+use crate::report::Kind;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
@@ -154,41 +154,5 @@ impl Comparison {
         let mut rows: Vec<_> = self.rows.iter().collect();
         rows.sort_by_key(|r| !r.regression);
         rows
-    }
-
-    /// One `regression.*` check per compared figure (failed when it regressed).
-    pub fn checks(&self) -> Vec<Check> {
-        self.rows
-            .iter()
-            .map(|r| Check {
-                name: format!("regression.{}", r.figure.replace(' ', ".")),
-                kind: Kind::Regression,
-                unit: r.unit.clone(),
-                baseline: Some(r.before),
-                peak: None,
-                value: Some(r.after),
-                limit: r.allowed,
-                passed: !r.regression,
-                skipped: None,
-            })
-            .collect()
-    }
-}
-
-impl Report {
-    /// Compares with the earlier report `before`: adds the comparison and its checks, and
-    /// decides again.
-    pub fn compare_with(&mut self, before: &Report, path: &str, noise: f64) {
-        self.checks.retain(|c| c.kind != Kind::Regression);
-        if before.name != self.name {
-            self.notes.push(format!(
-                "the baseline {path} is of scenario \"{}\", this run is \"{}\": figures compared as they are",
-                before.name, self.name
-            ));
-        }
-        let c = compare(self, before, path, noise);
-        self.checks.extend(c.checks());
-        self.comparison = Some(c);
-        self.decide();
     }
 }

@@ -1,184 +1,103 @@
-//! The deployment section (replicas behind HAProxy on PostgreSQL), as tables both the
-//! Markdown and the HTML report render: per-replica figures, the rolling restart by
-//! protocol era, the key revocation, the database restart.
+//! The deployment's part of a report (replicas behind HAProxy on PostgreSQL): what each
+//! replica did, the rolling restart, the key revocation and the database restart, as
+//! `target::deployment` measured them.
 
-use crate::replicas::DeploymentFacts;
+use serde::{Deserialize, Serialize};
 
-/// One table of the section.
-pub struct Table {
-    pub title: String,
-    pub header: Vec<&'static str>,
-    pub rows: Vec<Vec<String>>,
-    /// A sentence under the table.
-    pub note: Option<String>,
+/// What replacing one replica took.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RestartStep {
+    pub replica: String,
+    pub old_pid: u32,
+    pub new_pid: u32,
+    /// From SIGTERM to the old process's exit.
+    pub drain_ms: f64,
+    /// The old process outlived `kill_after` and was SIGKILLed.
+    pub killed: bool,
+    /// Its exit status, as the OS said it.
+    pub exit: String,
+    /// From taking it out of the balancer to HAProxy seeing the new one UP.
+    pub out_of_rotation_ms: f64,
 }
 
-fn num(v: Option<f64>, digits: usize) -> String {
-    v.map(|v| format!("{v:.digits$}"))
-        .unwrap_or_else(|| "–".into())
+/// How long each replica kept accepting a revoked key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Revocation {
+    pub key_id: String,
+    /// `mcp-proxy keys revoke` from start to exit (the change is committed when it exits).
+    pub command_ms: f64,
+    /// Replica → ms from the command's exit to its first 401 (`None`: still accepted it at
+    /// the end of the wait).
+    pub per_replica_ms: Vec<(String, Option<f64>)>,
 }
 
-/// The section's tables, in reading order.
-pub fn tables(d: &DeploymentFacts) -> Vec<Table> {
-    let mut out = Vec::new();
-    let mut total_rss_peak = 0.0;
-    let mut rows: Vec<Vec<String>> = d
-        .replicas
-        .iter()
-        .map(|r| {
-            total_rss_peak += r.rss_peak_mib;
-            vec![
-                r.name.clone(),
-                r.pids
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" → "),
-                num(r.requests, 0),
-                num(r.cpu_percent, 0),
-                format!("{:.1}", r.rss_peak_mib),
-                format!("{:.1}", r.rss_end_mib),
-                r.fds_end.to_string(),
-                num(r.tasks_end, 0),
-                num(r.sessions_end, 0),
-            ]
-        })
-        .collect();
-    let sum = |f: fn(&crate::replicas::ReplicaFigures) -> Option<f64>| {
-        d.replicas.iter().map(f).sum::<Option<f64>>()
-    };
-    rows.push(vec![
-        "total".into(),
-        String::new(),
-        num(sum(|r| r.requests), 0),
-        num(sum(|r| r.cpu_percent), 0),
-        format!("{total_rss_peak:.1} (sum of peaks)"),
-        format!(
-            "{:.1}",
-            d.replicas.iter().map(|r| r.rss_end_mib).sum::<f64>()
-        ),
-        d.replicas
+impl Revocation {
+    /// The slowest replica (`None` if one never refused the key).
+    pub fn max_ms(&self) -> Option<f64> {
+        self.per_replica_ms
             .iter()
-            .map(|r| r.fds_end)
-            .sum::<u32>()
-            .to_string(),
-        num(sum(|r| r.tasks_end), 0),
-        num(sum(|r| r.sessions_end), 0),
-    ]);
-    out.push(Table {
-        title: format!(
-            "Replicas ({}, balancer: {}, database: {})",
-            d.replicas.len(),
-            d.balancer,
-            d.database
-        ),
-        header: vec![
-            "replica",
-            "PIDs",
-            "requests",
-            "CPU %",
-            "RSS peak MiB",
-            "RSS end MiB",
-            "fds end",
-            "tasks end",
-            "sessions end",
-        ],
-        rows,
-        note: Some("Requests: what each replica's `/metrics` counted, over every process that held its place; CPU: mean over the measured load, % of one core.".into()),
-    });
-    if !d.restarts.is_empty() {
-        out.push(Table {
-            title: "Rolling restart".into(),
-            header: vec!["replica", "PID", "drain ms", "exit", "out of rotation ms"],
-            rows: d
-                .restarts
-                .iter()
-                .map(|s| {
-                    vec![
-                        s.replica.clone(),
-                        format!("{} → {}", s.old_pid, s.new_pid),
-                        format!("{:.0}", s.drain_ms),
-                        if s.killed {
-                            format!("SIGKILLed ({})", s.exit)
-                        } else {
-                            s.exit.clone()
-                        },
-                        format!("{:.0}", s.out_of_rotation_ms),
-                    ]
-                })
-                .collect(),
-            note: None,
-        });
-        out.push(Table {
-            title: "Requests while replicas were replaced, by protocol era".into(),
-            header: vec!["era", "requests", "failed", "sessions lost (re-initialized)"],
-            rows: d
-                .restart_eras
-                .iter()
-                .map(|e| {
-                    vec![
-                        e.era.clone(),
-                        e.requests.to_string(),
-                        e.failed.to_string(),
-                        e.session_lost.to_string(),
-                    ]
-                })
-                .collect(),
-            note: Some("A 2025-11-25 session lives in one replica's memory: when its replica goes, its next request gets 404 and the client re-initializes (the spec's signal). 2026-07-28 requests carry no session.".into()),
-        });
+            .try_fold(0.0f64, |m, (_, v)| v.map(|v| m.max(v)))
     }
-    if let Some(r) = &d.revocation {
-        let mut rows: Vec<Vec<String>> = r
-            .per_replica_ms
-            .iter()
-            .map(|(name, ms)| {
-                vec![
-                    name.clone(),
-                    ms.map(|v| format!("{v:.0}"))
-                        .unwrap_or_else(|| "still accepted".into()),
-                ]
-            })
-            .collect();
-        rows.push(vec!["slowest".into(), num(r.max_ms(), 0)]);
-        out.push(Table {
-            title: format!("Key revocation ({})", r.key_id),
-            header: vec!["replica", "accepted the revoked key for (ms)"],
-            rows,
-            note: Some(format!(
-                "Revoked with `mcp-proxy keys revoke` ({:.0} ms from start to exit); each replica polled directly every 10 ms from the command's exit until it answered 401.",
-                r.command_ms
-            )),
-        });
-    }
-    if let Some(r) = &d.db_restart {
-        out.push(Table {
-            title: "Database restart".into(),
-            header: vec!["figure", "value"],
-            rows: vec![
-                vec!["PostgreSQL down (ms)".into(), format!("{:.0}", r.down_ms)],
-                vec![
-                    "every replica ready again after (ms)".into(),
-                    format!("{:.0}", r.recovered_ms),
-                ],
-                vec![
-                    "client connections before".into(),
-                    r.connections_before.to_string(),
-                ],
-                vec![
-                    "client connections once ready again".into(),
-                    r.connections_recovered.to_string(),
-                ],
-                vec![
-                    "client connections at the end".into(),
-                    num(r.connections_end.map(|v| v as f64), 0),
-                ],
-                vec![
-                    "… owned by the replicas (pools + listeners)".into(),
-                    num(r.connections_owned_end.map(|v| v as f64), 0),
-                ],
-            ],
-            note: None,
-        });
-    }
-    out
+}
+
+/// What a database restart did to the replicas' connections.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DbRestart {
+    /// Client connections in `pg_stat_activity` just before the restart.
+    pub connections_before: i64,
+    /// … once every replica was ready again.
+    pub connections_recovered: i64,
+    /// … at the end of the run (after the settle).
+    pub connections_end: Option<i64>,
+    /// … that the replicas own at the end: their pools' connections plus one listener each
+    /// (from their `/metrics`).
+    pub connections_owned_end: Option<i64>,
+    /// The server was down for this long.
+    pub down_ms: f64,
+    /// From the server's return to every replica answering `/ready` 200 again.
+    pub recovered_ms: f64,
+}
+
+/// Requests by protocol era during one window of the run (a rolling restart).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct EraWindow {
+    pub era: String,
+    pub requests: u64,
+    pub failed: u64,
+    /// 2025-11-25 requests answered 404 because their session died with its replica: each
+    /// made its user re-initialize.
+    pub session_lost: u64,
+}
+
+/// One replica's figures over the run (every process that held its place).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ReplicaFigures {
+    pub name: String,
+    pub pids: Vec<u32>,
+    pub rss_peak_mib: f64,
+    pub rss_end_mib: f64,
+    pub fds_end: u32,
+    pub tasks_end: Option<f64>,
+    pub sessions_end: Option<f64>,
+    /// MCP requests it served (its `mcp_proxy_requests_total`, over its processes).
+    pub requests: Option<f64>,
+    /// Mean CPU over the measured load, % of one core.
+    pub cpu_percent: Option<f64>,
+}
+
+/// The deployment's facts for the report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DeploymentFacts {
+    pub replicas: Vec<ReplicaFigures>,
+    /// `haproxy` in front, or `none` (one replica).
+    pub balancer: String,
+    /// `throw-away cluster` or `external server`.
+    pub database: String,
+    pub restarts: Vec<RestartStep>,
+    /// Requests by era while replicas were being replaced.
+    pub restart_eras: Vec<EraWindow>,
+    /// Requests by era over the whole measured load.
+    pub eras: Vec<EraWindow>,
+    pub revocation: Option<Revocation>,
+    pub db_restart: Option<DbRestart>,
 }

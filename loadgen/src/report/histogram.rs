@@ -9,6 +9,11 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use serde::de::Error as _;
 use serde::{Deserialize, Serialize};
 
+/// A latency histogram in µs, 3 significant figures, up to one hour.
+pub fn new() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
+}
+
 pub fn encode(h: &Histogram<u64>) -> String {
     let mut bytes = Vec::new();
     V2DeflateSerializer::new()
@@ -34,7 +39,7 @@ pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Histogram<u
     let text = String::deserialize(d)?;
     let h = decode(&text).map_err(D::Error::custom)?;
     // re-bound to the harness's range, so histograms from any source merge
-    let mut out = crate::load::new_histogram();
+    let mut out = crate::report::histogram::new();
     out.add(&h)
         .map_err(|e| D::Error::custom(format!("histogram out of range: {e:?}")))?;
     Ok(out)

@@ -5,21 +5,21 @@
 //! The shards measure one target: its probe series, CPU and DB counters are the target's, so
 //! they come from the first shard that has them (DB per-request figures are re-divided by
 //! every shard's requests). Latency and error thresholds are decided again on the merged
-//! figures; every other check keeps its worst shard.
+//! figures by `verdict::merge`; every other check keeps its worst shard.
 
 use std::collections::BTreeMap;
 
 use anyhow::bail;
 
 use super::{DbFigures, Latency, Percentiles, Report, SecondFigures, by_method};
-use crate::verdict::{Check, Kind};
 
-/// Merges `reports` (with the paths they came from) into one.
-pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
+/// Merges the figures of `reports` (with the paths they came from) into one report, without
+/// its checks: `verdict::merge` decides them again on the merged figures.
+pub fn figures(reports: &[(String, Report)]) -> anyhow::Result<Report> {
     let Some((_, first)) = reports.first() else {
         bail!("merge needs at least one report");
     };
-    for (path, r) in &reports {
+    for (path, r) in reports {
         if r.name != first.name {
             bail!(
                 "{path} is scenario \"{}\", the first report is \"{}\": only shards of one scenario merge",
@@ -29,7 +29,7 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
         }
     }
     let mut seen = BTreeMap::new();
-    for (path, r) in &reports {
+    for (path, r) in reports {
         if let Some(s) = r.shard
             && let Some(other) = seen.insert(s.index, path.clone())
         {
@@ -40,25 +40,7 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
             );
         }
     }
-    let mut notes = Vec::new();
-    let counts: Vec<u32> = reports
-        .iter()
-        .filter_map(|(_, r)| r.shard)
-        .map(|s| s.count)
-        .collect();
-    if let Some(&n) = counts.first()
-        && (counts.iter().any(|c| *c != n) || reports.len() != n as usize)
-    {
-        notes.push(format!(
-            "{} reports merged, but the shards say they are {}/{n}: the load is not complete",
-            reports.len(),
-            counts
-                .iter()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
+    let mut notes = shard_notes(reports);
 
     let mut out = first.clone();
     out.shard = None;
@@ -79,6 +61,60 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
         .min()
         .unwrap_or_default();
 
+    sum_load(reports, &mut out);
+    merge_histograms(reports, &mut out);
+
+    // the one target's series and counters
+    if let Some((_, r)) = reports.iter().find(|(_, r)| !r.probe.samples.is_empty()) {
+        out.probe = r.probe.clone();
+    }
+    out.db = reports.iter().find_map(|(_, r)| r.db).map(|d| DbFigures {
+        requests: out.load.requests,
+        reads_per_request: per(d.reads, out.load.requests),
+        writes_per_request: per(d.writes, out.load.requests),
+        config_queries_per_request: per(d.config_queries, out.load.requests),
+        ..d
+    });
+
+    out.capacity = super::capacity::Capacity::plan(
+        &first.capacity.model,
+        &out.load,
+        &out.methods,
+        out.db.as_ref(),
+    );
+    for (path, r) in reports {
+        notes.extend(r.notes.iter().map(|n| format!("{path}: {n}")));
+    }
+    out.notes = notes;
+    Ok(out)
+}
+
+/// A note when the shards do not add up to their count (the load is not complete).
+fn shard_notes(reports: &[(String, Report)]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let counts: Vec<u32> = reports
+        .iter()
+        .filter_map(|(_, r)| r.shard)
+        .map(|s| s.count)
+        .collect();
+    if let Some(&n) = counts.first()
+        && (counts.iter().any(|c| *c != n) || reports.len() != n as usize)
+    {
+        notes.push(format!(
+            "{} reports merged, but the shards say they are {}/{n}: the load is not complete",
+            reports.len(),
+            counts
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    notes
+}
+
+/// The load figures, summed (the shards ran at once).
+fn sum_load(reports: &[(String, Report)], out: &mut Report) {
     // load figures: summed (the shards ran at once)
     let load = &mut out.load;
     load.users = 0;
@@ -95,7 +131,7 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
     load.after_stop = 0;
     load.harness_cpu_percent = None;
     load.target_cpu_percent = reports.iter().find_map(|(_, r)| r.load.target_cpu_percent);
-    for (_, r) in &reports {
+    for (_, r) in reports {
         let l = &r.load;
         load.users += l.users;
         load.rate = match (load.rate, l.rate) {
@@ -122,10 +158,13 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
             load["rate"] = rate.into();
         }
     }
+}
 
+/// Every label's and every second's histogram, merged exactly.
+fn merge_histograms(reports: &[(String, Report)], out: &mut Report) {
     // histograms, exactly
     out.ops = BTreeMap::new();
-    for (_, r) in &reports {
+    for (_, r) in reports {
         for (label, l) in &r.ops {
             match out.ops.get_mut(label) {
                 Some(m) => m.absorb(l),
@@ -148,9 +187,9 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
                 ok: 0,
                 failed: 0,
                 percentiles: Percentiles::default(),
-                histogram: crate::load::new_histogram(),
+                histogram: crate::report::histogram::new(),
             };
-            for (_, r) in &reports {
+            for (_, r) in reports {
                 if let Some(x) = r.seconds.iter().find(|x| x.t_s == t_s) {
                     s.ok += x.ok;
                     s.failed += x.failed;
@@ -161,94 +200,14 @@ pub fn merge(reports: Vec<(String, Report)>) -> anyhow::Result<Report> {
             s
         })
         .collect();
-
-    // the one target's series and counters
-    if let Some((_, r)) = reports.iter().find(|(_, r)| !r.probe.samples.is_empty()) {
-        out.probe = r.probe.clone();
-    }
-    out.db = reports.iter().find_map(|(_, r)| r.db).map(|d| DbFigures {
-        requests: out.load.requests,
-        reads_per_request: per(d.reads, out.load.requests),
-        writes_per_request: per(d.writes, out.load.requests),
-        config_queries_per_request: per(d.config_queries, out.load.requests),
-        ..d
-    });
-
-    out.checks = merged_checks(&reports, &out);
-    out.capacity = super::capacity::Capacity::plan(
-        &first.capacity.model,
-        &out.load,
-        &out.methods,
-        out.db.as_ref(),
-    );
-    for (path, r) in &reports {
-        notes.extend(r.notes.iter().map(|n| format!("{path}: {n}")));
-    }
-    out.notes = notes;
-    out.decide();
-    Ok(out)
 }
 
-fn per(v: f64, requests: u64) -> f64 {
+pub fn per(v: f64, requests: u64) -> f64 {
     if requests > 0 {
         v / requests as f64
     } else {
         0.0
     }
-}
-
-/// Every check name of every shard once: the latency, error and DB thresholds decided again
-/// on the merged figures, the others from their worst shard.
-fn merged_checks(reports: &[(String, Report)], out: &Report) -> Vec<Check> {
-    let mut names: Vec<String> = Vec::new();
-    for (_, r) in reports {
-        for c in &r.checks {
-            if c.kind != Kind::Regression && !names.contains(&c.name) {
-                names.push(c.name.clone());
-            }
-        }
-    }
-    let mix = out.mix_latency();
-    let total = out.load.requests;
-    names
-        .iter()
-        .map(|name| {
-            let all: Vec<&Check> = reports.iter().filter_map(|(_, r)| r.check(name)).collect();
-            let worst = all
-                .iter()
-                .find(|c| !c.passed)
-                .or_else(|| all.iter().find(|c| c.skipped.is_none()))
-                .or(all.first())
-                .map(|c| (*c).clone())
-                .expect("the name came from a check");
-            let again = |value: Option<f64>, at_least: bool| {
-                let mut c = worst.clone();
-                c.value = value;
-                c.skipped = if value.is_none() {
-                    worst.skipped.clone()
-                } else {
-                    None
-                };
-                c.passed = c.skipped.is_some()
-                    || value.is_some_and(|v| if at_least { v >= c.limit } else { v <= c.limit });
-                c
-            };
-            match name.as_str() {
-                "latency.p99" if mix.count > 0 => again(Some(mix.p99_us as f64 / 1000.0), false),
-                "latency.mean" if mix.count > 0 => again(Some(mix.mean_us / 1000.0), false),
-                "error_rate" if total > 0 => {
-                    again(Some(out.load.failed as f64 / total as f64), false)
-                }
-                "db.config_queries_per_request" if out.db.is_some() => {
-                    again(out.db.map(|d| d.config_queries_per_request), false)
-                }
-                "db.last_used_writes_per_request" if out.db.is_some() => {
-                    again(out.db.map(|d| per(d.last_used_writes, total)), false)
-                }
-                _ => worst,
-            }
-        })
-        .collect()
 }
 
 impl Latency {

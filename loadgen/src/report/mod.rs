@@ -6,20 +6,24 @@
 //! - [`capacity`]: replicas, DB operations and monthly cost from the measured figures.
 //! - [`compare`]: side by side with an earlier run, regressions beyond the noise margin.
 //! - [`merge`]: shards from several machines into one report.
-//! - [`markdown`], [`html`] (its charts in `charts`), [`junit`]: the human and CI formats.
+//! - [`check`], [`sample`], [`deployment`]: the verdict's checks, the probe's samples and the
+//!   deployment's figures, as data (built by `verdict`, `observe` and `target`).
+//! - [`render`]: Markdown, HTML (with its charts), JUnit, and the terminal summaries.
+//!
+//! Invariant: `report` imports nothing else of the crate; the runtime converts into these
+//! types (`run::facts`), so a `report.json` is read, merged and re-rendered without it.
 //!
 //! Pure apart from [`Report::write`], [`Report::read`] and [`Environment::current`].
 
 pub mod capacity;
-mod charts;
+pub mod check;
 pub mod compare;
 pub mod deployment;
-pub mod format;
+pub mod gate;
 pub mod histogram;
-pub mod html;
-pub mod junit;
-pub mod markdown;
 pub mod merge;
+pub mod render;
+pub mod sample;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,9 +32,9 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::load::{LoadResult, OpStats, Second};
-use crate::sampler::Sample;
-use crate::verdict::{Check, Kind};
+pub use check::{Check, Kind};
+pub use deployment::DeploymentFacts;
+pub use sample::{Sample, TargetMetrics};
 
 /// `report.json`'s `schema_version`; `loadgen/report.schema.json` describes it.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -78,7 +82,7 @@ pub struct Report {
     /// Replicas behind HAProxy on PostgreSQL: per-replica figures and what the deployment
     /// phases measured.
     #[serde(default)]
-    pub deployment: Option<crate::replicas::DeploymentFacts>,
+    pub deployment: Option<DeploymentFacts>,
     pub exit_code: i32,
 }
 
@@ -178,19 +182,6 @@ impl Percentiles {
 }
 
 impl Latency {
-    fn of(s: &OpStats, in_mix: bool) -> Latency {
-        Latency {
-            ok: s.ok,
-            failed: s.failed,
-            expected_errors: s.expected_errors,
-            failures: s.failures.clone(),
-            first_failure: s.first_failure.clone(),
-            in_mix,
-            percentiles: Percentiles::of(&s.histogram),
-            histogram: s.histogram.clone(),
-        }
-    }
-
     /// Adds `other`'s counts and histogram (exact).
     pub fn absorb(&mut self, other: &Latency) {
         self.ok += other.ok;
@@ -218,7 +209,7 @@ impl Latency {
             first_failure: None,
             in_mix,
             percentiles: Percentiles::default(),
-            histogram: crate::load::new_histogram(),
+            histogram: histogram::new(),
         }
     }
 }
@@ -252,18 +243,6 @@ pub struct SecondFigures {
     pub percentiles: Percentiles,
     #[serde(with = "histogram")]
     pub histogram: Histogram<u64>,
-}
-
-impl SecondFigures {
-    fn of(t_s: u64, s: &Second) -> SecondFigures {
-        SecondFigures {
-            t_s,
-            ok: s.ok,
-            failed: s.failed,
-            percentiles: Percentiles::of(&s.histogram),
-            histogram: s.histogram.clone(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -306,9 +285,7 @@ impl DbFigures {
     /// From the first and last sample of the window with `/metrics`.
     pub fn of(first: &Sample, last: &Sample, requests: u64) -> Option<DbFigures> {
         let (a, b) = (first.metrics?, last.metrics?);
-        let d = |f: fn(&crate::sampler::TargetMetrics) -> Option<f64>| -> Option<f64> {
-            Some(f(&b)? - f(&a)?)
-        };
+        let d = |f: fn(&TargetMetrics) -> Option<f64>| -> Option<f64> { Some(f(&b)? - f(&a)?) };
         let queries = d(|m| m.db_queries)?;
         let writes = d(|m| m.db_writes).unwrap_or(0.0);
         let per = |v: f64| {
@@ -333,135 +310,15 @@ impl DbFigures {
     }
 }
 
-/// What [`Report::from_run`] needs besides the load's figures.
-pub struct RunFacts<'a> {
-    pub scenario: &'a crate::scenario::Scenario,
-    pub shard: Option<Shard>,
-    pub environment: Environment,
-    pub started_at: String,
-    pub load: &'a LoadResult,
-    pub phases: Vec<PhaseMark>,
-    pub probe: ProbeSeries,
-    pub checks: Vec<Check>,
-    pub notes: Vec<String>,
-    pub deployment: Option<crate::replicas::DeploymentFacts>,
-}
-
 impl Report {
-    pub fn from_run(f: RunFacts<'_>) -> Report {
-        let s = f.scenario;
-        let mix: std::collections::BTreeSet<String> =
-            s.ops().iter().map(|(op, _)| op.label()).collect();
-        let ops: BTreeMap<String, Latency> = f
-            .load
-            .ops
-            .iter()
-            .map(|(k, v)| (k.clone(), Latency::of(v, mix.contains(k))))
-            .collect();
-        let (ok, failed) = f.load.totals();
-        let wall = f.load.wall.as_secs_f64();
-        let during: Vec<&Sample> = f
-            .probe
-            .samples
-            .iter()
-            .filter(|x| {
-                !x.gone && x.t_ms >= f.probe.load_start_t_ms && x.t_ms <= f.probe.load_end_t_ms
-            })
-            .collect();
-        let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
-        let load = LoadFigures {
-            model: if s.load.rate.is_some() {
-                "open"
-            } else {
-                "closed"
-            }
-            .into(),
-            users: s.users() as u64,
-            rate: s.load.rate,
-            protocol: if s.load.protocols.is_empty() {
-                s.load.protocol.as_str().into()
-            } else {
-                s.load
-                    .protocols
-                    .iter()
-                    .map(|(p, w)| format!("{} ×{w}", p.as_str()))
-                    .collect::<Vec<_>>()
-                    .join(" + ")
-            },
-            wall_seconds: wall,
-            requests: ok + failed,
-            ok,
-            failed,
-            throughput_rps: (ok + failed) as f64 / wall.max(0.001),
-            sessions_opened: f.load.sessions_opened,
-            reinitialized: f.load.reinitialized,
-            late_starts: f.load.late_starts,
-            in_flight_failed_at_stop: f.load.in_flight_failed_at_stop,
-            after_stop: f.load.after_stop,
-            target_cpu_percent: f
-                .probe
-                .pid
-                .and_then(|_| mean(during.iter().map(|x| x.cpu_percent as f64).collect())),
-            harness_cpu_percent: mean(
-                during
-                    .iter()
-                    .map(|x| x.harness_cpu_percent as f64)
-                    .collect(),
-            ),
-        };
-        let window: Vec<&Sample> = f
-            .probe
-            .samples
-            .iter()
-            .filter(|x| !x.gone && x.t_ms >= f.probe.baseline_t_ms && x.metrics.is_some())
-            .collect();
-        let db = match (window.first(), window.last()) {
-            (Some(a), Some(b)) => DbFigures::of(a, b, ok + failed),
-            _ => None,
-        };
-        let methods = by_method(&ops);
-        let capacity = capacity::Capacity::plan(&s.capacity, &load, &methods, db.as_ref());
-        let mut report = Report {
-            schema_version: SCHEMA_VERSION,
-            name: s.name.clone(),
-            description: s.description.clone(),
-            scenario: serde_json::to_value(s).unwrap_or_default(),
-            environment: f.environment,
-            shard: f.shard,
-            merged_from: Vec::new(),
-            started_at: f.started_at,
-            load,
-            ops,
-            methods,
-            seconds: f
-                .load
-                .seconds
-                .iter()
-                .enumerate()
-                .map(|(i, x)| SecondFigures::of(i as u64, x))
-                .collect(),
-            phases: f.phases,
-            probe: f.probe,
-            db,
-            checks: f.checks,
-            capacity,
-            comparison: None,
-            notes: f.notes,
-            deployment: f.deployment,
-            exit_code: 0,
-        };
-        report.decide();
-        report
-    }
-
     /// Sets `exit_code` from the checks (SPEC: 2 leak > 1 threshold or regression > 0).
     pub fn decide(&mut self) {
-        self.exit_code = crate::verdict::exit_code(&self.checks);
+        self.exit_code = check::exit_code(&self.checks);
     }
 
     /// The mix's requests merged (what the latency thresholds judge).
     pub fn mix_latency(&self) -> Percentiles {
-        let mut h = crate::load::new_histogram();
+        let mut h = histogram::new();
         for l in self.ops.values().filter(|l| l.in_mix) {
             h.add(&l.histogram).expect("same bounds");
         }
@@ -541,9 +398,9 @@ impl Report {
     pub fn render(&self, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         let mut written = Vec::new();
         for (file, text) in [
-            (MARKDOWN, markdown::render(self)),
-            (HTML, html::render(self)),
-            (JUNIT, junit::render(self)?),
+            (MARKDOWN, render::markdown::render(self)),
+            (HTML, render::html::render(self)),
+            (JUNIT, render::junit::render(self)?),
         ] {
             let path = dir.join(file);
             std::fs::write(&path, text)

@@ -1,6 +1,7 @@
 use super::capacity::{Capacity, SECONDS_PER_MONTH};
+use super::render::format;
 use super::*;
-use crate::scenario::CapacityModel;
+use crate::report::capacity::CapacityModel;
 
 fn methods_with_mean(mean_us: u64, count: u64) -> BTreeMap<String, Latency> {
     let mut l = Latency::empty(true);

@@ -1,0 +1,244 @@
+//! [`Recorder`]: every MCP request's latency, timed here to the end of its body in µs, into
+//! hdrhistograms per label and per second, with failure tags, eras and the SIGTERM stop
+//! marker; [`LoadResult`] is what an attack recorded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::scenario::Protocol;
+
+/// Counts and latencies of one label (an op of the mix, or `initialize`, `delete`, …).
+#[derive(Clone)]
+pub struct OpStats {
+    pub histogram: Histogram<u64>,
+    pub ok: u64,
+    pub failed: u64,
+    /// Failure tag → count (e.g. `jsonrpc error -32603`, `http 503`, `timeout`).
+    pub failures: BTreeMap<String, u64>,
+    /// The first failure's detail, for the report.
+    pub first_failure: Option<String>,
+    /// Answers that were the JSON-RPC (or tool) error the scenario expects (counted in `ok`).
+    pub expected_errors: u64,
+}
+
+impl Default for OpStats {
+    fn default() -> Self {
+        OpStats {
+            histogram: crate::report::histogram::new(),
+            ok: 0,
+            failed: 0,
+            failures: BTreeMap::new(),
+            first_failure: None,
+            expected_errors: 0,
+        }
+    }
+}
+
+/// One second of the measured load.
+#[derive(Clone)]
+pub struct Second {
+    pub ok: u64,
+    pub failed: u64,
+    pub histogram: Histogram<u64>,
+}
+
+/// Where every user records its requests (shared by all users of one attack).
+pub struct Recorder {
+    pub started: Instant,
+    inner: Mutex<Recorded>,
+    /// Open model: requests that started later than intended.
+    pub late_starts: AtomicU64,
+    /// 2025-11-25 sessions re-initialized after the target answered 404 on them.
+    pub reinitialized: AtomicU64,
+    /// Sessions opened (initialize/discover that succeeded).
+    pub sessions_opened: AtomicU64,
+    /// Requests whose failure came after `stop_marker` (the target was told to stop).
+    stop_marker: Mutex<Option<Instant>>,
+    /// Requests of the mix and session opens, by protocol era.
+    eras: Mutex<BTreeMap<Protocol, EraCounts>>,
+}
+
+/// Requests of one protocol era: mix requests and session opens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EraCounts {
+    pub requests: u64,
+    /// Failed, not counting `session_lost`.
+    pub failed: u64,
+    /// 2025-11-25 requests answered 404 because the target no longer knew their session
+    /// (the user re-initialized).
+    pub session_lost: u64,
+}
+
+impl EraCounts {
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &EraCounts) -> EraCounts {
+        EraCounts {
+            requests: self.requests.saturating_sub(earlier.requests),
+            failed: self.failed.saturating_sub(earlier.failed),
+            session_lost: self.session_lost.saturating_sub(earlier.session_lost),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Recorded {
+    ops: BTreeMap<String, OpStats>,
+    seconds: Vec<Second>,
+    /// Failures of requests that started before the stop marker but ended after it.
+    in_flight_failed_at_stop: u64,
+    after_stop: u64,
+}
+
+/// What an attack recorded, once it ended.
+pub struct LoadResult {
+    pub wall: Duration,
+    pub ops: BTreeMap<String, OpStats>,
+    pub seconds: Vec<Second>,
+    pub late_starts: u64,
+    pub reinitialized: u64,
+    pub sessions_opened: u64,
+    pub in_flight_failed_at_stop: u64,
+    /// Requests started after the target was told to stop (not counted in ops).
+    pub after_stop: u64,
+    pub eras: BTreeMap<Protocol, EraCounts>,
+}
+
+impl LoadResult {
+    /// All measured requests of the mix (not session set-up or close), merged.
+    pub fn mix_histogram(&self, mix: &BTreeSet<String>) -> Histogram<u64> {
+        let mut all = crate::report::histogram::new();
+        for (label, s) in &self.ops {
+            if mix.contains(label) {
+                all.add(&s.histogram).expect("same bounds");
+            }
+        }
+        all
+    }
+
+    pub fn totals(&self) -> (u64, u64) {
+        self.ops
+            .values()
+            .fold((0, 0), |(ok, f), s| (ok + s.ok, f + s.failed))
+    }
+}
+
+impl Recorder {
+    pub fn new() -> Recorder {
+        Recorder {
+            started: Instant::now(),
+            inner: Mutex::new(Recorded::default()),
+            late_starts: AtomicU64::new(0),
+            reinitialized: AtomicU64::new(0),
+            sessions_opened: AtomicU64::new(0),
+            stop_marker: Mutex::new(None),
+            eras: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// From now on the target is stopping: requests that start after this are not measured.
+    pub fn mark_stop(&self) {
+        *self.stop_marker.lock().unwrap() = Some(Instant::now());
+    }
+
+    fn stopped_before(&self, t: Instant) -> Option<bool> {
+        self.stop_marker.lock().unwrap().map(|m| m <= t)
+    }
+
+    /// Records one request of `label` that started (or was meant to start) at `start`.
+    pub fn record(&self, label: &str, start: Instant, outcome: Result<(), (String, String)>) {
+        let end = Instant::now();
+        let us = end.duration_since(start).as_micros().max(1) as u64;
+        let stop = self.stopped_before(start);
+        let mut r = self.inner.lock().unwrap();
+        if stop == Some(true) {
+            r.after_stop += 1;
+            return;
+        }
+        if outcome.is_err() && stop == Some(false) {
+            r.in_flight_failed_at_stop += 1;
+        }
+        let s = r.ops.entry(label.to_string()).or_default();
+        let _ = s.histogram.record(us);
+        match &outcome {
+            Ok(()) => s.ok += 1,
+            Err((tag, detail)) => {
+                s.failed += 1;
+                *s.failures.entry(tag.clone()).or_default() += 1;
+                s.first_failure
+                    .get_or_insert_with(|| format!("{tag}: {detail}"));
+            }
+        }
+        let sec = end.duration_since(self.started).as_secs() as usize;
+        while r.seconds.len() <= sec {
+            r.seconds.push(Second {
+                ok: 0,
+                failed: 0,
+                histogram: crate::report::histogram::new(),
+            });
+        }
+        let b = &mut r.seconds[sec];
+        let _ = b.histogram.record(us);
+        if outcome.is_ok() {
+            b.ok += 1;
+        } else {
+            b.failed += 1;
+        }
+    }
+
+    /// Counts one request of `era`: ok, failed, or its session was lost (404).
+    pub fn record_era(&self, era: Protocol, ok: bool, session_lost: bool) {
+        let mut eras = self.eras.lock().unwrap();
+        let c = eras.entry(era).or_default();
+        c.requests += 1;
+        if session_lost {
+            c.session_lost += 1;
+        } else if !ok {
+            c.failed += 1;
+        }
+    }
+
+    /// The counts by era so far.
+    pub fn era_counts(&self) -> BTreeMap<Protocol, EraCounts> {
+        self.eras.lock().unwrap().clone()
+    }
+
+    /// Counts an expected error answer of `label` (already recorded as ok).
+    pub fn note_expected_error(&self, label: &str) {
+        let mut r = self.inner.lock().unwrap();
+        if let Some(s) = r.ops.get_mut(label) {
+            s.expected_errors += 1;
+        }
+    }
+
+    pub fn snapshot_totals(&self) -> (u64, u64) {
+        let r = self.inner.lock().unwrap();
+        r.ops
+            .values()
+            .fold((0, 0), |(ok, f), s| (ok + s.ok, f + s.failed))
+    }
+
+    pub fn finish(&self) -> LoadResult {
+        let r = self.inner.lock().unwrap();
+        LoadResult {
+            wall: self.started.elapsed(),
+            ops: r.ops.clone(),
+            seconds: r.seconds.clone(),
+            late_starts: self.late_starts.load(Ordering::Relaxed),
+            reinitialized: self.reinitialized.load(Ordering::Relaxed),
+            sessions_opened: self.sessions_opened.load(Ordering::Relaxed),
+            in_flight_failed_at_stop: r.in_flight_failed_at_stop,
+            after_stop: r.after_stop,
+            eras: self.era_counts(),
+        }
+    }
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
+}

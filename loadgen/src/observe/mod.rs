@@ -1,0 +1,8 @@
+//! Watching the target from outside: the `/proc` [`probe`], and the [`sampler`] that reads it
+//! (and the target's `/metrics`) every 250 ms.
+//!
+//! Invariant: observing never disturbs the target (no signals, no ptrace).
+
+pub mod metrics;
+pub mod probe;
+pub mod sampler;

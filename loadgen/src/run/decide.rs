@@ -1,0 +1,109 @@
+//! Stage 6, decide: the sampler stopped, the deployment's figures gathered, and every check
+//! of the run built by `verdict` (leaks and shutdown from the settle, thresholds, RSS,
+//! the deployment's).
+
+use std::collections::BTreeSet;
+
+use super::baseline::Baseline;
+use super::settle::Settled;
+use super::timeline::Loaded;
+use super::{Measured, Stage};
+use crate::observe::sampler::Sample;
+use crate::report::ProbeSeries;
+use crate::target::deployment::{self, Deployment, DeploymentFacts, ReplicaFigures};
+use crate::verdict;
+
+pub(super) async fn decide(
+    s: Stage<'_>,
+    deployment: Option<&Deployment>,
+    mut facts: Option<DeploymentFacts>,
+    base: Baseline,
+    loaded: Loaded,
+    settled: Settled,
+) -> Measured {
+    let scenario = s.scenario;
+    if let (Some(d), Some(f)) = (deployment, facts.as_mut())
+        && let Some(r) = f.db_restart.as_mut()
+    {
+        r.connections_end = d.client_connections().await;
+        // what the replicas own: their pools, and one invalidation listener each
+        r.connections_owned_end = s
+            .sampler
+            .latest_parts()
+            .await
+            .iter()
+            .map(|x| {
+                let m = x.and_then(|x| x.metrics)?;
+                Some((m.db_pool_size? + m.listener_up.unwrap_or(0.0)) as i64)
+            })
+            .sum();
+    }
+    let (samples, slots) = s.sampler.stop_set().await;
+    let mut checks = settled.checks;
+    if let (Some(d), Some(f)) = (deployment, facts.as_mut()) {
+        f.replicas = d
+            .replicas
+            .iter()
+            .zip(&slots)
+            .map(|(r, slot)| {
+                ReplicaFigures::of(&r.name, slot, loaded.load_start_t_ms, loaded.load_end_t_ms)
+            })
+            .collect();
+        f.eras = deployment::era_windows(&loaded.eras_at_start, &loaded.result.eras);
+        checks.extend(verdict::run::deployment_checks(&scenario.thresholds, f));
+    } else if s.tgt.pid.is_some() {
+        checks.push(verdict::run::rss_peak_check(
+            &samples,
+            base.sample.t_ms,
+            &scenario.thresholds,
+        ));
+    }
+    let window: Vec<Sample> = samples
+        .iter()
+        .filter(|x| x.t_ms >= base.sample.t_ms && !x.gone)
+        .copied()
+        .collect();
+    let metrics_end = window.last().copied().unwrap_or(settled.last);
+    let mix: BTreeSet<String> = scenario.ops().iter().map(|(op, _)| op.label()).collect();
+    checks.extend(verdict::threshold_checks(
+        &scenario.thresholds,
+        &loaded.result,
+        &mix,
+        Some((&base.sample, &metrics_end)),
+        &window,
+        if s.tgt.db_pool_max > 0.0 {
+            s.tgt.db_pool_max
+        } else {
+            10.0
+        },
+    ));
+    let mut notes = Vec::new();
+    if !base.stable {
+        notes.push(
+            "the baseline never stood still for 1 s; it is the last sample of the wait".into(),
+        );
+    }
+    notes.extend(
+        settled
+            .new_sockets
+            .iter()
+            .map(|x| format!("new socket since the baseline: {x}")),
+    );
+    Measured {
+        checks,
+        load: loaded.result,
+        phases: loaded.phases,
+        probe: ProbeSeries {
+            interval_ms: crate::observe::sampler::INTERVAL.as_millis() as u64,
+            pid: s.tgt.pid,
+            baseline_t_ms: base.sample.t_ms,
+            load_start_t_ms: loaded.load_start_t_ms,
+            load_end_t_ms: loaded.load_end_t_ms,
+            samples,
+        },
+        notes,
+        started_at: loaded.started_at,
+        target_version: s.tgt.version,
+        deployment: facts,
+    }
+}

@@ -1,0 +1,159 @@
+//! The runtime's figures converted into the report's types (the only place that knows both
+//! `load`'s [`LoadResult`] and the [`Report`] model).
+
+use std::collections::BTreeMap;
+
+use crate::load::{LoadResult, OpStats, Second};
+use crate::report::{
+    DbFigures, DeploymentFacts, Environment, Latency, LoadFigures, Percentiles, PhaseMark,
+    ProbeSeries, Report, SCHEMA_VERSION, Sample, SecondFigures, Shard, by_method, capacity,
+};
+use crate::scenario::Scenario;
+use crate::verdict::Check;
+
+/// What [`report`] needs besides the load's figures.
+pub struct RunFacts<'a> {
+    pub scenario: &'a Scenario,
+    pub shard: Option<Shard>,
+    pub environment: Environment,
+    pub started_at: String,
+    pub load: &'a LoadResult,
+    pub phases: Vec<PhaseMark>,
+    pub probe: ProbeSeries,
+    pub checks: Vec<Check>,
+    pub notes: Vec<String>,
+    pub deployment: Option<DeploymentFacts>,
+}
+
+/// The report of a finished run: the load's figures converted into the report's.
+pub fn report(f: RunFacts<'_>) -> Report {
+    let s = f.scenario;
+    let mix: std::collections::BTreeSet<String> =
+        s.ops().iter().map(|(op, _)| op.label()).collect();
+    let ops: BTreeMap<String, Latency> = f
+        .load
+        .ops
+        .iter()
+        .map(|(k, v)| (k.clone(), latency(v, mix.contains(k))))
+        .collect();
+    let load = load_figures(s, f.load, &f.probe);
+    let (ok, failed) = f.load.totals();
+    let window: Vec<&Sample> = f
+        .probe
+        .samples
+        .iter()
+        .filter(|x| !x.gone && x.t_ms >= f.probe.baseline_t_ms && x.metrics.is_some())
+        .collect();
+    let db = match (window.first(), window.last()) {
+        (Some(a), Some(b)) => DbFigures::of(a, b, ok + failed),
+        _ => None,
+    };
+    let methods = by_method(&ops);
+    let capacity = capacity::Capacity::plan(&s.capacity, &load, &methods, db.as_ref());
+    let mut report = Report {
+        schema_version: SCHEMA_VERSION,
+        name: s.name.clone(),
+        description: s.description.clone(),
+        scenario: serde_json::to_value(s).unwrap_or_default(),
+        environment: f.environment,
+        shard: f.shard,
+        merged_from: Vec::new(),
+        started_at: f.started_at,
+        load,
+        ops,
+        methods,
+        seconds: f
+            .load
+            .seconds
+            .iter()
+            .enumerate()
+            .map(|(i, x)| second(i as u64, x))
+            .collect(),
+        phases: f.phases,
+        probe: f.probe,
+        db,
+        checks: f.checks,
+        capacity,
+        comparison: None,
+        notes: f.notes,
+        deployment: f.deployment,
+        exit_code: 0,
+    };
+    report.decide();
+    report
+}
+
+fn latency(s: &OpStats, in_mix: bool) -> Latency {
+    Latency {
+        ok: s.ok,
+        failed: s.failed,
+        expected_errors: s.expected_errors,
+        failures: s.failures.clone(),
+        first_failure: s.first_failure.clone(),
+        in_mix,
+        percentiles: Percentiles::of(&s.histogram),
+        histogram: s.histogram.clone(),
+    }
+}
+
+fn second(t_s: u64, s: &Second) -> SecondFigures {
+    SecondFigures {
+        t_s,
+        ok: s.ok,
+        failed: s.failed,
+        percentiles: Percentiles::of(&s.histogram),
+        histogram: s.histogram.clone(),
+    }
+}
+
+/// The load's figures: its model, totals and throughput, and the mean CPU of the target and
+/// of the harness over the measured load.
+fn load_figures(s: &Scenario, load: &LoadResult, probe: &ProbeSeries) -> LoadFigures {
+    let (ok, failed) = load.totals();
+    let wall = load.wall.as_secs_f64();
+    let during: Vec<&Sample> = probe
+        .samples
+        .iter()
+        .filter(|x| !x.gone && x.t_ms >= probe.load_start_t_ms && x.t_ms <= probe.load_end_t_ms)
+        .collect();
+    let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    LoadFigures {
+        model: if s.load.rate.is_some() {
+            "open"
+        } else {
+            "closed"
+        }
+        .into(),
+        users: s.users() as u64,
+        rate: s.load.rate,
+        protocol: if s.load.protocols.is_empty() {
+            s.load.protocol.as_str().into()
+        } else {
+            s.load
+                .protocols
+                .iter()
+                .map(|(p, w)| format!("{} ×{w}", p.as_str()))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        },
+        wall_seconds: wall,
+        requests: ok + failed,
+        ok,
+        failed,
+        throughput_rps: (ok + failed) as f64 / wall.max(0.001),
+        sessions_opened: load.sessions_opened,
+        reinitialized: load.reinitialized,
+        late_starts: load.late_starts,
+        in_flight_failed_at_stop: load.in_flight_failed_at_stop,
+        after_stop: load.after_stop,
+        target_cpu_percent: probe
+            .pid
+            .and_then(|_| mean(during.iter().map(|x| x.cpu_percent as f64).collect())),
+        harness_cpu_percent: mean(
+            during
+                .iter()
+                .map(|x| x.harness_cpu_percent as f64)
+                .collect(),
+        ),
+    }
+}

@@ -1,0 +1,545 @@
+//! Scenario files (SPEC "Scenario file", **contract**): parsing and validation.
+//!
+//! Every error names the file and the field or entry at fault; unknown fields are errors
+//! (a typo must not silently fall back to a default). No IO beyond reading the file.
+
+pub use crate::report::capacity::CapacityModel;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A whole scenario file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    /// What question this scenario answers (shown in reports).
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub target: Target,
+    #[serde(default, rename = "upstream")]
+    pub upstreams: Vec<Upstream>,
+    pub load: Load,
+    #[serde(default, rename = "phase")]
+    pub phases: Vec<Phase>,
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    #[serde(default)]
+    pub leaks: Leaks,
+    #[serde(default)]
+    pub capacity: CapacityModel,
+    #[serde(default)]
+    pub compare: Compare,
+}
+
+/// What is measured: the bundled proxy (no `url`) or an external endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The MCP endpoint of an external target (`http://HOST:PORT/mcp/ID`); omit to start the
+    /// bundled proxy.
+    pub url: Option<String>,
+    /// PID of the external target, for the probe.
+    pub pid: Option<u32>,
+    /// File holding the external target's PID.
+    pub pid_file: Option<PathBuf>,
+    /// Extra headers on every MCP request (e.g. `Authorization` for an external target).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Prometheus endpoint; default `/metrics` at the target's origin (absent is fine).
+    pub metrics_url: Option<String>,
+    /// Extra `mcp-proxy serve` arguments (bundled proxy only).
+    #[serde(default)]
+    pub proxy_args: Vec<String>,
+    /// Where the bundled proxy listens; default a free loopback port.
+    pub listen: Option<SocketAddr>,
+    /// Instance id and key of the bundled proxy's seed.
+    #[serde(default = "default_instance")]
+    pub instance: String,
+    #[serde(default = "default_api_key")]
+    pub api_key: String,
+    /// The seed's `prefix` rule for the instance (`auto`, `always`, `never`).
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// How long the target may take to answer `/ready` (bundled) or its first request.
+    #[serde(default = "d10s", deserialize_with = "duration")]
+    pub ready_timeout: Duration,
+    /// Bundled proxies to start, behind HAProxy when more than one (like Cloud Run
+    /// instances behind its front end): sticky on `Mcp-Session-Id`, health checks on
+    /// `/ready`, `maxconn` = `capacity.concurrency` per replica with a queue beyond.
+    #[serde(default = "one_replica")]
+    pub replicas: usize,
+    /// The bundled proxies' store: `sqlite` (a file, one replica) or `postgres` (shared by
+    /// every replica; a throw-away cluster unless `database_url` names a server).
+    #[serde(default)]
+    pub database: Database,
+    /// With `database = "postgres"`: use this server instead of a throw-away cluster.
+    pub database_url: Option<String>,
+}
+
+/// The bundled proxies' store.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Database {
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Target {
+            url: None,
+            pid: None,
+            pid_file: None,
+            headers: BTreeMap::new(),
+            metrics_url: None,
+            proxy_args: Vec::new(),
+            listen: None,
+            instance: default_instance(),
+            api_key: default_api_key(),
+            prefix: default_prefix(),
+            ready_timeout: d10s(),
+            replicas: 1,
+            database: Database::Sqlite,
+            database_url: None,
+        }
+    }
+}
+
+fn one_replica() -> usize {
+    1
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MockKind {
+    /// `mock-mcp serve` (Streamable HTTP, faults switchable at run time).
+    Serve,
+    /// `mock-mcp stdio`, started by the proxy as its child.
+    Stdio,
+}
+
+/// A `mock-mcp` upstream for the bundled proxy.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub name: String,
+    pub mock: MockKind,
+    #[serde(default)]
+    pub faults: Vec<String>,
+    pub latency: Option<String>,
+    /// The seed's `connection` mode: `shared` (default), `per-request`, `per-session`.
+    #[serde(default = "default_connection")]
+    pub connection: String,
+    /// `mock-mcp serve --stateless`.
+    #[serde(default)]
+    pub stateless: bool,
+    /// `mock-mcp --seed` (reproducible random faults).
+    pub seed: Option<u64>,
+}
+
+/// The MCP protocol era each goose user speaks.
+#[derive(
+    Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash, Default,
+)]
+pub enum Protocol {
+    /// `initialize` + `Mcp-Session-Id`, DELETE at the end.
+    #[default]
+    #[serde(rename = "2025-11-25")]
+    V2025_11_25,
+    /// `server/discover`, stateless requests.
+    #[serde(rename = "2026-07-28")]
+    V2026_07_28,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::V2025_11_25 => "2025-11-25",
+            Protocol::V2026_07_28 => "2026-07-28",
+        }
+    }
+}
+
+/// What users do with their session at the end.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionEnd {
+    /// DELETE the session.
+    #[default]
+    Close,
+    /// Walk away (the target must reap it).
+    Abandon,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// Closed model: this many concurrent users (Cloud Run's concurrency is 80).
+    pub users: Option<usize>,
+    /// Open model: requests per second, each timed from its intended start. `users` is then the
+    /// most requests in flight (default 80).
+    pub rate: Option<f64>,
+    /// Time to start every user (closed model).
+    #[serde(default, deserialize_with = "duration")]
+    pub ramp: Duration,
+    /// Load before the baseline is taken (not measured).
+    #[serde(deserialize_with = "duration")]
+    pub warmup: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub duration: Duration,
+    /// `"tools/list"`, `"tools/call NAME"` or `"ping"` → weight.
+    pub mix: BTreeMap<String, u32>,
+    /// Tool name → `arguments` of its calls (default `{}`; `echo` gets `{text = "…"}`).
+    #[serde(default)]
+    pub arguments: BTreeMap<String, toml::Value>,
+    /// Mix entries whose JSON-RPC error is the expected answer (e.g. calls to an upstream
+    /// that refuses): an error there counts as a correct answer, a result as a failure.
+    #[serde(default)]
+    pub expect_errors: Vec<String>,
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Several eras at once: era → share of the users (instead of `protocol`).
+    #[serde(default)]
+    pub protocols: BTreeMap<Protocol, u32>,
+    #[serde(default)]
+    pub sessions: SessionEnd,
+    /// End the session (per `sessions`) and open a new one after this many requests
+    /// (0: one session per user for the whole run).
+    #[serde(default)]
+    pub requests_per_session: u64,
+    /// Per-request timeout of the harness's HTTP client.
+    #[serde(default = "d30s", deserialize_with = "duration")]
+    pub request_timeout: Duration,
+}
+
+/// One operation of the mix.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Op {
+    ListTools,
+    Call(String),
+    Ping,
+}
+
+impl Op {
+    pub fn parse(key: &str) -> Option<Op> {
+        match key.trim() {
+            "tools/list" => Some(Op::ListTools),
+            "ping" => Some(Op::Ping),
+            other => {
+                let name = other.strip_prefix("tools/call ")?.trim();
+                (!name.is_empty() && !name.contains(char::is_whitespace))
+                    .then(|| Op::Call(name.to_string()))
+            }
+        }
+    }
+
+    /// The JSON-RPC method.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Op::ListTools => "tools/list",
+            Op::Call(_) => "tools/call",
+            Op::Ping => "ping",
+        }
+    }
+
+    /// The mix key (`tools/call NAME`).
+    pub fn label(&self) -> String {
+        match self {
+            Op::Call(name) => format!("tools/call {name}"),
+            other => other.method().to_string(),
+        }
+    }
+}
+
+/// What a phase does at `at` (measured from the start of the measured load).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhaseAction {
+    /// Switch the faults/latency of `upstream` through its control endpoint.
+    #[default]
+    Faults,
+    /// SIGTERM the target: in-flight requests must complete, and the target must exit 0.
+    Sigterm,
+    /// Replace every bundled replica, one at a time: out of the balancer, SIGTERM, SIGKILL
+    /// after `kill_after`, a fresh one on the same port, in again once `/ready` passes.
+    RollingRestart,
+    /// Restart the PostgreSQL server: the pools must recover and their connections
+    /// return to what they were.
+    DbRestart,
+    /// Revoke an API key (one the harness created and warmed on every replica) through
+    /// `mcp-proxy keys revoke`, and measure how long each replica keeps accepting it.
+    RevokeKey,
+}
+
+impl PhaseAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseAction::Faults => "faults",
+            PhaseAction::Sigterm => "sigterm",
+            PhaseAction::RollingRestart => "rolling-restart",
+            PhaseAction::DbRestart => "db-restart",
+            PhaseAction::RevokeKey => "revoke-key",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Phase {
+    #[serde(deserialize_with = "duration")]
+    pub at: Duration,
+    #[serde(default)]
+    pub action: PhaseAction,
+    pub upstream: Option<String>,
+    pub faults: Option<Vec<String>>,
+    pub latency: Option<String>,
+    /// A label for reports (default: derived from the action).
+    pub name: Option<String>,
+    /// `rolling-restart`: SIGKILL a replica still running this long after its SIGTERM
+    /// (Cloud Run: 10 s).
+    #[serde(default = "d10s", deserialize_with = "duration")]
+    pub kill_after: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    #[serde(default = "p99")]
+    pub p99_ms: f64,
+    #[serde(default = "mean")]
+    pub mean_ms: f64,
+    #[serde(default = "err")]
+    pub error_rate: f64,
+    /// Config-cache hit rate, from the target's `/metrics` (skipped when it has none).
+    #[serde(default = "hit")]
+    pub cache_hit_rate: f64,
+    /// Peak DB pool use (in use / size), from `/metrics` (skipped when it has none).
+    #[serde(default = "pool")]
+    pub db_pool_utilisation: f64,
+    /// Config queries (instance config + API key lookups) per request, from `/metrics`.
+    #[serde(default = "one")]
+    pub config_queries_per_request: f64,
+    /// `last_used_at` writes per request (batched writes make this ≈ 0), from `/metrics`.
+    #[serde(default = "writes")]
+    pub last_used_writes_per_request: f64,
+    /// Peak resident memory of each proxy process (the platform's memory size; the proxy's
+    /// own `--memory-limit-mib` default).
+    #[serde(default = "rss_limit")]
+    pub rss_limit_mib: f64,
+    /// `revoke-key`: how long any replica may keep accepting a revoked key.
+    #[serde(default = "revocation")]
+    pub revocation_ms: f64,
+    /// `rolling-restart`: requests that may fail while replicas are replaced (a 2025-11-25
+    /// request answered 404 because its session died with its replica is counted as a
+    /// re-initialization, not here: the spec's signal to open a new session).
+    #[serde(default)]
+    pub restart_failed_requests: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            p99_ms: p99(),
+            mean_ms: mean(),
+            error_rate: err(),
+            cache_hit_rate: hit(),
+            db_pool_utilisation: pool(),
+            config_queries_per_request: one(),
+            last_used_writes_per_request: writes(),
+            rss_limit_mib: rss_limit(),
+            revocation_ms: revocation(),
+            restart_failed_requests: 0,
+        }
+    }
+}
+
+/// Allowed growth over the baseline once the load stopped and the settle window passed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Leaks {
+    #[serde(default = "d10s", deserialize_with = "duration")]
+    pub settle: Duration,
+    #[serde(default)]
+    pub fds: u32,
+    #[serde(default)]
+    pub sockets_close_wait: u32,
+    #[serde(default)]
+    pub tasks: u32,
+    #[serde(default)]
+    pub children: u32,
+    #[serde(default)]
+    pub sessions: u32,
+    #[serde(default = "rss")]
+    pub rss_mib: f64,
+}
+
+impl Default for Leaks {
+    fn default() -> Self {
+        Leaks {
+            settle: d10s(),
+            fds: 0,
+            sockets_close_wait: 0,
+            tasks: 0,
+            children: 0,
+            sessions: 0,
+            rss_mib: rss(),
+        }
+    }
+}
+
+fn default_instance() -> String {
+    "load".into()
+}
+fn default_api_key() -> String {
+    "load-key-0001".into()
+}
+fn default_prefix() -> String {
+    "auto".into()
+}
+fn default_connection() -> String {
+    "shared".into()
+}
+fn d10s() -> Duration {
+    Duration::from_secs(10)
+}
+fn d30s() -> Duration {
+    Duration::from_secs(30)
+}
+fn p99() -> f64 {
+    2000.0
+}
+fn mean() -> f64 {
+    1000.0
+}
+fn err() -> f64 {
+    0.01
+}
+fn hit() -> f64 {
+    0.95
+}
+fn pool() -> f64 {
+    0.70
+}
+fn rss() -> f64 {
+    16.0
+}
+fn rss_limit() -> f64 {
+    1024.0
+}
+fn revocation() -> f64 {
+    1000.0
+}
+fn one() -> f64 {
+    1.0
+}
+fn writes() -> f64 {
+    0.01
+}
+
+/// Comparing with an earlier run (`--baseline PREV/report.json`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Compare {
+    /// A figure worse than the earlier run's by more than this share is a regression
+    /// (exit 1); `--noise` overrides it.
+    pub noise: f64,
+}
+
+impl Default for Compare {
+    fn default() -> Self {
+        Compare { noise: 0.25 }
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration \"{text}\": {e} (write e.g. \"500ms\", \"30s\", \"2m\")"
+        ))
+    })
+}
+
+/// A scenario file that cannot be used, with the file and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct ScenarioError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl Scenario {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let fail = |message: String| ScenarioError {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        Scenario::parse(&text).map_err(fail)
+    }
+
+    /// Parses and validates a scenario's text.
+    pub fn parse(text: &str) -> Result<Scenario, String> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// The mix, parsed: `(op, weight)` in the file's (sorted) order.
+    pub fn ops(&self) -> Vec<(Op, u32)> {
+        self.load
+            .mix
+            .iter()
+            .filter_map(|(k, w)| Op::parse(k).map(|op| (op, *w)))
+            .collect()
+    }
+
+    /// Is the bundled proxy started (no external `url`)?
+    pub fn bundled(&self) -> bool {
+        self.target.url.is_none()
+    }
+
+    /// Keeps shard `index` of `count` (0-based): its share of the users (the remainder goes
+    /// to the first shards) or of the rate.
+    pub fn shard(&mut self, index: u32, count: u32) -> Result<(), String> {
+        if count == 0 || index >= count {
+            return Err(format!(
+                "--shard {index}/{count}: expected I/N with 0 ≤ I < N (e.g. 0/3)"
+            ));
+        }
+        let (i, n) = (index as usize, count as usize);
+        if let Some(rate) = self.load.rate {
+            self.load.rate = Some(rate / n as f64);
+            if let Some(users) = self.load.users {
+                self.load.users = Some((users / n).max(1));
+            }
+        } else {
+            let users = self.users();
+            if users < n {
+                return Err(format!(
+                    "--shard {index}/{count}: the scenario has {users} users, fewer than {count} shards"
+                ));
+            }
+            self.load.users = Some(users / n + usize::from(i < users % n));
+        }
+        Ok(())
+    }
+
+    /// Users (closed model) or the in-flight cap (open model).
+    pub fn users(&self) -> usize {
+        self.load.users.unwrap_or(80)
+    }
+}
+
+#[cfg(test)]
+#[path = "scenario_tests.rs"]
+mod tests;

@@ -1,0 +1,340 @@
+//! A scenario's rules beyond its types: what cannot work is an error that says why, before
+//! anything starts. Checked in the order of the file: name and models, `[load]`, `[target]`,
+//! `[[upstream]]`, the mix's namespaces, `[[phase]]`.
+
+use std::collections::BTreeSet;
+
+use super::{CapacityModel, Database, MockKind, Op, PhaseAction, Scenario};
+
+impl Scenario {
+    /// Every rule, the first broken one as the error.
+    pub(super) fn validate(&self) -> Result<(), String> {
+        self.validate_models()?;
+        self.validate_load()?;
+        self.validate_target()?;
+        let names = self.validate_upstreams()?;
+        self.validate_namespaces(&names)?;
+        self.validate_phases()
+    }
+
+    /// `name`, `[capacity]`, `[compare]`.
+    fn validate_models(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("`name` is empty".into());
+        }
+        self.capacity.validate()?;
+        if !(self.compare.noise.is_finite() && self.compare.noise >= 0.0) {
+            return Err(format!(
+                "`compare.noise` must be a share ≥ 0 (0.25 = 25 %), got {}",
+                self.compare.noise
+            ));
+        }
+        Ok(())
+    }
+
+    /// `[load]`: the model, the durations, the mix and its arguments, the protocol eras.
+    fn validate_load(&self) -> Result<(), String> {
+        let load = &self.load;
+        match (load.users, load.rate) {
+            (Some(0), _) => return Err("`load.users` must be at least 1".into()),
+            (_, Some(r)) if !(r.is_finite() && r > 0.0) => {
+                return Err(format!("`load.rate` must be a positive number, got {r}"));
+            }
+            (None, None) => {
+                return Err("`load` needs `users = N` (closed model) or `rate = N` (open model, per second)".into());
+            }
+            _ => {}
+        }
+        if load.warmup.is_zero() {
+            return Err("`load.warmup` must be longer than 0s: a baseline taken before any request counts every connection the target opens lazily as a leak (e.g. warmup = \"2s\")".into());
+        }
+        if load.duration.is_zero() {
+            return Err("`load.duration` must be longer than 0s".into());
+        }
+        if load.mix.is_empty() {
+            return Err(
+                "`load.mix` is empty: say what users do, e.g. { \"tools/list\" = 1 }".into(),
+            );
+        }
+        for (key, weight) in &load.mix {
+            if Op::parse(key).is_none() {
+                return Err(format!(
+                    "`load.mix` entry \"{key}\": expected \"tools/list\", \"ping\" or \"tools/call NAME\""
+                ));
+            }
+            if *weight == 0 {
+                return Err(format!(
+                    "`load.mix` entry \"{key}\": weight must be at least 1"
+                ));
+            }
+        }
+        for key in &load.expect_errors {
+            if !load.mix.contains_key(key) {
+                return Err(format!(
+                    "`load.expect_errors` entry \"{key}\" is not in `load.mix`"
+                ));
+            }
+        }
+        for (tool, args) in &load.arguments {
+            if !args.is_table() {
+                return Err(format!(
+                    "`load.arguments.{tool}` must be a table of the tool's arguments"
+                ));
+            }
+        }
+        for (era, weight) in &load.protocols {
+            if *weight == 0 {
+                return Err(format!(
+                    "`load.protocols` entry \"{}\": share must be at least 1",
+                    era.as_str()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `[target]`: replicas and database, and what applies to the bundled proxy or to an external one.
+    fn validate_target(&self) -> Result<(), String> {
+        let t = &self.target;
+        if t.replicas == 0 {
+            return Err("`target.replicas` must be at least 1".into());
+        }
+        if !self.bundled()
+            && (t.replicas != 1 || t.database != Database::Sqlite || t.database_url.is_some())
+        {
+            return Err("`target.replicas`/`target.database`/`target.database_url` apply to the bundled proxy only, not to `target.url`".into());
+        }
+        if t.replicas > 1 && t.database != Database::Postgres {
+            return Err(format!(
+                "`target.replicas = {}` needs `database = \"postgres\"`: replicas share one store, and a SQLite file is one process's",
+                t.replicas
+            ));
+        }
+        if let Some(url) = &t.database_url {
+            if t.database != Database::Postgres {
+                return Err("`target.database_url` needs `database = \"postgres\"`".into());
+            }
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(format!(
+                    "`target.database_url` \"{url}\" is not a postgres:// URL"
+                ));
+            }
+        }
+        if self.bundled() {
+            if t.pid.is_some() || t.pid_file.is_some() {
+                return Err("`target.pid`/`target.pid_file` need `target.url` (an external target); the bundled proxy's PID is known".into());
+            }
+            if self.upstreams.is_empty() {
+                return Err("no `[[upstream]]`: the bundled proxy needs at least one (or set `target.url` to measure an external endpoint)".into());
+            }
+            if !["auto", "always", "never"].contains(&t.prefix.as_str()) {
+                return Err(format!(
+                    "`target.prefix` \"{}\": expected \"auto\", \"always\" or \"never\"",
+                    t.prefix
+                ));
+            }
+        } else {
+            let url = t.url.as_deref().unwrap_or_default();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("`target.url` \"{url}\" is not an http(s) URL"));
+            }
+            if !self.upstreams.is_empty() {
+                return Err("`[[upstream]]` entries are only started for the bundled proxy; with `target.url` the target brings its own".into());
+            }
+            if !t.proxy_args.is_empty() || t.listen.is_some() {
+                return Err("`target.proxy_args`/`target.listen` apply to the bundled proxy only, not to `target.url`".into());
+            }
+            if t.pid.is_some() && t.pid_file.is_some() {
+                return Err("set `target.pid` or `target.pid_file`, not both".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// `[[upstream]]`: names (unique slugs), connection modes, stateless mocks; returns the names.
+    fn validate_upstreams(&self) -> Result<BTreeSet<&str>, String> {
+        let slug = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        let mut names = BTreeSet::new();
+        for u in &self.upstreams {
+            if !slug(&u.name) {
+                return Err(format!(
+                    "`upstream.name` \"{}\" must be a slug of [a-z0-9-]",
+                    u.name
+                ));
+            }
+            if !names.insert(u.name.as_str()) {
+                return Err(format!("upstream \"{}\" is defined twice", u.name));
+            }
+            if !["shared", "per-request", "per-session"].contains(&u.connection.as_str()) {
+                return Err(format!(
+                    "upstream \"{}\": `connection` \"{}\": expected \"shared\", \"per-request\" or \"per-session\"",
+                    u.name, u.connection
+                ));
+            }
+            if u.mock == MockKind::Stdio && u.stateless {
+                return Err(format!(
+                    "upstream \"{}\": `stateless` applies to `mock = \"serve\"` only",
+                    u.name
+                ));
+            }
+        }
+        Ok(names)
+    }
+
+    /// With more than one upstream (or `prefix = "always"`), a call to a namespace nobody defines can never succeed.
+    fn validate_namespaces(&self, names: &BTreeSet<&str>) -> Result<(), String> {
+        let t = &self.target;
+        // With more than one upstream (or prefix = "always"), tool names carry their
+        // upstream's namespace: a call to a namespace nobody defines can never succeed.
+        let prefixed = self.bundled()
+            && (t.prefix == "always" || (t.prefix == "auto" && self.upstreams.len() > 1));
+        if prefixed {
+            for (op, _) in self.ops() {
+                if let Op::Call(name) = op {
+                    let Some((ns, _)) = name.split_once("__") else {
+                        return Err(format!(
+                            "`load.mix` entry \"tools/call {name}\": with several upstreams tool names are `UPSTREAM__TOOL`"
+                        ));
+                    };
+                    if !names.contains(ns) {
+                        return Err(format!(
+                            "`load.mix` entry \"tools/call {name}\" names upstream \"{ns}\", which no `[[upstream]]` defines"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `[[phase]]`: in the load, with what each action needs; one SIGTERM at most.
+    fn validate_phases(&self) -> Result<(), String> {
+        let (load, t) = (&self.load, &self.target);
+        for (i, p) in self.phases.iter().enumerate() {
+            let which = format!(
+                "`phase` #{} (at {})",
+                i + 1,
+                humantime::format_duration(p.at)
+            );
+            if p.at >= load.duration {
+                return Err(format!(
+                    "{which} starts after the load ends ({})",
+                    humantime::format_duration(load.duration)
+                ));
+            }
+            match p.action {
+                PhaseAction::Faults => {
+                    let Some(name) = &p.upstream else {
+                        return Err(format!("{which}: `upstream` is missing"));
+                    };
+                    let Some(u) = self.upstreams.iter().find(|u| &u.name == name) else {
+                        return Err(format!(
+                            "{which}: upstream \"{name}\" is not defined by any `[[upstream]]`"
+                        ));
+                    };
+                    if u.mock != MockKind::Serve {
+                        return Err(format!(
+                            "{which}: upstream \"{name}\" is a stdio mock; only `mock = \"serve\"` can switch faults at run time"
+                        ));
+                    }
+                    if p.faults.is_none() && p.latency.is_none() {
+                        return Err(format!("{which}: set `faults` and/or `latency`"));
+                    }
+                }
+                PhaseAction::RollingRestart | PhaseAction::DbRestart | PhaseAction::RevokeKey => {
+                    let action = p.action.as_str();
+                    if !self.bundled() {
+                        return Err(format!(
+                            "{which}: `action = \"{action}\"` needs the bundled proxy (no `target.url`)"
+                        ));
+                    }
+                    if p.upstream.is_some() || p.faults.is_some() || p.latency.is_some() {
+                        return Err(format!(
+                            "{which}: `action = \"{action}\"` takes no upstream, faults or latency"
+                        ));
+                    }
+                    if p.action == PhaseAction::DbRestart
+                        && (t.database != Database::Postgres || t.database_url.is_some())
+                    {
+                        return Err(format!(
+                            "{which}: `action = \"db-restart\"` restarts the harness's own PostgreSQL: set `database = \"postgres\"` without `database_url`"
+                        ));
+                    }
+                }
+                PhaseAction::Sigterm => {
+                    if t.replicas > 1 {
+                        return Err(format!(
+                            "{which}: `action = \"sigterm\"` stops one target; with replicas use `action = \"rolling-restart\"`"
+                        ));
+                    }
+                    if !self.bundled() && t.pid.is_none() && t.pid_file.is_none() {
+                        return Err(format!(
+                            "{which}: `action = \"sigterm\"` needs the target's PID"
+                        ));
+                    }
+                    if p.upstream.is_some() || p.faults.is_some() || p.latency.is_some() {
+                        return Err(format!(
+                            "{which}: `action = \"sigterm\"` takes no upstream, faults or latency"
+                        ));
+                    }
+                }
+            }
+        }
+        if self
+            .phases
+            .iter()
+            .filter(|p| p.action == PhaseAction::Sigterm)
+            .count()
+            > 1
+        {
+            return Err("only one `action = \"sigterm\"` phase per scenario".into());
+        }
+        Ok(())
+    }
+}
+
+impl CapacityModel {
+    fn validate(&self) -> Result<(), String> {
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`capacity.{name}` must be a positive number, got {v}"
+                ))
+            }
+        };
+        if let Some(r) = self.target_rate {
+            positive("target_rate", r)?;
+        }
+        positive("vcpus", self.vcpus)?;
+        positive("concurrency", self.concurrency.into())?;
+        positive("max_instances", self.max_instances.into())?;
+        if !(self.utilisation > 0.0 && self.utilisation <= 1.0) {
+            return Err(format!(
+                "`capacity.utilisation` must be in (0, 1], got {}",
+                self.utilisation
+            ));
+        }
+        if self.min_instances > self.max_instances {
+            return Err(format!(
+                "`capacity.min_instances` ({}) is more than `max_instances` ({})",
+                self.min_instances, self.max_instances
+            ));
+        }
+        for (name, v) in [
+            ("vcpu_second_usd", self.vcpu_second_usd),
+            ("db_read_usd", self.db_read_usd),
+            ("db_write_usd", self.db_write_usd),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("`capacity.{name}` must be a price ≥ 0, got {v}"));
+            }
+        }
+        Ok(())
+    }
+}

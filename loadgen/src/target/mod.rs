@@ -1,0 +1,423 @@
+//! The target a run measures and the processes it starts for it.
+//!
+//! - [`start`]: an external target ([`external`]: `target.url`, probed by PID or `/metrics`),
+//!   or the bundled proxy with its mocks: one `mcp-proxy serve` on SQLite, or the
+//!   [`deployment`] (replicas behind HAProxy on PostgreSQL). Either way an [`Endpoint`].
+//! - [`bundled`]: everything the harness knows of `mcp-proxy`'s command line, paths and seed.
+//! - [`Binaries`]: where `mcp-proxy` and `mock-mcp` are; [`Processes`]: the run's children.
+//!
+//! Ownership: [`Processes`] owns every child; `stop` ends them (SIGTERM, then SIGKILL after a
+//! grace) and reaps them; dropping it SIGKILLs what is left. Each child also gets
+//! `PR_SET_PDEATHSIG` so it dies with the harness even if the harness is SIGKILLed, and the
+//! harness is a child subreaper, so a grandchild orphaned by the proxy is re-parented to us
+//! and shows up in `process::stray_processes`.
+
+pub mod bundled;
+pub mod deployment;
+pub mod external;
+mod start;
+
+pub use bundled::{ProxySpec, proxy_address, seed_toml};
+pub use start::start;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+
+use crate::process::spawn;
+
+/// The measured target: where to send MCP requests and whom to probe.
+pub struct Endpoint {
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    /// None: an external target without a PID (only its `/metrics` can be watched).
+    pub pid: Option<u32>,
+    /// `--version` of the bundled proxy.
+    pub version: Option<String>,
+    pub metrics_url: Option<String>,
+    /// Control endpoints of the HTTP mocks, by upstream name.
+    pub controls: BTreeMap<String, String>,
+    pub db_pool_max: f64,
+}
+
+/// The `mcp-proxy` and `mock-mcp` binaries.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub proxy: PathBuf,
+    pub mock: PathBuf,
+}
+
+impl Binaries {
+    /// `MCP_LOADGEN_PROXY_BIN` / `MCP_LOADGEN_MOCK_BIN` (each on its own), else next to this
+    /// executable, built first with cargo (same profile, same target dir) when this runs from
+    /// a checkout, so they are never stale.
+    pub fn locate(build: bool) -> anyhow::Result<Binaries> {
+        let proxy = std::env::var_os("MCP_LOADGEN_PROXY_BIN").map(PathBuf::from);
+        let mock = std::env::var_os("MCP_LOADGEN_MOCK_BIN").map(PathBuf::from);
+        let b = match (proxy, mock) {
+            (Some(proxy), Some(mock)) => Binaries { proxy, mock },
+            (proxy, mock) => {
+                let next_to_us = Binaries::next_to_us(build)?;
+                Binaries {
+                    proxy: proxy.unwrap_or(next_to_us.proxy),
+                    mock: mock.unwrap_or(next_to_us.mock),
+                }
+            }
+        };
+        for p in [&b.proxy, &b.mock] {
+            if !p.exists() {
+                bail!(
+                    "{} not found; build it with `cargo build --release -p mcp-proxy -p mock-mcp`, or set MCP_LOADGEN_PROXY_BIN and MCP_LOADGEN_MOCK_BIN",
+                    p.display()
+                );
+            }
+        }
+        Ok(b)
+    }
+
+    fn next_to_us(build: bool) -> anyhow::Result<Binaries> {
+        let exe = std::env::current_exe().context("cannot find the harness's own path")?;
+        let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+        if dir.ends_with("deps") {
+            dir.pop();
+        }
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        if build && workspace.join("Cargo.toml").exists() {
+            let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+            let target_dir = dir.parent().map(Path::to_path_buf).unwrap_or_default();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = std::process::Command::new(&cargo);
+            cmd.current_dir(&workspace)
+                .args(["build", "-p", "mcp-proxy", "-p", "mock-mcp", "--bins"])
+                .env("CARGO_TARGET_DIR", &target_dir);
+            if profile == "release" {
+                cmd.arg("--release");
+            } else if profile != "debug" {
+                cmd.args(["--profile", profile]);
+            }
+            // cargo's own progress shows on a cold build; up to date, it says one line
+            eprintln!("mcp-loadgen: building mcp-proxy and mock-mcp ({profile}) if they changed");
+            match cmd.status() {
+                Ok(s) if s.success() => {}
+                Ok(s) => bail!("building mcp-proxy and mock-mcp failed ({s})"),
+                // no cargo here: use what is next to us
+                Err(_) => {}
+            }
+        }
+        Ok(Binaries {
+            proxy: dir.join("mcp-proxy"),
+            mock: dir.join("mock-mcp"),
+        })
+    }
+}
+
+struct Proc {
+    name: String,
+    /// The PID at start (the child's own is gone once it is reaped).
+    pid: u32,
+    child: Child,
+    /// Kept open so a late write by the child never meets a closed pipe.
+    _stdout: Option<tokio::process::ChildStdout>,
+}
+
+/// Every process the run started, in start order.
+pub struct Processes {
+    procs: Vec<Proc>,
+    dir: PathBuf,
+}
+
+impl Processes {
+    /// Processes whose logs go to `dir`.
+    pub fn new(dir: &Path) -> Processes {
+        Processes {
+            procs: Vec::new(),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn add(&mut self, name: &str, child: Child, stdout: Option<tokio::process::ChildStdout>) {
+        let pid = child.id().unwrap_or(0);
+        crate::process::register_live(pid);
+        self.procs.push(Proc {
+            pid,
+            name: name.to_string(),
+            child,
+            _stdout: stdout,
+        });
+    }
+
+    fn log_file(&self, name: &str) -> anyhow::Result<(PathBuf, std::fs::File)> {
+        let path = self.dir.join(format!("{name}.log"));
+        let f = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok((path, f))
+    }
+
+    /// Starts `mock-mcp serve` for `upstream`; returns its MCP URL and control URL.
+    pub async fn start_mock(
+        &mut self,
+        bin: &Path,
+        upstream: &crate::scenario::Upstream,
+    ) -> anyhow::Result<(String, String)> {
+        let name = format!("mock-{}", upstream.name);
+        let (log, f) = self.log_file(&name)?;
+        let mut cmd = spawn::command(bin, Signal::SIGTERM, false);
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--control-listen",
+            "127.0.0.1:0",
+        ])
+        .args(mock_args(upstream))
+        .stdout(Stdio::piped())
+        .stderr(f);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut addr = None;
+        let mut control = None;
+        let mut line = String::new();
+        let read = async {
+            while addr.is_none() || control.is_none() {
+                line.clear();
+                if stdout.read_line(&mut line).await? == 0 {
+                    break;
+                }
+                if let Some(a) = line.trim().strip_prefix("listening on ") {
+                    addr = Some(a.to_string());
+                } else if let Some(c) = line.trim().strip_prefix("control on ") {
+                    control = Some(c.to_string());
+                }
+            }
+            anyhow::Ok(())
+        };
+        let read = tokio::time::timeout(Duration::from_secs(10), read).await;
+        let stdout = stdout.into_inner();
+        let (Ok(Ok(())), Some(addr), Some(control)) = (read, addr, control) else {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            bail!(
+                "upstream \"{}\": mock-mcp did not start: {}",
+                upstream.name,
+                spawn::tail(&log, 8)
+            );
+        };
+        self.add(&name, child, Some(stdout));
+        Ok((
+            format!("http://{addr}/mcp"),
+            format!("http://{control}/control"),
+        ))
+    }
+
+    /// Starts `mcp-proxy serve` and waits for `/ready`; returns its address and PID.
+    pub async fn start_proxy(
+        &mut self,
+        bin: &Path,
+        listen: SocketAddr,
+        seed: &Path,
+        extra: &[String],
+        ready_timeout: Duration,
+    ) -> anyhow::Result<(SocketAddr, u32)> {
+        let db = self.dir.join("proxy.db");
+        let spec = ProxySpec {
+            name: "proxy",
+            listen,
+            database_url: &bundled::sqlite_url(&db),
+            seed: Some(seed),
+            extra,
+            ready_timeout,
+        };
+        self.start_proxy_as(bin, &spec).await
+    }
+
+    /// Starts `mcp-proxy serve` as `spec.name` (its log is `NAME.log`) and waits for
+    /// `/ready`; returns its address and PID. A replica that never becomes ready is an
+    /// error naming it.
+    pub async fn start_proxy_as(
+        &mut self,
+        bin: &Path,
+        spec: &ProxySpec<'_>,
+    ) -> anyhow::Result<(SocketAddr, u32)> {
+        let (name, listen, ready_timeout) = (spec.name, spec.listen, spec.ready_timeout);
+        let (log, f) = self.log_file(name)?;
+        let mut cmd = spawn::command(bin, Signal::SIGTERM, false);
+        cmd.args(bundled::serve_args(spec))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(f.try_clone()?)
+            .stderr(f);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let pid = child.id().unwrap_or(0);
+        self.add(name, child, None);
+        let url = bundled::ready_url(listen);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(500))
+            .build()?;
+        let deadline = Instant::now() + ready_timeout;
+        let mut last;
+        loop {
+            if let Some(status) = self.exited(name) {
+                bail!(
+                    "{name} exited before it was ready ({status}); its log ({}):\n{}",
+                    log.display(),
+                    spawn::tail(&log, 8)
+                );
+            }
+            match http.get(&url).send().await {
+                Ok(r) if r.status().is_success() => return Ok((listen, pid)),
+                Ok(r) => {
+                    let status = r.status();
+                    let body: String = r
+                        .text()
+                        .await
+                        .unwrap_or_default()
+                        .chars()
+                        .take(200)
+                        .collect();
+                    last = format!("HTTP {status}: {}", body.trim());
+                }
+                Err(e) => last = e.to_string(),
+            }
+            if Instant::now() >= deadline {
+                let _ = self.kill(name).await;
+                bail!(
+                    "{name} never became ready at {url} within {} (last: {last}); its log ({}):\n{}",
+                    humantime::format_duration(ready_timeout),
+                    log.display(),
+                    spawn::tail(&log, 8)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILLs `name`, reaps it and forgets it (its name can be started again).
+    pub async fn kill(&mut self, name: &str) -> Option<ExitStatus> {
+        let i = self.procs.iter().position(|p| p.name == name)?;
+        let mut p = self.procs.remove(i);
+        let _ = p.child.start_kill();
+        let status = p.child.wait().await.ok();
+        // the child's own id is gone once reaped: forget the PID it had
+        let pid = p.pid;
+        crate::process::unregister_live(pid);
+        status
+    }
+
+    /// Forgets `name` once it has exited (reaped), so its name can be started again.
+    pub fn forget_exited(&mut self, name: &str) -> bool {
+        let Some(i) = self.procs.iter().position(|p| p.name == name) else {
+            return false;
+        };
+        if !matches!(self.procs[i].child.try_wait(), Ok(Some(_))) {
+            return false;
+        }
+        let p = self.procs.remove(i);
+        let pid = p.pid;
+        crate::process::unregister_live(pid);
+        true
+    }
+
+    /// The exit status of `name`, if it has exited.
+    pub fn exited(&mut self, name: &str) -> Option<ExitStatus> {
+        let p = self.procs.iter_mut().find(|p| p.name == name)?;
+        p.child.try_wait().ok().flatten()
+    }
+
+    /// Waits up to `timeout` for `name` to exit by itself.
+    pub async fn wait_exit(&mut self, name: &str, timeout: Duration) -> Option<ExitStatus> {
+        let p = self.procs.iter_mut().find(|p| p.name == name)?;
+        tokio::time::timeout(timeout, p.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
+    /// Sends `signal` to `name`.
+    pub fn signal(&self, name: &str, signal: Signal) -> anyhow::Result<()> {
+        let p = self
+            .procs
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| anyhow!("no process {name}"))?;
+        let pid = p.child.id().ok_or_else(|| anyhow!("{name} has exited"))?;
+        kill(Pid::from_raw(pid as i32), signal)?;
+        Ok(())
+    }
+
+    /// Stops every process, the proxy first: SIGTERM, then SIGKILL after `grace`; each is
+    /// reaped. Returns each one's exit status.
+    pub async fn stop(mut self, grace: Duration) -> BTreeMap<String, Option<ExitStatus>> {
+        let mut out = BTreeMap::new();
+        // the proxies before their upstreams, so they close them cleanly
+        self.procs
+            .sort_by_key(|p| if p.name.starts_with("proxy") { 0 } else { 1 });
+        for p in &mut self.procs {
+            if let Ok(Some(s)) = p.child.try_wait() {
+                out.insert(p.name.clone(), Some(s));
+                continue;
+            }
+            if let Some(pid) = p.child.id() {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
+            let status = match tokio::time::timeout(grace, p.child.wait()).await {
+                Ok(Ok(s)) => Some(s),
+                _ => {
+                    let _ = p.child.start_kill();
+                    p.child.wait().await.ok()
+                }
+            };
+            out.insert(p.name.clone(), status);
+        }
+        let mine: Vec<u32> = self.procs.iter().map(|p| p.pid).collect();
+        mine.iter()
+            .for_each(|pid| crate::process::unregister_live(*pid));
+        self.procs.clear();
+        out
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.child.start_kill();
+            if let Some(pid) = p.child.id() {
+                crate::process::unregister_live(pid);
+            }
+        }
+    }
+}
+
+/// `mock-mcp` flags for an upstream's faults, latency and seed.
+pub(crate) fn mock_args(u: &crate::scenario::Upstream) -> Vec<String> {
+    let mut args = Vec::new();
+    if u.stateless {
+        args.push("--stateless".into());
+    }
+    for f in &u.faults {
+        args.push("--fault".into());
+        args.push(f.clone());
+    }
+    if let Some(l) = &u.latency {
+        args.push("--latency".into());
+        args.push(l.clone());
+    }
+    if let Some(s) = u.seed {
+        args.push("--seed".into());
+        args.push(s.to_string());
+    }
+    args
+}

@@ -1,0 +1,83 @@
+//! Starting the measured target: an external one ([`external`](super::external)), or the
+//! bundled proxy with its mocks — one `mcp-proxy serve` on SQLite, or the
+//! [`deployment`](super::deployment) — using what [`bundled`](super::bundled) knows of the
+//! proxy.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::bundled::{db_pool_size, mcp_url, metrics_url, proxy_address, seed_toml, version};
+use super::deployment::{self, Deployment};
+use super::{Binaries, Endpoint, Processes, external};
+use crate::scenario::{MockKind, Scenario};
+
+/// Starts (or finds) the scenario's target: an external one at `target.url`, else the
+/// bundled proxy (or deployment) with its mocks, children of `procs`.
+pub async fn start(
+    scenario: &Scenario,
+    binaries: Option<&Binaries>,
+    out_dir: &Path,
+    procs: &mut Processes,
+    deployment: &mut Option<deployment::Deployment>,
+) -> anyhow::Result<Endpoint> {
+    match &scenario.target.url {
+        Some(url) => external::attach(&scenario.target, url).await,
+        None => start_bundled(scenario, binaries, out_dir, procs, deployment).await,
+    }
+}
+
+/// Starts the bundled target: the scenario's HTTP mocks, then one proxy on its own SQLite
+/// file, or the deployment (replicas behind HAProxy on PostgreSQL).
+async fn start_bundled(
+    scenario: &Scenario,
+    binaries: Option<&Binaries>,
+    out_dir: &Path,
+    procs: &mut Processes,
+    deployment: &mut Option<Deployment>,
+) -> anyhow::Result<Endpoint> {
+    let t = &scenario.target;
+    let bins = match binaries {
+        Some(b) => b.clone(),
+        None => Binaries::locate(true)?,
+    };
+    let mut urls = BTreeMap::new();
+    let mut controls = BTreeMap::new();
+    for u in scenario
+        .upstreams
+        .iter()
+        .filter(|u| u.mock == MockKind::Serve)
+    {
+        let (url, control) = procs.start_mock(&bins.mock, u).await?;
+        urls.insert(u.name.clone(), url);
+        controls.insert(u.name.clone(), control);
+    }
+    let seed = out_dir.join("seed.toml");
+    std::fs::write(&seed, seed_toml(scenario, &bins.mock, &urls))?;
+    let (addr, pid) = if Deployment::wanted(scenario) {
+        let d = deployment.insert(Deployment::start(scenario, &bins, out_dir, procs, &seed).await?);
+        (d.frontend, None)
+    } else {
+        let listen = proxy_address(t.listen)?;
+        let (addr, pid) = procs
+            .start_proxy(&bins.proxy, listen, &seed, &t.proxy_args, t.ready_timeout)
+            .await?;
+        (addr, Some(pid))
+    };
+    let mut headers = t.headers.clone();
+    headers
+        .entry("Authorization".into())
+        .or_insert_with(|| format!("Bearer {}", t.api_key));
+    let db_pool_max = db_pool_size(&t.proxy_args);
+    let version = version(&bins.proxy);
+    let replicas = deployment.as_ref().map_or(1, |d| d.replicas.len());
+    Ok(Endpoint {
+        url: mcp_url(addr, &t.instance),
+        headers,
+        pid,
+        version,
+        // replicas are sampled one by one; HAProxy's frontend has no /metrics
+        metrics_url: pid.map(|_| metrics_url(addr)),
+        controls,
+        db_pool_max: db_pool_max * replicas as f64,
+    })
+}
