@@ -20,6 +20,3 @@ pub mod run;
 pub mod scenario;
 pub mod target;
 pub mod verdict;
-
-/// `mcp_loadgen::probe`: the outside-in `/proc` probe, a public path other crates' tests use.
-pub use observe::probe;

@@ -239,7 +239,7 @@ fn an_interrupted_deployment_run_stops_replicas_haproxy_and_postgres_and_exits_3
     };
     let deadline = Instant::now() + Duration::from_secs(90);
     let pgdata = loop {
-        let kids = mcp_loadgen::probe::child_pids(cli.id()).unwrap_or_default();
+        let kids = mcp_loadgen::observe::probe::child_pids(cli.id()).unwrap_or_default();
         let lines: Vec<String> = kids.iter().map(|k| cmdline(*k)).collect();
         let pg = lines.iter().find_map(|l| {
             let mut words = l.split_whitespace();

@@ -47,10 +47,14 @@ mix = { "tools/call echo__echo" = 1, "tools/call local__echo" = 1 }
     // wait until the load runs: the proxy and its stdio child exist (3 descendants at least)
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let kids = mcp_loadgen::probe::child_pids(cli.id()).unwrap_or_default();
+        let kids = mcp_loadgen::observe::probe::child_pids(cli.id()).unwrap_or_default();
         let grandkids: usize = kids
             .iter()
-            .map(|k| mcp_loadgen::probe::child_pids(*k).unwrap_or_default().len())
+            .map(|k| {
+                mcp_loadgen::observe::probe::child_pids(*k)
+                    .unwrap_or_default()
+                    .len()
+            })
             .sum();
         if kids.len() >= 2 && grandkids >= 1 {
             break;

@@ -49,7 +49,7 @@ fn available<T>(located: anyhow::Result<T>, install: &str) -> Option<T> {
 
 /// Children of this process (zombies included: an orphan that died is still one).
 fn my_children() -> Vec<String> {
-    mcp_loadgen::probe::child_pids(std::process::id())
+    mcp_loadgen::observe::probe::child_pids(std::process::id())
         .unwrap()
         .into_iter()
         .map(mcp_loadgen::process::describe)

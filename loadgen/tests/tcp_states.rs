@@ -7,7 +7,7 @@ use std::io::Read;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use mcp_loadgen::probe::{TcpCounts, tcp_states};
+use mcp_loadgen::observe::probe::{TcpCounts, tcp_states};
 
 /// Polls the TCP counts of this process until `want` holds, or panics after a few seconds.
 fn eventually(what: &str, want: impl Fn(&TcpCounts) -> bool) -> TcpCounts {

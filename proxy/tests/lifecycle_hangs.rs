@@ -127,7 +127,7 @@ async fn hung_calls(mode: &str) {
         mock.close_idle_connections().await;
         let settled = settle_within(&baseline, SETTLE).await;
         let sessions = mock.sessions_open().await;
-        let mock_tcp = mcp_loadgen::probe::tcp_states(mock.pid()).unwrap();
+        let mock_tcp = mcp_loadgen::observe::probe::tcp_states(mock.pid()).unwrap();
         eprintln!(
             "{mode} {phase}: {CALLS} calls in {elapsed:?} (slowest {slowest:?}), {reached} reached the tool, mock in_flight after = {in_flight}"
         );

@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mcp_loadgen::probe;
+use mcp_loadgen::observe::probe;
 use mock_mcp::{MockConfig, MockServer};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mcp_loadgen::probe;
+use mcp_loadgen::observe::probe;
 use rmcp::model::ErrorCode;
 use serde_json::json;
 

@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use mcp_loadgen::probe;
+use mcp_loadgen::observe::probe;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mcp_loadgen::probe;
+use mcp_loadgen::observe::probe;
 use serde_json::json;
 
 /// Live (non-zombie) processes whose process group is `pgid`, from /proc.

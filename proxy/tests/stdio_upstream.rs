@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mcp_loadgen::probe;
+use mcp_loadgen::observe::probe;
 use serde_json::json;
 
 fn kids() -> probe::ChildCounts {

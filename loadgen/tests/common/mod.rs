@@ -93,14 +93,14 @@ pub fn assert_no_process_left(except: &[u32], what: &str) {
     let me = std::process::id();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     loop {
-        let left: Vec<u32> = mcp_loadgen::probe::child_pids(me)
+        let left: Vec<u32> = mcp_loadgen::observe::probe::child_pids(me)
             .unwrap()
             .into_iter()
             .filter(|p| !except.contains(p))
             .filter(|p| {
                 // an orphan that already exited: dead, only not reaped yet (by us, its
                 // adoptive parent)
-                if mcp_loadgen::probe::process_state(*p) == Some('Z') {
+                if mcp_loadgen::observe::probe::process_state(*p) == Some('Z') {
                     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(*p as i32), None);
                     return false;
                 }

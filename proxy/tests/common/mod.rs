@@ -307,7 +307,7 @@ pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
 
 // ---- Lifecycle proofs: resource snapshots, a mock-mcp process, unpooled clients ----
 
-use mcp_loadgen::probe;
+use mcp_loadgen::observe::probe;
 
 /// What the outside-in probe sees of a process: fds by kind, TCP sockets by state, children
 /// and zombies, and alive tokio tasks (of the test runtime for an in-process proxy, or the
