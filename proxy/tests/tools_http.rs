@@ -191,3 +191,26 @@ async fn upstream_list_changed_invalidates_the_cached_tool_list() {
     client.cancel().await.unwrap();
     proxy.shutdown().await;
 }
+
+/// One request, one config lookup: the HTTP entry loads the instance's config to admit the
+/// request and hands it to the handler, which does not look it up again.
+#[tokio::test]
+async fn a_request_looks_its_config_up_once() {
+    let (_mock, proxy) = echo_proxy("shared", |_| {}).await;
+    // 2026-07-28: each call is exactly one HTTP request (no session, no GET stream)
+    let client = discover_client(&proxy.url("demo"), "demo-key-0001").await;
+    assert_eq!(names(&client).await, mock_mcp::TOOL_NAMES);
+    let m = proxy.proxy.state.metrics.clone();
+    let lookups = || m.config_cache_hits.get() + m.config_cache_misses.get();
+    let before = lookups();
+    for i in 0..10 {
+        let r = client
+            .call_tool(call("echo", json!({ "text": format!("{i}") })))
+            .await
+            .unwrap();
+        assert_eq!(text(&r), format!("{i}"));
+    }
+    assert_eq!(lookups() - before, 10, "config lookups for 10 calls");
+    client.cancel().await.unwrap();
+    proxy.shutdown().await;
+}
