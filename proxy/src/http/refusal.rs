@@ -135,3 +135,114 @@ impl IntoResponse for Refusal {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Status, `error` code, `Retry-After` and whether `WWW-Authenticate` is set.
+    async fn seen(refusal: Refusal) -> (u16, String, Option<String>, bool) {
+        let response = refusal.into_response();
+        let status = response.status().as_u16();
+        let header = |h| {
+            response
+                .headers()
+                .get(h)
+                .map(|v: &HeaderValue| v.to_str().unwrap().to_string())
+        };
+        let retry = header(header::RETRY_AFTER);
+        let auth = header(header::WWW_AUTHENTICATE).is_some();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let code = serde_json::from_slice::<serde_json::Value>(&body)
+            .map(|v| v["error"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+        (status, code, retry, auth)
+    }
+
+    #[tokio::test]
+    async fn every_refusal_has_its_status_code_and_headers() {
+        let one = Some("1".to_string());
+        let five = Some("5".to_string());
+        let cases = [
+            (
+                Refusal::Auth(AuthError::Missing),
+                (401, "missing_api_key", None, true),
+            ),
+            (
+                Refusal::Auth(AuthError::Invalid),
+                (401, "invalid_api_key", None, true),
+            ),
+            (
+                Refusal::Auth(AuthError::Revoked),
+                (401, "revoked_api_key", None, true),
+            ),
+            (
+                Refusal::Auth(AuthError::NotFound),
+                (404, "not_found", None, false),
+            ),
+            (
+                Refusal::Auth(AuthError::Unavailable),
+                (503, "store_unavailable", one.clone(), false),
+            ),
+            (Refusal::NoSuchRoute, (404, "not_found", None, false)),
+            (Refusal::NoSuchInstance, (404, "not_found", None, false)),
+            (
+                Refusal::ConfigUnavailable,
+                (503, "store_unavailable", None, false),
+            ),
+            (
+                Refusal::Draining { retry: false },
+                (503, "draining", None, false),
+            ),
+            (
+                Refusal::Draining { retry: true },
+                (503, "draining", one, false),
+            ),
+            (
+                Refusal::NotReadyMemory,
+                (503, "memory_pressure", None, false),
+            ),
+            (Refusal::DbUnreachable, (503, "db_unreachable", None, false)),
+            (Refusal::BodyTooLarge, (413, "body_too_large", None, false)),
+            (
+                Refusal::SessionCap,
+                (503, "too_many_sessions", five.clone(), false),
+            ),
+            (
+                Refusal::SessionMemory,
+                (503, "memory_pressure", five, false),
+            ),
+            (
+                Refusal::Forbidden {
+                    code: "forbidden_host",
+                    message: "Host \"x\" is not allowed".into(),
+                },
+                (403, "forbidden_host", None, false),
+            ),
+            (
+                Refusal::UnknownSession,
+                (404, "Not Found: Session not found", None, false),
+            ),
+        ];
+        for (refusal, (status, code, retry, auth)) in cases {
+            let what = format!("{refusal:?}");
+            assert_eq!(
+                seen(refusal).await,
+                (status, code.to_string(), retry, auth),
+                "{what}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_message_names_the_problem() {
+        let response = Refusal::Auth(AuthError::Missing).into_response();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["message"].as_str().unwrap().contains("X-API-Key"), "{v}");
+    }
+}
