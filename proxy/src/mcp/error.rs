@@ -138,3 +138,84 @@ impl From<crate::domain::catalog::BadCursor> for ErrorData {
         ErrorData::invalid_params(e.to_string(), None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::catalog::BadCursor;
+
+    #[test]
+    fn every_refusal_has_its_code_and_names_the_problem() {
+        let cases: [(ErrorData, i32, &str); 10] = [
+            (
+                Refusal::TimedOut(Duration::from_secs(2)).into(),
+                -32603,
+                "timed out after 2s",
+            ),
+            (Refusal::Cancelled.into(), -32603, "cancelled by the client"),
+            (Refusal::ClientGone.into(), -32603, "went away"),
+            (
+                Refusal::UnknownResource {
+                    uri: "x://y".into(),
+                    down: vec!["b".into()],
+                }
+                .into(),
+                -32002,
+                "unknown resource \"x://y\"",
+            ),
+            (
+                Refusal::UnknownPrompt("p".into()).into(),
+                -32602,
+                "unknown prompt \"p\"",
+            ),
+            (
+                Refusal::BadPromptName {
+                    name: "p".into(),
+                    message: "bad prompt".into(),
+                }
+                .into(),
+                -32602,
+                "bad prompt",
+            ),
+            (
+                Refusal::NeedsSession("needs a session").into(),
+                -32600,
+                "needs a session",
+            ),
+            (
+                Refusal::SubscribePerRequest {
+                    upstream: "u".into(),
+                }
+                .into(),
+                -32600,
+                "connected per request",
+            ),
+            (
+                Refusal::NoCompletionTarget.into(),
+                -32602,
+                "completion/complete",
+            ),
+            (
+                BadCursor("o:9".into()).into(),
+                -32602,
+                "invalid cursor \"o:9\"",
+            ),
+        ];
+        for (error, code, words) in cases {
+            assert_eq!(error.code.0, code, "{error:?}");
+            assert!(error.message.contains(words), "{error:?}");
+        }
+        let partial: ErrorData = Refusal::UnknownResource {
+            uri: "x://y".into(),
+            down: vec!["b".into()],
+        }
+        .into();
+        assert!(
+            partial.message.ends_with("(not answering now: b)"),
+            "{partial:?}"
+        );
+        assert_eq!(partial.data, Some(json!({ "uri": "x://y" })));
+        let prompt: ErrorData = Refusal::UnknownPrompt("p".into()).into();
+        assert_eq!(prompt.data, Some(json!({ "prompt": "p" })));
+    }
+}
