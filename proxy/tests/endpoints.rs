@@ -50,6 +50,11 @@ async fn health_ready_and_metrics() {
         "mcp_proxy_tokio_alive_tasks",
         "mcp_proxy_open_fds",
         "mcp_proxy_child_processes",
+        // beyond the SPEC's list, read by the harness and by operators
+        "mcp_proxy_invalidation_listener_up",
+        "mcp_proxy_rss_bytes",
+        "mcp_proxy_memory_limit_bytes",
+        "mcp_proxy_memory_pressure",
     ] {
         assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
     }

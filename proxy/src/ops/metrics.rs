@@ -206,6 +206,11 @@ impl Metrics {
             self.invalidations.clone(),
         );
         r.register(
+            "mcp_proxy_invalidation_listener_up",
+            "1 while the PostgreSQL LISTEN connection for cross-replica invalidation is up; while 0, caches fall back to their TTLs",
+            self.invalidation_listener_up.clone(),
+        );
+        r.register(
             "mcp_proxy_invalidation_listener_connects",
             "Invalidation listener connect attempts by outcome",
             self.invalidation_listener_connects.clone(),
