@@ -1,5 +1,5 @@
-//! The children of the harness, whoever starts them: how one is spawned ([`spawn`]), the
-//! long-running ones owned outside a run's process list (`owned`), the live list a second
+//! The children of the harness, whoever starts them: how one is spawned ([`spawn`]), the one
+//! owned-child type every long-running child is (`owned`), the live list a second
 //! Ctrl-C kills ([`kill_all_now`]), strays found after a run, free loopback ports ([`port`]) and
 //! the two-signal interrupt handler ([`interrupt`]).
 //!
@@ -27,9 +27,9 @@ pub fn kill_all_now() {
     }
 }
 
-/// Registers a child owned outside `target::Processes` (PostgreSQL, HAProxy): the second Ctrl-C
-/// kills it and [`stray_processes`] does not report it. Its owner calls [`unregister_live`]
-/// once it has reaped it.
+/// Registers a child (an `OwnedChild` does, from spawn): the second Ctrl-C kills it and
+/// [`stray_processes`] does not report it. Its owner calls [`unregister_live`] once it has
+/// reaped it.
 pub fn register_live(pid: u32) {
     LIVE.lock().unwrap().push(pid);
 }
@@ -44,7 +44,7 @@ pub fn become_subreaper() {
     let _ = nix::sys::prctl::set_child_subreaper(true);
 }
 
-/// Children of this process that no `target::Processes` owns (orphans adopted as subreaper, or
+/// Children of this process that no `OwnedChild` owns (orphans adopted as subreaper, or
 /// children that survived their stop).
 pub fn stray_processes() -> Vec<u32> {
     let live = LIVE.lock().unwrap().clone();

@@ -1,18 +1,21 @@
-//! One long-running child process the harness owns outside a run's `target::Processes`
-//! (the throw-away PostgreSQL and the HAProxy of `target::deployment`).
+//! The one owned-child type of the harness: every long-running child (the mocks and proxies of
+//! a run's `target::Processes`, the throw-away PostgreSQL and the HAProxy of
+//! `target::deployment`) is an [`OwnedChild`].
 //!
 //! Ownership: an [`OwnedChild`] is the only handle on its process. It is registered in
 //! the [`process`](super) live list from spawn until it is reaped, so a second Ctrl-C SIGKILLs it and
 //! the run's stray check does not report it. Close paths, each of which reaps and unregisters:
-//! - [`OwnedChild::stop`]: the child's own graceful signal, a bounded wait, then SIGKILL to its
-//!   process group; the normal path (and idempotent).
+//! - [`OwnedChild::stop`]: the child's own graceful signal, a bounded wait, then SIGKILL (to its
+//!   process group when it leads one); the normal path (and idempotent).
 //! - `Drop` (errors, panics, a future dropped mid-start): the drop signal, a short blocking wait
-//!   when that signal lets the child end its own children, then SIGKILL to the group.
+//!   when that signal lets the child end its own children, then SIGKILL (to the group when it
+//!   leads one).
 //! - the harness dying: `PR_SET_PDEATHSIG` delivers the death signal (set after any uid change,
 //!   which would clear it).
 //!
-//! Each child leads its own process group, so a terminal's Ctrl-C reaches the harness only and
-//! the harness decides the order of the teardown (the database outlives the replicas' drain).
+//! PostgreSQL and HAProxy lead their own process group (`spawn::command(.., own_group: true)`),
+//! so a terminal's Ctrl-C reaches the harness only and the harness decides the order of the
+//! teardown (the database outlives the replicas' drain); a run's mocks and proxies do not.
 
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
@@ -31,13 +34,16 @@ pub(crate) struct OwnedChild {
     pid: u32,
     /// Sent by `Drop`; SIGKILL means "no wait".
     drop_signal: Signal,
+    /// Whether the child leads its own process group (then SIGKILL goes to the whole group).
+    leads_group: bool,
 }
 
 impl OwnedChild {
-    /// Spawns `cmd` (made with [`spawn::command`](super::spawn::command)) and registers it.
+    /// Spawns `cmd` (made with [`spawn::command`](super::spawn::command)) and registers it;
+    /// `name` is what a spawn error names.
     pub(crate) fn spawn(
         mut cmd: Command,
-        name: &'static str,
+        name: &str,
         drop_signal: Signal,
     ) -> anyhow::Result<OwnedChild> {
         let child = cmd
@@ -45,11 +51,38 @@ impl OwnedChild {
             .with_context(|| format!("cannot start {name}"))?;
         let pid = child.id().context("a just-spawned child has a PID")?;
         super::register_live(pid);
+        // the group is set before exec, and spawn returns after exec
+        let raw = Pid::from_raw(pid as i32);
+        let leads_group = nix::unistd::getpgid(Some(raw)) == Ok(raw);
         Ok(OwnedChild {
             child,
             pid,
             drop_signal,
+            leads_group,
         })
+    }
+
+    /// The child's piped stdout, once.
+    pub(crate) fn take_stdout(&mut self) -> Option<tokio::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// Sends `signal` to the child; an error once it has been reaped.
+    pub(crate) fn signal(&self, signal: Signal) -> anyhow::Result<()> {
+        let pid = self.child.id().context("the process has exited")?;
+        kill(Pid::from_raw(pid as i32), signal)?;
+        Ok(())
+    }
+
+    /// SIGKILL to the child, or to its whole group when it leads one (before the leader is
+    /// reaped, so the group id cannot have been reused).
+    fn kill_now(&self) {
+        let pid = Pid::from_raw(self.pid as i32);
+        if self.leads_group {
+            let _ = killpg(pid, Signal::SIGKILL);
+        } else {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -81,9 +114,8 @@ impl OwnedChild {
         status
     }
 
-    /// `signal`, up to `grace` for the child to exit, then SIGKILL to its whole group (before
-    /// the leader is reaped, so the group id cannot have been reused); always reaped and
-    /// unregistered. Returns the exit status (None: it had been reaped before).
+    /// `signal`, up to `grace` for the child to exit, then SIGKILL ([`Self::kill_now`]); always
+    /// reaped and unregistered. Returns the exit status (None: it had been reaped before).
     pub(crate) async fn stop(&mut self, signal: Signal, grace: Duration) -> Option<ExitStatus> {
         if let Ok(Some(s)) = self.child.try_wait() {
             super::unregister_live(self.pid);
@@ -96,7 +128,7 @@ impl OwnedChild {
         let status = match tokio::time::timeout(grace, self.child.wait()).await {
             Ok(Ok(s)) => Some(s),
             _ => {
-                let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+                self.kill_now();
                 self.child.wait().await.ok()
             }
         };
@@ -119,7 +151,7 @@ impl Drop for OwnedChild {
                 }
             }
             if !matches!(self.child.try_wait(), Ok(Some(_))) {
-                let _ = killpg(pid, Signal::SIGKILL);
+                self.kill_now();
                 // kill_on_drop hands a child still unreaped to tokio's orphan reaper
             }
         }

@@ -27,11 +27,10 @@ use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
 
+use crate::process::owned::OwnedChild;
 use crate::process::spawn;
 
 /// The measured target: where to send MCP requests and whom to probe.
@@ -121,14 +120,13 @@ impl Binaries {
 
 struct Proc {
     name: String,
-    /// The PID at start (the child's own is gone once it is reaped).
-    pid: u32,
-    child: Child,
+    child: OwnedChild,
     /// Kept open so a late write by the child never meets a closed pipe.
     _stdout: Option<tokio::process::ChildStdout>,
 }
 
-/// Every process the run started, in start order.
+/// Every process the run started, in start order, each an [`OwnedChild`] (so dropping the
+/// list kills them all, and `stop` ends them with the same close path as PostgreSQL and HAProxy).
 pub struct Processes {
     procs: Vec<Proc>,
     dir: PathBuf,
@@ -143,11 +141,8 @@ impl Processes {
         }
     }
 
-    fn add(&mut self, name: &str, child: Child, stdout: Option<tokio::process::ChildStdout>) {
-        let pid = child.id().unwrap_or(0);
-        crate::process::register_live(pid);
+    fn add(&mut self, name: &str, child: OwnedChild, stdout: Option<tokio::process::ChildStdout>) {
         self.procs.push(Proc {
-            pid,
             name: name.to_string(),
             child,
             _stdout: stdout,
@@ -180,10 +175,8 @@ impl Processes {
         .args(mock_args(upstream))
         .stdout(Stdio::piped())
         .stderr(f);
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut child = OwnedChild::spawn(cmd, &bin.display().to_string(), Signal::SIGKILL)?;
+        let mut stdout = BufReader::new(child.take_stdout().expect("piped"));
         let mut addr = None;
         let mut control = None;
         let mut line = String::new();
@@ -204,8 +197,7 @@ impl Processes {
         let read = tokio::time::timeout(Duration::from_secs(10), read).await;
         let stdout = stdout.into_inner();
         let (Ok(Ok(())), Some(addr), Some(control)) = (read, addr, control) else {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
+            child.stop(Signal::SIGKILL, Duration::ZERO).await;
             bail!(
                 "upstream \"{}\": mock-mcp did not start: {}",
                 upstream.name,
@@ -258,10 +250,8 @@ impl Processes {
             )
             .stdout(f.try_clone()?)
             .stderr(f);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        let pid = child.id().unwrap_or(0);
+        let child = OwnedChild::spawn(cmd, &bin.display().to_string(), Signal::SIGKILL)?;
+        let pid = child.pid();
         self.add(name, child, None);
         let url = bundled::ready_url(listen);
         let http = reqwest::Client::builder()
@@ -309,12 +299,7 @@ impl Processes {
     pub async fn kill(&mut self, name: &str) -> Option<ExitStatus> {
         let i = self.procs.iter().position(|p| p.name == name)?;
         let mut p = self.procs.remove(i);
-        let _ = p.child.start_kill();
-        let status = p.child.wait().await.ok();
-        // the child's own id is gone once reaped: forget the PID it had
-        let pid = p.pid;
-        crate::process::unregister_live(pid);
-        status
+        p.child.stop(Signal::SIGKILL, Duration::ZERO).await
     }
 
     /// Forgets `name` once it has exited (reaped), so its name can be started again.
@@ -322,28 +307,23 @@ impl Processes {
         let Some(i) = self.procs.iter().position(|p| p.name == name) else {
             return false;
         };
-        if !matches!(self.procs[i].child.try_wait(), Ok(Some(_))) {
+        if self.procs[i].child.exited().is_none() {
             return false;
         }
-        let p = self.procs.remove(i);
-        let pid = p.pid;
-        crate::process::unregister_live(pid);
+        self.procs.remove(i);
         true
     }
 
     /// The exit status of `name`, if it has exited.
     pub fn exited(&mut self, name: &str) -> Option<ExitStatus> {
         let p = self.procs.iter_mut().find(|p| p.name == name)?;
-        p.child.try_wait().ok().flatten()
+        p.child.exited()
     }
 
     /// Waits up to `timeout` for `name` to exit by itself.
     pub async fn wait_exit(&mut self, name: &str, timeout: Duration) -> Option<ExitStatus> {
         let p = self.procs.iter_mut().find(|p| p.name == name)?;
-        tokio::time::timeout(timeout, p.child.wait())
-            .await
-            .ok()
-            .and_then(Result::ok)
+        p.child.wait_exit(timeout).await
     }
 
     /// Sends `signal` to `name`.
@@ -353,9 +333,7 @@ impl Processes {
             .iter()
             .find(|p| p.name == name)
             .ok_or_else(|| anyhow!("no process {name}"))?;
-        let pid = p.child.id().ok_or_else(|| anyhow!("{name} has exited"))?;
-        kill(Pid::from_raw(pid as i32), signal)?;
-        Ok(())
+        p.child.signal(signal).with_context(|| name.to_string())
     }
 
     /// Stops every process, the proxy first: SIGTERM, then SIGKILL after `grace`; each is
@@ -366,38 +344,11 @@ impl Processes {
         self.procs
             .sort_by_key(|p| if p.name.starts_with("proxy") { 0 } else { 1 });
         for p in &mut self.procs {
-            if let Ok(Some(s)) = p.child.try_wait() {
-                out.insert(p.name.clone(), Some(s));
-                continue;
-            }
-            if let Some(pid) = p.child.id() {
-                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-            }
-            let status = match tokio::time::timeout(grace, p.child.wait()).await {
-                Ok(Ok(s)) => Some(s),
-                _ => {
-                    let _ = p.child.start_kill();
-                    p.child.wait().await.ok()
-                }
-            };
+            let status = p.child.stop(Signal::SIGTERM, grace).await;
             out.insert(p.name.clone(), status);
         }
-        let mine: Vec<u32> = self.procs.iter().map(|p| p.pid).collect();
-        mine.iter()
-            .for_each(|pid| crate::process::unregister_live(*pid));
         self.procs.clear();
         out
-    }
-}
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for p in &mut self.procs {
-            let _ = p.child.start_kill();
-            if let Some(pid) = p.child.id() {
-                crate::process::unregister_live(pid);
-            }
-        }
     }
 }
 
