@@ -43,8 +43,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::MockTools;
 use crate::session::{InitialRoots, Session, is_2026_era};
+use crate::tools::MockTools;
 
 /// How long `--roots-on-initialized` waits for the client's answer to its `roots/list`.
 pub const INITIAL_ROOTS_TIMEOUT: Duration = Duration::from_secs(30);

@@ -27,10 +27,10 @@ use rmcp::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::MockTools;
 use crate::faults::{FaultKind, FaultState};
 use crate::paging::page;
 use crate::session::is_2026_era;
+use crate::tools::MockTools;
 use crate::{prompts, resources};
 
 fn cursor(request: &Option<PaginatedRequestParams>) -> Option<&str> {

@@ -15,11 +15,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::MockTools;
 use crate::control;
 use crate::faults::{Counters, Fault, FaultState, Latency};
 use crate::http_faults::{self, FaultListener, HttpFaults};
 use crate::paging::DEFAULT_PAGE_SIZE;
+use crate::tools::MockTools;
 
 /// How long [`MockServer::shutdown`] waits for the graceful drain before giving up.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

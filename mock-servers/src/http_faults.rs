@@ -18,8 +18,8 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::MockTools;
 use crate::faults::{Counters, FaultKind, FaultState};
+use crate::tools::MockTools;
 
 const MAX_BODY: usize = 4 * 1024 * 1024;
 

@@ -17,8 +17,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::MockTools;
 use crate::faults::{FaultKind, FaultState};
+use crate::tools::MockTools;
 
 /// Exit status of a `crash-after` crash.
 pub const CRASH_EXIT_CODE: i32 = 3;
