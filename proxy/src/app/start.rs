@@ -67,7 +67,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
     let state = Arc::new(AppState::build(settings, store, metrics)?);
-    state.pool.spawn_sweeper(state.background_stop.clone());
     if let Some(seed) = &seed {
         let report = state.apply_seed(seed).await?;
         tracing::info!(?report, "seed applied");
@@ -81,10 +80,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
     Ok(RunningProxy { addr, state, task })
 }
 
-/// The background tasks, each on the tracker until the background stop token.
+/// The background tasks, each on the tracker until the background stop token; started once
+/// the seed is applied, so a start that fails before leaves none behind.
 fn spawn_background(state: &Arc<AppState>) {
     let stop = &state.background_stop;
     let tracker = &state.tracker;
+    state.pool.spawn_sweeper(stop.clone());
     state.usage.spawn_flusher(
         state.store.clone(),
         state.settings.usage_flush_interval,

@@ -29,6 +29,7 @@ impl ProxyHandler {
     /// upstream is logged, counted and left out; a partial catalog is not cached.
     pub(super) async fn catalog(&self, config: &InstanceConfig, era: Era) -> Arc<Catalog> {
         self.state
+            .caches
             .catalogs
             .get_or_build(&self.instance_id, || self.build_catalog(config, era))
             .await
@@ -440,6 +441,7 @@ impl ProxyHandler {
         let timeout = self.state.settings.call_timeout;
         let logging = config.upstreams.iter().filter(|u| {
             self.state
+                .caches
                 .capabilities
                 .get(&u.name)
                 .is_some_and(|c| c.logging.is_some())

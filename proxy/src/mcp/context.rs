@@ -7,8 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::data::cache::{CatalogCache, ConfigCache, ToolsCache};
-use crate::domain::capabilities::UpstreamCapabilities;
+use crate::data::cache::Caches;
 use crate::domain::model::InstanceConfig;
 use crate::ops::metrics::Metrics;
 use crate::sessions::Sessions;
@@ -29,11 +28,8 @@ pub struct McpSettings {
 pub struct McpState {
     pub settings: McpSettings,
     pub metrics: Arc<Metrics>,
-    pub configs: ConfigCache,
-    pub tools: ToolsCache,
-    pub catalogs: CatalogCache,
-    /// What each upstream offers, learned at connect; what each instance advertised.
-    pub capabilities: Arc<UpstreamCapabilities>,
+    /// Config, merged lists, and what each upstream offers and each instance advertised.
+    pub caches: Arc<Caches>,
     pub pool: Arc<ConnectionManager>,
     pub sessions: Arc<Sessions>,
     /// Where deferred work runs; shutdown waits for it.

@@ -90,6 +90,7 @@ impl ProxyHandler {
             return Ok(config.clone());
         }
         self.state
+            .caches
             .configs
             .get(&self.instance_id)
             .await
@@ -170,6 +171,7 @@ impl ProxyHandler {
     /// returned but not cached.
     async fn tool_index(&self, config: &InstanceConfig, era: Era) -> Arc<ToolIndex> {
         self.state
+            .caches
             .tools
             .get_or_build(&self.instance_id, || self.build_tool_index(config, era))
             .await
@@ -285,12 +287,13 @@ impl ProxyHandler {
         let unknown = config
             .upstreams
             .iter()
-            .filter(|u| self.state.capabilities.get(&u.name).is_none());
+            .filter(|u| self.state.caches.capabilities.get(&u.name).is_none());
         let learn = futures::future::join_all(unknown.map(|upstream| async move {
             if let Ok(lease) = self.lease(upstream, era).await {
                 // A connection that was already open (its capabilities forgotten when the
                 // caches were dropped) tells them again here.
                 self.state
+                    .caches
                     .capabilities
                     .record(&upstream.name, lease.capabilities().clone());
                 lease.release().await;
@@ -300,10 +303,11 @@ impl ProxyHandler {
         let known: Vec<ServerCapabilities> = config
             .upstreams
             .iter()
-            .filter_map(|u| self.state.capabilities.get(&u.name))
+            .filter_map(|u| self.state.caches.capabilities.get(&u.name))
             .collect();
         let merged = crate::domain::capabilities::merged(&known);
         self.state
+            .caches
             .capabilities
             .advertise(&self.instance_id, &merged);
         let _ = self.capabilities.set(merged.clone());
@@ -401,7 +405,7 @@ impl ServerHandler for ProxyHandler {
             .capabilities
             .get()
             .cloned()
-            .or_else(|| self.state.capabilities.advertised(&self.instance_id))
+            .or_else(|| self.state.caches.capabilities.advertised(&self.instance_id))
             .unwrap_or_else(|| crate::domain::capabilities::merged([]));
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("mcp-proxy", env!("CARGO_PKG_VERSION")))
