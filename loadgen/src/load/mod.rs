@@ -184,10 +184,12 @@ pub async fn attack(plan: Arc<Plan>) -> anyhow::Result<LoadResult> {
     config.no_status_codes = true;
     config.timeout = Some(format!("{}", plan.request_timeout.as_secs().max(1)));
     goose::reset_killswitch();
-    GooseAttack::initialize_with_config(config)?
+    plan.recorder.begin_round();
+    let attacked = GooseAttack::initialize_with_config(config)?
         .register_scenario(scenario)
         .execute()
-        .await
-        .map_err(|e| anyhow::anyhow!("goose: {e:?}"))?;
+        .await;
+    plan.recorder.end_round();
+    attacked.map_err(|e| anyhow::anyhow!("goose: {e:?}"))?;
     Ok(plan.recorder.finish())
 }

@@ -49,6 +49,10 @@ pub struct Second {
 /// Where every user records its requests (shared by all users of one attack).
 pub struct Recorder {
     pub started: Instant,
+    /// The current round's start (the attack's: the open model's intended starts count from it).
+    round_started: Mutex<Instant>,
+    /// The time spent loading, over every round (the settles between rounds not counted).
+    active: Mutex<Duration>,
     inner: Mutex<Recorded>,
     /// Open model: requests that started later than intended.
     pub late_starts: AtomicU64,
@@ -96,6 +100,8 @@ struct Recorded {
 /// What an attack recorded, once it ended.
 pub struct LoadResult {
     pub wall: Duration,
+    /// The time spent loading (`wall` less the settles between rounds).
+    pub active: Duration,
     pub ops: BTreeMap<String, OpStats>,
     pub seconds: Vec<Second>,
     pub late_starts: u64,
@@ -130,6 +136,8 @@ impl Recorder {
     pub fn new() -> Recorder {
         Recorder {
             started: Instant::now(),
+            round_started: Mutex::new(Instant::now()),
+            active: Mutex::new(Duration::ZERO),
             inner: Mutex::new(Recorded::default()),
             late_starts: AtomicU64::new(0),
             reinitialized: AtomicU64::new(0),
@@ -137,6 +145,22 @@ impl Recorder {
             stop_marker: Mutex::new(None),
             eras: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// A round of load (an attack) starts now.
+    pub fn begin_round(&self) {
+        *self.round_started.lock().unwrap() = Instant::now();
+    }
+
+    /// The round that began last ended now: its time counts as load.
+    pub fn end_round(&self) {
+        let began = *self.round_started.lock().unwrap();
+        *self.active.lock().unwrap() += began.elapsed();
+    }
+
+    /// When the current round began.
+    pub fn round_start(&self) -> Instant {
+        *self.round_started.lock().unwrap()
     }
 
     /// From now on the target is stopping: requests that start after this are not measured.
@@ -225,6 +249,7 @@ impl Recorder {
         let r = self.inner.lock().unwrap();
         LoadResult {
             wall: self.started.elapsed(),
+            active: *self.active.lock().unwrap(),
             ops: r.ops.clone(),
             seconds: r.seconds.clone(),
             late_starts: self.late_starts.load(Ordering::Relaxed),

@@ -312,7 +312,7 @@ pub(super) async fn run_op(
         Some(rate) => {
             let slot = (user.weighted_users_index as u64 + s.k * plan.users as u64) as f64 / rate;
             s.k += 1;
-            let intended = plan.recorder.started + Duration::from_secs_f64(slot);
+            let intended = plan.recorder.round_start() + Duration::from_secs_f64(slot);
             let now = Instant::now();
             if intended > now {
                 tokio::time::sleep(intended - now).await;

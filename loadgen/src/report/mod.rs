@@ -6,8 +6,9 @@
 //! - [`capacity`]: replicas, DB operations and monthly cost from the measured figures.
 //! - [`compare`]: side by side with an earlier run, regressions beyond the noise margin.
 //! - [`merge`]: shards from several machines into one report.
-//! - [`check`], [`sample`], [`deployment`]: the verdict's checks, the probe's samples and the
-//!   deployment's figures, as data (built by `verdict`, `observe` and `target`).
+//! - [`check`], [`sample`], [`rounds`], [`deployment`]: the verdict's checks, the probe's
+//!   samples, the rounds of a run in cycles and the deployment's figures, as data (built by
+//!   `verdict`, `observe`, `run` and `target`).
 //! - [`render`]: Markdown, HTML (with its charts), JUnit, and the terminal summaries.
 //!
 //! Invariant: `report` imports nothing else of the crate; the runtime converts into these
@@ -23,6 +24,7 @@ pub mod gate;
 pub mod histogram;
 pub mod merge;
 pub mod render;
+pub mod rounds;
 pub mod sample;
 
 use std::collections::BTreeMap;
@@ -83,6 +85,9 @@ pub struct Report {
     /// phases measured.
     #[serde(default)]
     pub deployment: Option<DeploymentFacts>,
+    /// The rounds of a run with `leaks.cycles` ≥ 2 (empty otherwise).
+    #[serde(default)]
+    pub rounds: Vec<rounds::Round>,
     pub exit_code: i32,
 }
 

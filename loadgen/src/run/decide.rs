@@ -10,6 +10,7 @@ use super::timeline::Loaded;
 use super::{Measured, Stage};
 use crate::observe::sampler::Sample;
 use crate::report::ProbeSeries;
+use crate::report::rounds::Round;
 use crate::target::deployment::{self, Deployment, DeploymentFacts, ReplicaFigures};
 use crate::verdict;
 
@@ -20,6 +21,7 @@ pub(super) async fn decide(
     base: Baseline,
     loaded: Loaded,
     settled: Settled,
+    rounds: Vec<Round>,
 ) -> Measured {
     let scenario = s.scenario;
     if let (Some(d), Some(f)) = (deployment, facts.as_mut())
@@ -40,6 +42,14 @@ pub(super) async fn decide(
     }
     let (samples, slots) = s.sampler.stop_set().await;
     let mut checks = settled.checks;
+    let mut notes = Vec::new();
+    if !rounds.is_empty() {
+        // in rounds, memory is judged by repetition, not by one reading
+        let by_rounds = verdict::cycles::rss_check(&rounds, &scenario.leaks);
+        checks.retain(|c| c.name != by_rounds.name);
+        checks.push(by_rounds);
+        notes.extend(verdict::cycles::notes(&rounds, &scenario.leaks));
+    }
     if let (Some(d), Some(f)) = (deployment, facts.as_mut()) {
         f.replicas = d
             .replicas
@@ -77,7 +87,7 @@ pub(super) async fn decide(
             10.0
         },
     ));
-    let mut notes = Vec::new();
+    notes.extend(base.residue(&scenario.leaks));
     if !base.stable {
         notes.push(
             "the baseline never stood still for 1 s; it is the last sample of the wait".into(),
@@ -105,5 +115,6 @@ pub(super) async fn decide(
         started_at: loaded.started_at,
         target_version: s.tgt.version,
         deployment: facts,
+        rounds,
     }
 }

@@ -23,6 +23,7 @@ pub struct RunFacts<'a> {
     pub checks: Vec<Check>,
     pub notes: Vec<String>,
     pub deployment: Option<DeploymentFacts>,
+    pub rounds: Vec<crate::report::rounds::Round>,
 }
 
 /// The report of a finished run: the load's figures converted into the report's.
@@ -36,7 +37,7 @@ pub fn report(f: RunFacts<'_>) -> Report {
         .iter()
         .map(|(k, v)| (k.clone(), latency(v, mix.contains(k))))
         .collect();
-    let load = load_figures(s, f.load, &f.probe);
+    let load = load_figures(s, f.load, &f.probe, &f.rounds);
     let (ok, failed) = f.load.totals();
     let window: Vec<&Sample> = f
         .probe
@@ -77,6 +78,7 @@ pub fn report(f: RunFacts<'_>) -> Report {
         comparison: None,
         notes: f.notes,
         deployment: f.deployment,
+        rounds: f.rounds,
         exit_code: 0,
     };
     report.decide();
@@ -108,13 +110,26 @@ fn second(t_s: u64, s: &Second) -> SecondFigures {
 
 /// The load's figures: its model, totals and throughput, and the mean CPU of the target and
 /// of the harness over the measured load.
-fn load_figures(s: &Scenario, load: &LoadResult, probe: &ProbeSeries) -> LoadFigures {
+fn load_figures(
+    s: &Scenario,
+    load: &LoadResult,
+    probe: &ProbeSeries,
+    rounds: &[crate::report::rounds::Round],
+) -> LoadFigures {
     let (ok, failed) = load.totals();
     let wall = load.wall.as_secs_f64();
+    // the settles between rounds (`leaks.cycles`) are not load
+    let active = if load.active.is_zero() {
+        wall
+    } else {
+        load.active.as_secs_f64()
+    };
     let during: Vec<&Sample> = probe
         .samples
         .iter()
         .filter(|x| !x.gone && x.t_ms >= probe.load_start_t_ms && x.t_ms <= probe.load_end_t_ms)
+        // in rounds, the settles between them are not load
+        .filter(|x| rounds.is_empty() || rounds.iter().any(|r| r.loading_at(x.t_ms)))
         .collect();
     let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
     LoadFigures {
@@ -140,7 +155,7 @@ fn load_figures(s: &Scenario, load: &LoadResult, probe: &ProbeSeries) -> LoadFig
         requests: ok + failed,
         ok,
         failed,
-        throughput_rps: (ok + failed) as f64 / wall.max(0.001),
+        throughput_rps: (ok + failed) as f64 / active.max(0.001),
         sessions_opened: load.sessions_opened,
         reinitialized: load.reinitialized,
         late_starts: load.late_starts,

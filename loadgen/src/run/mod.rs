@@ -2,8 +2,9 @@
 //! load with its fault phases, settle, decide, write the report, tear everything down.
 //!
 //! The stages, in order, one module each: `start` (the target and its sampler), `warmup`,
-//! `baseline`, `timeline` (the measured load and its phases), `settle`, `decide`
-//! (the checks, through `verdict`); `facts` converts what they measured into the report.
+//! `baseline`, `rounds` (the measured load, in `leaks.cycles` rounds, each through `timeline`:
+//! the load and its phases), `settle`, `decide` (the checks, through `verdict`); `facts`
+//! converts what they measured into the report.
 //!
 //! Every exit path goes through [`run`]'s teardown: the processes it started are stopped and
 //! reaped whether the run passed, failed, errored or was interrupted.
@@ -12,6 +13,7 @@ mod baseline;
 mod decide;
 mod facts;
 mod progress;
+mod rounds;
 mod settle;
 mod start;
 mod timeline;
@@ -86,6 +88,8 @@ struct Measured {
     started_at: String,
     target_version: Option<String>,
     deployment: Option<DeploymentFacts>,
+    /// Each round's reading, with `leaks.cycles` ≥ 2.
+    rounds: Vec<crate::report::rounds::Round>,
 }
 
 /// A harness failure: exit 3, with the message.
@@ -151,6 +155,7 @@ pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
         checks: m.checks,
         notes: m.notes,
         deployment: m.deployment,
+        rounds: m.rounds,
     });
     if let (Some(before), Some(path)) = (&before, &opts.baseline) {
         report.compare_with(before, &path.display().to_string(), noise);
@@ -224,17 +229,37 @@ async fn measure(
         sampler,
         bar: progress::bar(opts.quiet, scenario.load.duration),
     };
+    // before any request: what the baseline is checked against
+    let before_warmup = stage.sampler.fresh().await.unwrap_or_default();
     warmup::warm_up(&stage).await?;
     if stage.interrupted() {
         bail!("interrupted");
     }
-    let base = baseline::take(&stage, deployment.as_ref()).await?;
-    let loaded = timeline::drive(&stage, procs, deployment, &mut facts).await?;
+    let base = baseline::take(&stage, deployment.as_ref(), before_warmup).await?;
+    let (loaded, rounds) = rounds::drive(&stage, &base, procs, deployment, &mut facts).await?;
     if stage.interrupted() {
         stage.bar.finish_and_clear();
         bail!("interrupted");
     }
-    let settled = settle::settle(&stage, procs, deployment.as_ref(), &base, &loaded).await?;
+    let last_round = rounds.last().map(|r| r.settled);
+    let settled = settle::settle(
+        &stage,
+        procs,
+        deployment.as_ref(),
+        &base,
+        &loaded,
+        last_round,
+    )
+    .await?;
     stage.bar.finish_and_clear();
-    Ok(decide::decide(stage, deployment.as_ref(), facts, base, loaded, settled).await)
+    Ok(decide::decide(
+        stage,
+        deployment.as_ref(),
+        facts,
+        base,
+        loaded,
+        settled,
+        rounds,
+    )
+    .await)
 }

@@ -1,6 +1,10 @@
-//! Stage 5, settle: after the load, wait (up to `leaks.settle`) for every resource to come
-//! back within its tolerance of the baseline, then judge the leaks; after a SIGTERM phase,
-//! judge the target's own exit instead.
+//! Stage 5, settle: after the load, watch the target for at least `leaks.settle_min` and
+//! until every resource has been back within its tolerance of the baseline for a second (at
+//! most `leaks.settle`), then judge the leaks; after a SIGTERM phase, judge the target's own
+//! exit instead. [`watch`] is also the settle after each round of a run in cycles.
+//!
+//! The minimum is what makes the settle watch rather than glance: a reaper on a timer and
+//! abandoned work that finishes late are seen before the verdict.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -32,6 +36,7 @@ pub(super) async fn settle(
     deployment: Option<&Deployment>,
     base: &Baseline,
     loaded: &Loaded,
+    last_round: Option<Sample>,
 ) -> anyhow::Result<Settled> {
     s.bar.set_prefix("settle");
     let load_end = s.sampler.latest().unwrap_or_default();
@@ -55,24 +60,35 @@ pub(super) async fn settle(
             new_sockets: Vec::new(),
         });
     }
-    let last = wait(s, deployment, base, load_end).await?;
+    // in cycles, the last round's settle was the run's
+    let last = match last_round {
+        Some(x) => x,
+        None => watch(s, deployment, base, load_end).await?,
+    };
     let during: Vec<Sample> = s.sampler.since(base.sample.t_ms);
     Ok(Settled {
-        checks: verdict::leak_checks(&base.sample, &during, &last, &s.scenario.leaks),
+        checks: verdict::leak_checks(&base.reference(), &during, &last, &s.scenario.leaks),
         new_sockets: new_sockets(s.tgt.pid, base, &last),
         last,
     })
 }
 
-/// Samples until every resource is back within its tolerance, the settle window ends or the
-/// run is interrupted; a target (or replica) that exits meanwhile is an error.
-async fn wait(
+/// Samples for at least `leaks.settle_min`, then until every resource has been within its
+/// tolerance for the last second, the settle window (`leaks.settle`) ends or the run is
+/// interrupted; returns the last sample. A target (or replica) that exits meanwhile is an
+/// error.
+pub(super) async fn watch(
     s: &Stage<'_>,
     deployment: Option<&Deployment>,
     base: &Baseline,
     mut last: Sample,
 ) -> anyhow::Result<Sample> {
-    let deadline = Instant::now() + s.scenario.leaks.settle;
+    let leaks = &s.scenario.leaks;
+    let reference = base.reference();
+    let started = Instant::now();
+    let deadline = started + leaks.settle;
+    // consecutive samples within tolerance (4 = a second)
+    let mut within = 0;
     loop {
         if let Some(x) = s.sampler.fresh().await {
             last = x;
@@ -87,10 +103,13 @@ async fn wait(
                 }
             }
         }
-        if verdict::settled(&base.sample, &last, &s.scenario.leaks)
-            || Instant::now() >= deadline
-            || s.interrupted()
-        {
+        within = if verdict::settled(&reference, &last, leaks) {
+            within + 1
+        } else {
+            0
+        };
+        let watched_enough = started.elapsed() >= leaks.settle_min && within >= 4;
+        if watched_enough || Instant::now() >= deadline || s.interrupted() {
             return Ok(last);
         }
     }

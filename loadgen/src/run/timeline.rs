@@ -57,20 +57,48 @@ struct Acts<'a> {
     sigterm_at: Option<Instant>,
 }
 
-/// Drives the measured load to its end, each phase at its offset.
+/// Which round of the measured load a [`drive`] is (`leaks.cycles`; one round without).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RoundOf {
+    /// 1-based.
+    pub index: u32,
+    pub count: u32,
+    /// The load of the rounds before this one.
+    pub offset: Duration,
+}
+
+impl RoundOf {
+    fn label(&self) -> String {
+        if self.count == 1 {
+            "load".into()
+        } else {
+            format!("round {}/{}", self.index, self.count)
+        }
+    }
+}
+
+/// The plan of the measured load: every round's users record into its one recorder.
+pub(super) fn plan(s: &Stage<'_>) -> anyhow::Result<Arc<Plan>> {
+    let scenario = s.scenario;
+    let round = scenario.load.duration / scenario.leaks.cycles.max(1);
+    Ok(Arc::new(Plan::new(
+        scenario,
+        &s.tgt.url,
+        &s.tgt.headers,
+        round,
+    )?))
+}
+
+/// Drives one round of the measured load (`plan`) to its end, each phase at its offset.
 pub(super) async fn drive(
     s: &Stage<'_>,
+    plan: Arc<Plan>,
+    round: RoundOf,
     procs: &mut Processes,
     deployment: &mut Option<Deployment>,
     facts: &mut Option<DeploymentFacts>,
 ) -> anyhow::Result<Loaded> {
     let scenario = s.scenario;
-    let plan = Arc::new(Plan::new(
-        scenario,
-        &s.tgt.url,
-        &s.tgt.headers,
-        scenario.load.duration,
-    )?);
     let recorder = plan.recorder.clone();
     let eras_at_start = recorder.era_counts();
     let load_start_t_ms = s.sampler.now_ms();
@@ -92,7 +120,7 @@ pub(super) async fn drive(
         sigterm_at: None,
     };
     let mut phase_log = Vec::new();
-    let mut phase_name = "load".to_string();
+    let mut phase_name = round.label();
     while !load_task.is_finished() {
         let elapsed = started.elapsed();
         while next < phases.len() && phases[next].at <= elapsed {
@@ -113,7 +141,7 @@ pub(super) async fn drive(
         if acts.sigterm_at.is_some() && s.sampler.latest().is_some_and(|x| x.gone) {
             goose::trigger_killswitch("target exited after SIGTERM");
         }
-        progress::show(s, &recorder, elapsed, &phase_name);
+        progress::show(s, &recorder, round.offset + elapsed, &phase_name);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let sigterm_at = acts.sigterm_at;

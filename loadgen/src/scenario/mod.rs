@@ -365,8 +365,22 @@ impl Default for Thresholds {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Leaks {
+    /// The longest the settle watches after the load (and the longest the baseline waits for
+    /// the warm-up's leftovers to go).
     #[serde(default = "d10s", deserialize_with = "duration")]
     pub settle: Duration,
+    /// The shortest the settle watches after the load, even when every count is back at once:
+    /// reapers that fire later and abandoned work that finishes later are seen.
+    #[serde(default = "d3s", deserialize_with = "duration")]
+    pub settle_min: Duration,
+    /// The measured load runs in this many equal rounds, each followed by a settle; memory is
+    /// a leak when it grows round after round (a garbage-collected heap or a JIT warms in
+    /// the first round and then holds), not by one reading.
+    #[serde(default = "one_cycle")]
+    pub cycles: u32,
+    /// With `cycles` ≥ 2: how much RSS may grow in one round and still be noise.
+    #[serde(default = "rss_noise")]
+    pub rss_noise_mib: f64,
     #[serde(default)]
     pub fds: u32,
     #[serde(default)]
@@ -385,6 +399,9 @@ impl Default for Leaks {
     fn default() -> Self {
         Leaks {
             settle: d10s(),
+            settle_min: d3s(),
+            cycles: one_cycle(),
+            rss_noise_mib: rss_noise(),
             fds: 0,
             sockets_close_wait: 0,
             tasks: 0,
@@ -406,6 +423,15 @@ fn default_prefix() -> String {
 }
 fn default_connection() -> String {
     "shared".into()
+}
+fn d3s() -> Duration {
+    Duration::from_secs(3)
+}
+fn one_cycle() -> u32 {
+    1
+}
+fn rss_noise() -> f64 {
+    2.0
 }
 fn d10s() -> Duration {
     Duration::from_secs(10)

@@ -27,6 +27,9 @@ fn a_minimal_scenario_gets_the_documented_defaults() {
     assert_eq!(s.leaks.fds, 0);
     assert_eq!(s.leaks.rss_mib, 16.0);
     assert_eq!(s.leaks.settle, Duration::from_secs(10));
+    assert_eq!(s.leaks.settle_min, Duration::from_secs(3));
+    assert_eq!(s.leaks.cycles, 1);
+    assert_eq!(s.leaks.rss_noise_mib, 2.0);
     assert_eq!(s.load.protocol, Protocol::V2025_11_25);
     assert_eq!(s.ops(), vec![(Op::Call("echo".into()), 1)]);
     assert!(s.bundled());
@@ -291,4 +294,29 @@ fn protocols_deal_users_to_eras_by_share() {
     assert!(e.contains("at least 1"), "{e}");
     let e = err(&MINIMAL.replace("users = 2", "users = 2\nprotocols = { \"2024\" = 1 }"));
     assert!(e.contains("2024"), "{e}");
+}
+
+#[test]
+fn settle_and_cycles_that_cannot_work_are_errors_that_say_why() {
+    let with = |leaks: &str, extra: &str| format!("{MINIMAL}{extra}\n[leaks]\n{leaks}\n");
+    let e = err(&with("settle = \"2s\"\nsettle_min = \"5s\"", ""));
+    assert!(
+        e.contains("`leaks.settle_min` (5s) is longer than `leaks.settle` (2s)"),
+        "{e}"
+    );
+    let e = err(&with("cycles = 0", ""));
+    assert!(e.contains("`leaks.cycles` must be at least 1"), "{e}");
+    // MINIMAL's load lasts 2s: three rounds would be shorter than a second each
+    let e = err(&with("cycles = 3", ""));
+    assert!(e.contains("a round must last at least 1s"), "{e}");
+    let phase = "[[phase]]\nat = \"1s\"\nupstream = \"echo\"\nfaults = []";
+    let e = err(&with("cycles = 2", phase));
+    assert!(e.contains("cannot be combined with `[[phase]]`"), "{e}");
+    let e = err(&with("rss_noise_mib = -1", ""));
+    assert!(
+        e.contains("`leaks.rss_noise_mib` must be a number ≥ 0"),
+        "{e}"
+    );
+    let ok = Scenario::parse(&with("cycles = 2\nsettle_min = \"0s\"", "")).unwrap();
+    assert_eq!(ok.leaks.cycles, 2);
 }

@@ -14,7 +14,55 @@ impl Scenario {
         self.validate_target()?;
         let names = self.validate_upstreams()?;
         self.validate_namespaces(&names)?;
-        self.validate_phases()
+        self.validate_phases()?;
+        self.validate_leaks()
+    }
+
+    /// `[leaks]`: the settle window and the rounds.
+    fn validate_leaks(&self) -> Result<(), String> {
+        let l = &self.leaks;
+        if l.settle_min > l.settle {
+            return Err(format!(
+                "`leaks.settle_min` ({}) is longer than `leaks.settle` ({}), the longest the settle may last",
+                humantime::format_duration(l.settle_min),
+                humantime::format_duration(l.settle)
+            ));
+        }
+        if l.cycles == 0 {
+            return Err(
+                "`leaks.cycles` must be at least 1 (1: one round, judged by one reading)".into(),
+            );
+        }
+        if l.cycles > 1 {
+            if !self.phases.is_empty() {
+                return Err(format!(
+                    "`leaks.cycles = {}` repeats the load in equal rounds; it cannot be combined with `[[phase]]` (a phase happens once): use cycles = 1, or a scenario without phases",
+                    l.cycles
+                ));
+            }
+            let round = self.load.duration / l.cycles;
+            if round < std::time::Duration::from_secs(1) {
+                return Err(format!(
+                    "`leaks.cycles = {}` makes rounds of {} of `load.duration` ({}); a round must last at least 1s",
+                    l.cycles,
+                    humantime::format_duration(round),
+                    humantime::format_duration(self.load.duration)
+                ));
+            }
+        }
+        if !(l.rss_noise_mib.is_finite() && l.rss_noise_mib >= 0.0) {
+            return Err(format!(
+                "`leaks.rss_noise_mib` must be a number ≥ 0, got {}",
+                l.rss_noise_mib
+            ));
+        }
+        if !(l.rss_mib.is_finite() && l.rss_mib >= 0.0) {
+            return Err(format!(
+                "`leaks.rss_mib` must be a number ≥ 0, got {}",
+                l.rss_mib
+            ));
+        }
+        Ok(())
     }
 
     /// `name`, `[capacity]`, `[compare]`.

@@ -10,6 +10,7 @@
 //! Pure: no IO. The run hands in the baseline, the samples and the load's figures.
 
 pub mod compare;
+pub mod cycles;
 pub mod merge;
 pub mod run;
 

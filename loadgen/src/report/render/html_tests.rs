@@ -88,6 +88,7 @@ fn empty() -> Report {
         comparison: None,
         notes: Vec::new(),
         deployment: None,
+        rounds: Vec::new(),
         exit_code: 0,
     }
 }
