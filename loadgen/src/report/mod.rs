@@ -85,8 +85,8 @@ pub struct Report {
     /// phases measured.
     #[serde(default)]
     pub deployment: Option<DeploymentFacts>,
-    /// The rounds of a run with `leaks.cycles` ≥ 2 (empty otherwise).
-    #[serde(default)]
+    /// The rounds of a run with `leaks.cycles` ≥ 2 (empty, and left out, otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rounds: Vec<rounds::Round>,
     pub exit_code: i32,
 }

@@ -108,7 +108,7 @@ pub(super) async fn watch(
         } else {
             0
         };
-        let watched_enough = started.elapsed() >= leaks.settle_min && within >= 4;
+        let watched_enough = started.elapsed() >= leaks.settle_min() && within >= 4;
         if watched_enough || Instant::now() >= deadline || s.interrupted() {
             return Ok(last);
         }

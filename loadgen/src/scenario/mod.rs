@@ -370,9 +370,10 @@ pub struct Leaks {
     #[serde(default = "d10s", deserialize_with = "duration")]
     pub settle: Duration,
     /// The shortest the settle watches after the load, even when every count is back at once:
-    /// reapers that fire later and abandoned work that finishes later are seen.
-    #[serde(default = "d3s", deserialize_with = "duration")]
-    pub settle_min: Duration,
+    /// reapers that fire later and abandoned work that finishes later are seen (default 3 s,
+    /// or `settle` when shorter; see [`Leaks::settle_min`]).
+    #[serde(default, deserialize_with = "some_duration")]
+    pub settle_min: Option<Duration>,
     /// The measured load runs in this many equal rounds, each followed by a settle; memory is
     /// a leak when it grows round after round (a garbage-collected heap or a JIT warms in
     /// the first round and then holds), not by one reading.
@@ -399,7 +400,7 @@ impl Default for Leaks {
     fn default() -> Self {
         Leaks {
             settle: d10s(),
-            settle_min: d3s(),
+            settle_min: None,
             cycles: one_cycle(),
             rss_noise_mib: rss_noise(),
             fds: 0,
@@ -409,6 +410,14 @@ impl Default for Leaks {
             sessions: 0,
             rss_mib: rss(),
         }
+    }
+}
+
+impl Leaks {
+    /// The shortest settle: `settle_min`, else 3 s or `settle` when that is shorter.
+    pub fn settle_min(&self) -> Duration {
+        self.settle_min
+            .unwrap_or_else(|| Duration::from_secs(3).min(self.settle))
     }
 }
 
@@ -423,9 +432,6 @@ fn default_prefix() -> String {
 }
 fn default_connection() -> String {
     "shared".into()
-}
-fn d3s() -> Duration {
-    Duration::from_secs(3)
 }
 fn one_cycle() -> u32 {
     1
@@ -483,6 +489,10 @@ impl Default for Compare {
     fn default() -> Self {
         Compare { noise: 0.25 }
     }
+}
+
+fn some_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

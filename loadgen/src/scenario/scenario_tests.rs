@@ -27,7 +27,7 @@ fn a_minimal_scenario_gets_the_documented_defaults() {
     assert_eq!(s.leaks.fds, 0);
     assert_eq!(s.leaks.rss_mib, 16.0);
     assert_eq!(s.leaks.settle, Duration::from_secs(10));
-    assert_eq!(s.leaks.settle_min, Duration::from_secs(3));
+    assert_eq!(s.leaks.settle_min(), Duration::from_secs(3));
     assert_eq!(s.leaks.cycles, 1);
     assert_eq!(s.leaks.rss_noise_mib, 2.0);
     assert_eq!(s.load.protocol, Protocol::V2025_11_25);
@@ -319,4 +319,8 @@ fn settle_and_cycles_that_cannot_work_are_errors_that_say_why() {
     );
     let ok = Scenario::parse(&with("cycles = 2\nsettle_min = \"0s\"", "")).unwrap();
     assert_eq!(ok.leaks.cycles, 2);
+    assert_eq!(ok.leaks.settle_min(), Duration::ZERO);
+    // a settle shorter than the default minimum is the minimum too (scenarios keep working)
+    let short = Scenario::parse(&with("settle = \"2s\"", "")).unwrap();
+    assert_eq!(short.leaks.settle_min(), Duration::from_secs(2));
 }

@@ -21,10 +21,12 @@ impl Scenario {
     /// `[leaks]`: the settle window and the rounds.
     fn validate_leaks(&self) -> Result<(), String> {
         let l = &self.leaks;
-        if l.settle_min > l.settle {
+        if let Some(min) = l.settle_min
+            && min > l.settle
+        {
             return Err(format!(
                 "`leaks.settle_min` ({}) is longer than `leaks.settle` ({}), the longest the settle may last",
-                humantime::format_duration(l.settle_min),
+                humantime::format_duration(min),
                 humantime::format_duration(l.settle)
             ));
         }
