@@ -18,6 +18,11 @@ pub struct Round {
     pub sessions_opened: u64,
     /// The last sample of the round's settle.
     pub settled: Sample,
+    /// The lowest RSS from the round's load start to its settle's end: the trough after a
+    /// garbage collection, where a heap that only grew between collections shows what it
+    /// holds.
+    #[serde(default)]
+    pub rss_low_bytes: u64,
 }
 
 impl Round {

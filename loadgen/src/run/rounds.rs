@@ -38,7 +38,16 @@ pub(super) async fn drive(
             s.bar.set_prefix(format!("settle {index}/{count}"));
             let load_end = s.sampler.latest().unwrap_or_default();
             let settled = settle::watch(s, deployment.as_ref(), base, load_end).await?;
+            let rss_low_bytes = s
+                .sampler
+                .since(loaded.load_start_t_ms)
+                .iter()
+                .filter(|x| x.probed && !x.gone)
+                .map(|x| x.rss_bytes)
+                .min()
+                .unwrap_or(settled.rss_bytes);
             rounds.push(Round {
+                rss_low_bytes,
                 index,
                 load_start_t_ms: loaded.load_start_t_ms,
                 load_end_t_ms: loaded.load_end_t_ms,

@@ -1,7 +1,10 @@
-//! Memory judged by repetition (`[leaks] cycles = N`, N ≥ 2): RSS read after the settle of
-//! each round is a leak when it grows round after round, not when the first round warms a
-//! heap or a JIT. A garbage-collected runtime (Node, Python, Go) grows tens of MiB in its
-//! first round and then holds; a proxy that keeps every session grows in every round.
+//! Memory judged by repetition (`[leaks] cycles = N`, N ≥ 2): the lowest RSS of each round
+//! (from its load start to its settle's end) is a leak when it grows round after round, not
+//! when the first round warms a heap or a JIT. A garbage-collected runtime (Node, Python, Go)
+//! grows tens of MiB between collections and drops back at one (often when the next round's
+//! load starts: it does not collect when idle), so its readings after the settles climb in a
+//! saw-tooth while its troughs hold; a proxy that keeps every session grows in every round,
+//! troughs included.
 //!
 //! The rule: the rounds after the first grew by more than `rss_noise_mib` each — all of them,
 //! allowing one in four that did not (freed pages a leak grows into for a round, a full GC) —
@@ -14,17 +17,17 @@ use crate::scenario::Leaks;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// RSS after each round, in MiB.
+/// The lowest RSS of each round, in MiB.
 fn rss_series(rounds: &[Round]) -> Vec<f64> {
     rounds
         .iter()
         .filter(|r| r.settled.probed && !r.settled.gone)
-        .map(|r| r.settled.rss_bytes as f64 / MIB)
+        .map(|r| r.rss_low_bytes as f64 / MIB)
         .collect()
 }
 
-/// The `rss` leak check of a run in rounds: baseline = after the first round, value = after
-/// the last, limit = `rss_mib`.
+/// The `rss` leak check of a run in rounds: baseline = the first round's trough, value =
+/// the last round's, peak = the highest trough, limit = `rss_mib`.
 pub fn rss_check(rounds: &[Round], leaks: &Leaks) -> Check {
     let rss = rss_series(rounds);
     let skipped = (rss.len() < 2).then(|| {
@@ -69,7 +72,7 @@ pub fn notes(rounds: &[Round], leaks: &Leaks) -> Vec<String> {
             String::new()
         };
         out.push(format!(
-            "rss after each round: {} MiB; {:+.1} MiB a round after the first{per_session} (a leak when the rounds after the first each grow more than {} MiB, one in four may not, and together more than {} MiB)",
+            "rss, lowest in each round: {} MiB; {:+.1} MiB a round after the first{per_session} (a leak when the rounds after the first each grow more than {} MiB, one in four may not, and together more than {} MiB)",
             rss.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(" → "),
             per_round,
             leaks.rss_noise_mib,
@@ -105,9 +108,10 @@ mod tests {
                 sessions_opened: 1000,
                 settled: Sample {
                     probed: true,
-                    rss_bytes: (m * MIB) as u64,
+                    rss_bytes: (m * MIB) as u64 + (30 << 20),
                     ..Sample::default()
                 },
+                rss_low_bytes: (m * MIB) as u64,
                 ..Round::default()
             })
             .collect()
