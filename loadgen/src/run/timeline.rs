@@ -65,12 +65,15 @@ pub(super) async fn drive(
     facts: &mut Option<DeploymentFacts>,
 ) -> anyhow::Result<Loaded> {
     let scenario = s.scenario;
-    let plan = Arc::new(Plan::new(
-        scenario,
-        &s.tgt.url,
-        &s.tgt.headers,
-        scenario.load.duration,
-    )?);
+    let plan = Arc::new(
+        Plan::new(
+            scenario,
+            &s.tgt.url,
+            &s.tgt.headers,
+            scenario.load.duration,
+        )?
+        .with_schemas(s.schemas.clone()),
+    );
     let recorder = plan.recorder.clone();
     let eras_at_start = recorder.era_counts();
     let load_start_t_ms = s.sampler.now_ms();
