@@ -88,7 +88,11 @@ settle = "3s"
 "#,
         mock.target()
     ));
-    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
     let report = run.report();
     for op in ["tools/call echo", "tools/call add", "initialize"] {
         let o = &report["ops"][op];
@@ -128,14 +132,21 @@ mix = { "tools/call echo" = 4, "tools/call poke" = 1 }
 settle = "10s"
 "#,
     );
-    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
     let report = run.report();
     let c = client(&report);
     let opened = c["streams_opened"].as_u64().unwrap();
     let sessions = report["load"]["sessions_opened"].as_u64().unwrap();
     assert!(opened > 4, "sessions rotate, each with its stream: {c}");
     assert_eq!(opened, sessions, "one stream per session: {c}");
-    assert_eq!(c["streams_broken"], 0, "the client closes them, not the target: {c}");
+    assert_eq!(
+        c["streams_broken"], 0,
+        "the client closes them, not the target: {c}"
+    );
     assert!(
         c["stream_events"].as_u64().unwrap() > 0,
         "poke's list_changed reaches the streams: {c}"
@@ -172,7 +183,11 @@ settle = "1s"
         // the mock holds its hung requests until it stops: a leak verdict is not the point
         &["--no-fail"],
     );
-    assert_eq!(run.code, 0, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
     let report = run.report();
     let call = &report["ops"]["tools/call echo"];
     let timeouts = call["failures"]["timeout"].as_u64().unwrap_or(0);
@@ -207,12 +222,20 @@ mix = {{ "tools/call echo" = 1, "tools/call nosuch" = 1 }}
 "#,
         mock.target()
     ));
-    assert_eq!(run.code, 3, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 3,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
     assert!(run.stderr.contains("\"nosuch\""), "{}", run.stderr);
     assert!(
         run.stderr.contains("offers:") && run.stderr.contains("echo"),
         "{}",
         run.stderr
     );
-    assert!(!run.stderr.contains("\"echo\""), "echo is listed: {}", run.stderr);
+    assert!(
+        !run.stderr.contains("\"echo\""),
+        "echo is listed: {}",
+        run.stderr
+    );
 }

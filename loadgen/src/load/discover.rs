@@ -58,7 +58,9 @@ impl Lister<'_> {
 
     /// `initialize` + `notifications/initialized`; the session id, if the target gives one.
     async fn open(&mut self) -> anyhow::Result<()> {
-        let (answer, sid) = self.post(&mcp::initialize(1), "initialize", Some(1)).await?;
+        let (answer, sid) = self
+            .post(&mcp::initialize(1), "initialize", Some(1))
+            .await?;
         answer?;
         self.session = sid;
         let (answer, _) = self

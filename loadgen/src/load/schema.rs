@@ -113,7 +113,9 @@ fn resolve<'a>(root: &'a Value, target: &str) -> Option<&'a Value> {
 
 fn string(s: &Map<String, Value>, n: u64) -> Value {
     let mut text = match s.get("format").and_then(Value::as_str) {
-        Some("uri") | Some("url") | Some("uri-reference") => format!("https://example.com/load-{n}"),
+        Some("uri") | Some("url") | Some("uri-reference") => {
+            format!("https://example.com/load-{n}")
+        }
         Some("email") => format!("load{n}@example.com"),
         Some("date-time") => "2026-01-01T00:00:00Z".to_string(),
         Some("date") => "2026-01-01".to_string(),

@@ -17,7 +17,10 @@ fn mock_schema(tool: &str) -> Value {
 
 #[test]
 fn the_mocks_tools_get_their_required_arguments() {
-    assert_eq!(arguments(&mock_schema("echo"), 7), json!({"text": "load 7"}));
+    assert_eq!(
+        arguments(&mock_schema("echo"), 7),
+        json!({"text": "load 7"})
+    );
     assert_eq!(arguments(&mock_schema("add"), 7), json!({"a": 1, "b": 1}));
     assert_eq!(arguments(&mock_schema("sleep"), 7), json!({"ms": 0}));
     assert_eq!(

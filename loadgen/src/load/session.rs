@@ -69,7 +69,11 @@ const CANCEL_TIMEOUT: Duration = Duration::from_secs(1);
 const STREAM_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Posts `p`; gives it up (and cancels it) when it times out or the load stops first.
-async fn post(user: &mut GooseUser, plan: &Plan, p: &Post<'_>) -> Result<Exchange, (String, String)> {
+async fn post(
+    user: &mut GooseUser,
+    plan: &Plan,
+    p: &Post<'_>,
+) -> Result<Exchange, (String, String)> {
     let outcome = {
         let exchange = exchange(user, plan, p);
         tokio::select! {
@@ -82,7 +86,10 @@ async fn post(user: &mut GooseUser, plan: &Plan, p: &Post<'_>) -> Result<Exchang
         None => {
             ClientCounters::bump(&plan.recorder.client.abandoned_at_stop);
             cancel(user, plan, p, "the client stopped").await;
-            Err((STOPPED.to_string(), "in flight when the load stopped".to_string()))
+            Err((
+                STOPPED.to_string(),
+                "in flight when the load stopped".to_string(),
+            ))
         }
         Some(Err((tag, detail))) if tag == "timeout" => {
             cancel(user, plan, p, "timeout").await;
@@ -102,9 +109,16 @@ async fn cancel(user: &GooseUser, plan: &Plan, p: &Post<'_>, reason: &str) {
         ClientCounters::bump(&c.cancellations_failed);
         return;
     };
-    let rb = with_mcp_headers(rb, plan, p.protocol, p.session, "notifications/cancelled", None)
-        .timeout(CANCEL_TIMEOUT)
-        .body(body.to_string());
+    let rb = with_mcp_headers(
+        rb,
+        plan,
+        p.protocol,
+        p.session,
+        "notifications/cancelled",
+        None,
+    )
+    .timeout(CANCEL_TIMEOUT)
+    .body(body.to_string());
     match rb.send().await {
         Ok(r) if r.status().is_success() => ClientCounters::bump(&c.cancellations_sent),
         _ => ClientCounters::bump(&c.cancellations_failed),

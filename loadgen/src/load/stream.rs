@@ -51,12 +51,7 @@ impl EventStream {
     /// (then aborts it).
     pub async fn close(&self) {
         self.0.stop.cancel();
-        let task = self
-            .0
-            .task
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let task = self.0.task.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(mut task) = task
             && tokio::time::timeout(CLOSE_WAIT, &mut task).await.is_err()
         {

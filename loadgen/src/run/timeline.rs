@@ -66,13 +66,8 @@ pub(super) async fn drive(
 ) -> anyhow::Result<Loaded> {
     let scenario = s.scenario;
     let plan = Arc::new(
-        Plan::new(
-            scenario,
-            &s.tgt.url,
-            &s.tgt.headers,
-            scenario.load.duration,
-        )?
-        .with_schemas(s.schemas.clone()),
+        Plan::new(scenario, &s.tgt.url, &s.tgt.headers, scenario.load.duration)?
+            .with_schemas(s.schemas.clone()),
     );
     let recorder = plan.recorder.clone();
     let eras_at_start = recorder.era_counts();

@@ -59,9 +59,10 @@ async fn tool_schemas(s: &Stage<'_>) -> anyhow::Result<BTreeMap<String, Value>> 
     let headers = load::header_map(&s.tgt.headers)?;
     let mut listed = BTreeMap::new();
     for attempt in 1..=LISTINGS {
-        let tools = discover::list_tools(&s.tgt.url, &headers, protocol, load.timeout(OpKind::List))
-            .await
-            .with_context(|| format!("listing the target's tools at {}", s.tgt.url));
+        let tools =
+            discover::list_tools(&s.tgt.url, &headers, protocol, load.timeout(OpKind::List))
+                .await
+                .with_context(|| format!("listing the target's tools at {}", s.tgt.url));
         match tools {
             Ok(tools) => listed.extend(tools),
             Err(e) if attempt == LISTINGS => return Err(e),
