@@ -136,7 +136,7 @@ impl Lister<'_> {
         if self.protocol == Protocol::V2026_07_28 {
             rb = rb.header("Mcp-Method", method);
         }
-        let response = rb.send().await.with_context(|| format!("{method}"))?;
+        let response = rb.send().await.with_context(|| method.to_string())?;
         let status = response.status();
         let header = |n: &str| {
             response
@@ -147,7 +147,7 @@ impl Lister<'_> {
         };
         let sid = header("mcp-session-id");
         let content_type = header("content-type").unwrap_or_default();
-        let text = response.text().await.with_context(|| format!("{method}"))?;
+        let text = response.text().await.with_context(|| method.to_string())?;
         if !status.is_success() {
             let body: String = text.chars().take(200).collect();
             bail!("{method}: HTTP {status}: {body}");
