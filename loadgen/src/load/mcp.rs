@@ -25,6 +25,15 @@ pub fn request(protocol: Protocol, id: u64, method: &str, params: Option<Value>)
     json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })
 }
 
+/// `notifications/cancelled` for our request `id` (both eras: a notification, no answer).
+pub fn cancelled(protocol: Protocol, id: u64, reason: &str) -> Value {
+    let mut params = json!({ "requestId": id, "reason": reason });
+    if protocol == Protocol::V2026_07_28 {
+        params["_meta"] = era_meta();
+    }
+    json!({ "jsonrpc": "2.0", "method": "notifications/cancelled", "params": params })
+}
+
 /// `initialize` (2025-11-25 era).
 pub fn initialize(id: u64) -> Value {
     json!({ "jsonrpc": "2.0", "id": id, "method": "initialize", "params": {

@@ -78,3 +78,20 @@ fn requests_carry_the_era() {
     assert_eq!(r["params"]["name"], "echo");
     assert_eq!(initialize(1)["params"]["protocolVersion"], "2025-11-25");
 }
+
+#[test]
+fn cancellations_name_the_request_and_the_reason_in_both_eras() {
+    let c = cancelled(Protocol::V2025_11_25, 9, "timeout");
+    assert_eq!(
+        c,
+        json!({ "jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": { "requestId": 9, "reason": "timeout" } })
+    );
+    let c = cancelled(Protocol::V2026_07_28, 4, "the load stopped");
+    assert!(c.get("id").is_none());
+    assert_eq!(c["params"]["requestId"], 4);
+    assert_eq!(
+        c["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+        "2026-07-28"
+    );
+}

@@ -4,21 +4,31 @@
 //! timed from its intended start, late starts counted). goose's own request times stop at the
 //! response headers and are whole milliseconds, so every MCP request is timed here to the end
 //! of its body, in µs, into [`Recorder`].
+//!
+//! The client fits any MCP server: a 2025-11-25 server may answer `initialize` without a
+//! session id (then no session header and no DELETE); each kind of request has its own
+//! timeout (`[load.timeouts]`), and a request given up on (timed out, or in flight when the
+//! load stops) is cancelled with `notifications/cancelled`; sessions may hold the GET event
+//! stream (`stream.rs`); tool arguments come from the tools' `inputSchema`s (`schema.rs`),
+//! listed before the load (`discover.rs`) unless the scenario gives them.
 
+pub mod discover;
 pub mod mcp;
 mod recorder;
+pub mod schema;
 mod session;
+mod stream;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use goose::prelude::*;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::scenario::{Op, Protocol, Scenario as ScenarioFile, SessionEnd};
-pub use recorder::{EraCounts, LoadResult, OpStats, Recorder, Second};
+use crate::scenario::{Load, Op, OpKind, Protocol, Scenario as ScenarioFile, SessionEnd};
+pub use recorder::{ClientCounters, EraCounts, LoadResult, OpStats, Recorder, Second};
 use session::{close, run_op};
 
 /// Everything a user needs, shared by all users of one attack.
@@ -34,13 +44,23 @@ pub struct Plan {
     /// End (and re-open) a session after this many requests (0: never).
     pub requests_per_session: u64,
     pub ops: Vec<(Op, u32)>,
+    /// The scenario's `arguments`, by tool.
     pub arguments: BTreeMap<String, Value>,
+    /// Tool → `inputSchema` as the target lists it: the arguments of a tool the scenario
+    /// gives none for.
+    pub schemas: BTreeMap<String, Value>,
     pub expect_errors: BTreeSet<String>,
     pub users: usize,
     pub rate: Option<f64>,
     pub ramp: Duration,
     pub duration: Duration,
-    pub request_timeout: Duration,
+    /// `[load]`, for its timeouts.
+    pub load: Load,
+    /// Each 2025-11-25 session holds the GET event stream.
+    pub event_stream: bool,
+    /// When the load stops (its start + ramp + duration + 1 s of grace): a request still in
+    /// flight then is given up on and cancelled.
+    pub stop_at: Instant,
     pub recorder: Arc<Recorder>,
 }
 
@@ -59,20 +79,14 @@ impl Plan {
             path.push('?');
             path.push_str(q);
         }
-        let mut hm = HeaderMap::new();
-        for (k, v) in headers {
-            hm.insert(
-                HeaderName::from_bytes(k.as_bytes())
-                    .map_err(|e| anyhow::anyhow!("header name {k:?}: {e}"))?,
-                HeaderValue::from_str(v).map_err(|e| anyhow::anyhow!("header {k}: {e}"))?,
-            );
-        }
+        let hm = header_map(headers)?;
         let arguments = scenario
             .load
             .arguments
             .iter()
             .map(|(k, v)| Ok((k.clone(), serde_json::to_value(v)?)))
             .collect::<anyhow::Result<_>>()?;
+        let recorder = Arc::new(Recorder::new());
         Ok(Plan {
             origin,
             path,
@@ -96,9 +110,45 @@ impl Plan {
             rate: scenario.load.rate,
             ramp: scenario.load.ramp,
             duration,
-            request_timeout: scenario.load.request_timeout,
-            recorder: Arc::new(Recorder::new()),
+            load: scenario.load.clone(),
+            event_stream: scenario.load.event_stream,
+            stop_at: {
+                let ramp = if scenario.load.rate.is_some() {
+                    Duration::ZERO
+                } else {
+                    scenario.load.ramp
+                };
+                recorder.started + ramp + duration + Duration::from_secs(1)
+            },
+            recorder,
+            schemas: BTreeMap::new(),
         })
+    }
+
+    /// The plan with the target's tool schemas (see [`discover`]).
+    pub fn with_schemas(mut self, schemas: BTreeMap<String, Value>) -> Plan {
+        self.schemas = schemas;
+        self
+    }
+
+    /// The timeout of a request of `kind`.
+    pub fn timeout(&self, kind: OpKind) -> Duration {
+        self.load.timeout(kind)
+    }
+
+    /// Resolves once the load is stopping: its end (plus grace) passed, or goose's
+    /// killswitch was pulled (interrupt, an early end of the run).
+    pub async fn stopping(&self) {
+        loop {
+            if goose::is_killswitch_triggered() {
+                return;
+            }
+            let now = Instant::now();
+            if now >= self.stop_at {
+                return;
+            }
+            tokio::time::sleep((self.stop_at - now).min(Duration::from_millis(100))).await;
+        }
     }
 
     /// The era of user `index`: users are dealt to eras by their shares, in turn (with
@@ -120,18 +170,28 @@ impl Plan {
             Op::ListTools => None,
             Op::Ping => None,
             Op::Call(name) => {
-                let args = self.arguments.get(name).cloned().unwrap_or_else(|| {
-                    // Tools named `echo` (any namespace) need `text`.
-                    if name == "echo" || name.ends_with("__echo") {
-                        json!({ "text": format!("load {n}") })
-                    } else {
-                        json!({})
-                    }
-                });
+                let args = match (self.arguments.get(name), self.schemas.get(name)) {
+                    (Some(given), _) => given.clone(),
+                    (None, Some(schema)) => schema::arguments(schema, n),
+                    (None, None) => json!({}),
+                };
                 Some(json!({ "name": name, "arguments": args }))
             }
         }
     }
+}
+
+/// The scenario's `[target] headers` as a header map.
+pub fn header_map(headers: &BTreeMap<String, String>) -> anyhow::Result<HeaderMap> {
+    let mut hm = HeaderMap::new();
+    for (k, v) in headers {
+        hm.insert(
+            HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| anyhow::anyhow!("header name {k:?}: {e}"))?,
+            HeaderValue::from_str(v).map_err(|e| anyhow::anyhow!("header {k}: {e}"))?,
+        );
+    }
+    Ok(hm)
 }
 
 /// Runs one goose attack of `plan` (closed or open model) to its end.
@@ -182,7 +242,10 @@ pub async fn attack(plan: Arc<Plan>) -> anyhow::Result<LoadResult> {
     config.no_reset_metrics = true;
     config.no_telnet = true;
     config.no_status_codes = true;
-    config.timeout = Some(format!("{}", plan.request_timeout.as_secs().max(1)));
+    // goose's client-wide timeout must not cut a longer per-operation one (each request
+    // sets its own, which reqwest lets override the client's)
+    let longest = plan.load.longest_timeout().as_secs_f64().ceil() as u64 + 1;
+    config.timeout = Some(format!("{longest}"));
     goose::reset_killswitch();
     plan.recorder.begin_round();
     let attacked = GooseAttack::initialize_with_config(config)?

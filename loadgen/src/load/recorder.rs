@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::report::ClientCounts;
 use crate::scenario::Protocol;
 
 /// Counts and latencies of one label (an op of the mix, or `initialize`, `delete`, …).
@@ -64,6 +65,42 @@ pub struct Recorder {
     stop_marker: Mutex<Option<Instant>>,
     /// Requests of the mix and session opens, by protocol era.
     eras: Mutex<BTreeMap<Protocol, EraCounts>>,
+    /// Event streams and cancellations.
+    pub client: ClientCounters,
+}
+
+/// [`ClientCounts`] as they are counted, by every user at once.
+#[derive(Default)]
+pub struct ClientCounters {
+    pub streams_opened: AtomicU64,
+    pub streams_not_offered: AtomicU64,
+    pub streams_refused: AtomicU64,
+    pub streams_broken: AtomicU64,
+    pub stream_events: AtomicU64,
+    pub cancellations_sent: AtomicU64,
+    pub cancellations_failed: AtomicU64,
+    pub abandoned_at_stop: AtomicU64,
+}
+
+impl ClientCounters {
+    /// Adds one to `counter`.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> ClientCounts {
+        let v = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ClientCounts {
+            streams_opened: v(&self.streams_opened),
+            streams_not_offered: v(&self.streams_not_offered),
+            streams_refused: v(&self.streams_refused),
+            streams_broken: v(&self.streams_broken),
+            stream_events: v(&self.stream_events),
+            cancellations_sent: v(&self.cancellations_sent),
+            cancellations_failed: v(&self.cancellations_failed),
+            abandoned_at_stop: v(&self.abandoned_at_stop),
+        }
+    }
 }
 
 /// Requests of one protocol era: mix requests and session opens.
@@ -111,6 +148,7 @@ pub struct LoadResult {
     /// Requests started after the target was told to stop (not counted in ops).
     pub after_stop: u64,
     pub eras: BTreeMap<Protocol, EraCounts>,
+    pub client: ClientCounts,
 }
 
 impl LoadResult {
@@ -144,6 +182,7 @@ impl Recorder {
             sessions_opened: AtomicU64::new(0),
             stop_marker: Mutex::new(None),
             eras: Mutex::new(BTreeMap::new()),
+            client: ClientCounters::default(),
         }
     }
 
@@ -258,6 +297,7 @@ impl Recorder {
             in_flight_failed_at_stop: r.in_flight_failed_at_stop,
             after_stop: r.after_stop,
             eras: self.era_counts(),
+            client: self.client.snapshot(),
         }
     }
 }

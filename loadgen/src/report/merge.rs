@@ -129,6 +129,7 @@ fn sum_load(reports: &[(String, Report)], out: &mut Report) {
     load.late_starts = 0;
     load.in_flight_failed_at_stop = 0;
     load.after_stop = 0;
+    load.client = Default::default();
     load.harness_cpu_percent = None;
     load.target_cpu_percent = reports.iter().find_map(|(_, r)| r.load.target_cpu_percent);
     for (_, r) in reports {
@@ -148,6 +149,7 @@ fn sum_load(reports: &[(String, Report)], out: &mut Report) {
         load.late_starts += l.late_starts;
         load.in_flight_failed_at_stop += l.in_flight_failed_at_stop;
         load.after_stop += l.after_stop;
+        load.client.add(&l.client);
         if let Some(c) = l.harness_cpu_percent {
             load.harness_cpu_percent = Some(load.harness_cpu_percent.unwrap_or(0.0) + c);
         }

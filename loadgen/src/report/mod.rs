@@ -135,6 +135,45 @@ pub struct LoadFigures {
     /// Mean CPU of the target during the load, % of one core (None: no PID to probe).
     pub target_cpu_percent: Option<f64>,
     pub harness_cpu_percent: Option<f64>,
+    /// What the load client did beside its requests: event streams, cancellations.
+    #[serde(default)]
+    pub client: ClientCounts,
+}
+
+/// The load client's own counts: GET event streams and `notifications/cancelled` sent.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct ClientCounts {
+    /// GET event streams the target opened (2xx `text/event-stream`).
+    pub streams_opened: u64,
+    /// GET answered 405: the target offers no stream (not a failure).
+    pub streams_not_offered: u64,
+    /// GET answered with another error status, or not at all.
+    pub streams_refused: u64,
+    /// Opened streams that ended before their session did.
+    pub streams_broken: u64,
+    /// SSE events with data received on the streams.
+    pub stream_events: u64,
+    /// `notifications/cancelled` the target accepted (2xx) for requests given up on.
+    pub cancellations_sent: u64,
+    /// `notifications/cancelled` that got no 2xx answer within their short timeout.
+    pub cancellations_failed: u64,
+    /// Requests in flight when the load stopped, given up on (not measured).
+    pub abandoned_at_stop: u64,
+}
+
+impl ClientCounts {
+    /// Adds `other`'s counts (merging shards).
+    pub fn add(&mut self, other: &ClientCounts) {
+        self.streams_opened += other.streams_opened;
+        self.streams_not_offered += other.streams_not_offered;
+        self.streams_refused += other.streams_refused;
+        self.streams_broken += other.streams_broken;
+        self.stream_events += other.stream_events;
+        self.cancellations_sent += other.cancellations_sent;
+        self.cancellations_failed += other.cancellations_failed;
+        self.abandoned_at_stop += other.abandoned_at_stop;
+    }
 }
 
 /// Latency and outcome of one label, with its histogram (µs).

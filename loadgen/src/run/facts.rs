@@ -161,6 +161,7 @@ fn load_figures(
         late_starts: load.late_starts,
         in_flight_failed_at_stop: load.in_flight_failed_at_stop,
         after_stop: load.after_stop,
+        client: load.client,
         target_cpu_percent: probe
             .pid
             .and_then(|_| mean(during.iter().map(|x| x.cpu_percent as f64).collect())),

@@ -104,13 +104,15 @@ impl From<anyhow::Error> for HarnessError {
 }
 
 /// What every stage of a measured run reads: the scenario, the options, the target, its
-/// sampler (stopped by [`decide`]) and the progress bar.
+/// sampler (stopped by [`decide`]), the progress bar, and the target's tool schemas
+/// (listed by [`warmup`]).
 struct Stage<'a> {
     scenario: &'a Scenario,
     opts: &'a Options,
     tgt: Endpoint,
     sampler: Sampler,
     bar: indicatif::ProgressBar,
+    schemas: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Stage<'_> {
@@ -222,16 +224,17 @@ async fn measure(
 ) -> anyhow::Result<Measured> {
     let (tgt, sampler, mut facts) =
         start::start(scenario, opts, out_dir, procs, deployment).await?;
-    let stage = Stage {
+    let mut stage = Stage {
         scenario,
         opts,
         tgt,
         sampler,
         bar: progress::bar(opts.quiet, scenario.load.duration),
+        schemas: Default::default(),
     };
     // before any request: what the baseline is checked against
     let before_warmup = stage.sampler.fresh().await.unwrap_or_default();
-    warmup::warm_up(&stage).await?;
+    stage.schemas = warmup::warm_up(&stage).await?;
     if stage.interrupted() {
         bail!("interrupted");
     }

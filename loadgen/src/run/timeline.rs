@@ -81,12 +81,9 @@ impl RoundOf {
 pub(super) fn plan(s: &Stage<'_>) -> anyhow::Result<Arc<Plan>> {
     let scenario = s.scenario;
     let round = scenario.load.duration / scenario.leaks.cycles.max(1);
-    Ok(Arc::new(Plan::new(
-        scenario,
-        &s.tgt.url,
-        &s.tgt.headers,
-        round,
-    )?))
+    Ok(Arc::new(
+        Plan::new(scenario, &s.tgt.url, &s.tgt.headers, round)?.with_schemas(s.schemas.clone()),
+    ))
 }
 
 /// Drives one round of the measured load (`plan`) to its end, each phase at its offset.

@@ -197,7 +197,8 @@ pub struct Load {
     pub duration: Duration,
     /// `"tools/list"`, `"tools/call NAME"` or `"ping"` → weight.
     pub mix: BTreeMap<String, u32>,
-    /// Tool name → `arguments` of its calls (default `{}`; `echo` gets `{text = "…"}`).
+    /// Tool name → `arguments` of its calls (default: built from the tool's `inputSchema`,
+    /// as the target lists it before the load).
     #[serde(default)]
     pub arguments: BTreeMap<String, toml::Value>,
     /// Mix entries whose JSON-RPC error is the expected answer (e.g. calls to an upstream
@@ -215,9 +216,78 @@ pub struct Load {
     /// (0: one session per user for the whole run).
     #[serde(default)]
     pub requests_per_session: u64,
-    /// Per-request timeout of the harness's HTTP client.
+    /// Per-request timeout of the harness's HTTP client (the default of every
+    /// `[load.timeouts]` entry).
     #[serde(default = "d30s", deserialize_with = "duration")]
     pub request_timeout: Duration,
+    /// Per-operation timeouts (each defaults to `request_timeout`).
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Each 2025-11-25 session opens the GET event stream after `notifications/initialized`
+    /// and keeps it until the session ends.
+    #[serde(default)]
+    pub event_stream: bool,
+}
+
+/// `[load.timeouts]`: how long the harness waits for each kind of request before it gives
+/// up (and sends `notifications/cancelled`); an absent entry is `load.request_timeout`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// `initialize` + `notifications/initialized`, or `server/discover`.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub initialize: Option<Duration>,
+    /// `tools/call`.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub call: Option<Duration>,
+    /// `tools/list` (and any other list).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub list: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub ping: Option<Duration>,
+    /// The session's DELETE.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub delete: Option<Duration>,
+}
+
+/// What a request is, for its timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Initialize,
+    Call,
+    List,
+    Ping,
+    Delete,
+}
+
+impl Load {
+    /// The timeout of a request of `kind`: its `[load.timeouts]` entry, else `request_timeout`.
+    pub fn timeout(&self, kind: OpKind) -> Duration {
+        let t = &self.timeouts;
+        match kind {
+            OpKind::Initialize => t.initialize,
+            OpKind::Call => t.call,
+            OpKind::List => t.list,
+            OpKind::Ping => t.ping,
+            OpKind::Delete => t.delete,
+        }
+        .unwrap_or(self.request_timeout)
+    }
+
+    /// The longest timeout of any request (goose's own client timeout must not cut it).
+    pub fn longest_timeout(&self) -> Duration {
+        [
+            OpKind::Initialize,
+            OpKind::Call,
+            OpKind::List,
+            OpKind::Ping,
+            OpKind::Delete,
+        ]
+        .into_iter()
+        .map(|k| self.timeout(k))
+        .max()
+        .unwrap_or(self.request_timeout)
+    }
 }
 
 /// One operation of the mix.
@@ -247,6 +317,15 @@ impl Op {
             Op::ListTools => "tools/list",
             Op::Call(_) => "tools/call",
             Op::Ping => "ping",
+        }
+    }
+
+    /// What the request is, for its timeout.
+    pub fn kind(&self) -> OpKind {
+        match self {
+            Op::ListTools => OpKind::List,
+            Op::Call(_) => OpKind::Call,
+            Op::Ping => OpKind::Ping,
         }
     }
 
@@ -502,6 +581,10 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
             "invalid duration \"{text}\": {e} (write e.g. \"500ms\", \"30s\", \"2m\")"
         ))
     })
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 /// A scenario file that cannot be used, with the file and the reason.

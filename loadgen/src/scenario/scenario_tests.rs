@@ -324,3 +324,33 @@ fn settle_and_cycles_that_cannot_work_are_errors_that_say_why() {
     let short = Scenario::parse(&with("settle = \"2s\"", "")).unwrap();
     assert_eq!(short.leaks.settle_min(), Duration::from_secs(2));
 }
+
+#[test]
+fn per_operation_timeouts_default_to_request_timeout() {
+    let s = Scenario::parse(&MINIMAL.replace("users = 2", "users = 2\nrequest_timeout = \"7s\""))
+        .unwrap();
+    assert!(!s.load.event_stream);
+    assert_eq!(s.load.timeout(OpKind::Call), Duration::from_secs(7));
+    assert_eq!(s.load.timeout(OpKind::Delete), Duration::from_secs(7));
+    let s = Scenario::parse(&format!(
+        "{MINIMAL}event_stream = true\n[load.timeouts]\ncall = \"500ms\"\nlist = \"45s\"\n"
+    ))
+    .unwrap();
+    assert!(s.load.event_stream);
+    assert_eq!(s.load.timeout(OpKind::Call), Duration::from_millis(500));
+    assert_eq!(s.load.timeout(OpKind::List), Duration::from_secs(45));
+    assert_eq!(s.load.timeout(OpKind::Ping), Duration::from_secs(30));
+    assert_eq!(s.load.longest_timeout(), Duration::from_secs(45));
+}
+
+#[test]
+fn bad_timeouts_name_the_field() {
+    let e = err(&format!("{MINIMAL}[load.timeouts]\ncall = \"0s\"\n"));
+    assert!(e.contains("`load.timeouts.call`"), "{e}");
+    let e = err(&format!("{MINIMAL}[load.timeouts]\ncal = \"1s\"\n"));
+    assert!(e.contains("cal"), "{e}");
+    let e = err(&format!("{MINIMAL}[load.timeouts]\nping = \"soon\"\n"));
+    assert!(e.contains("soon"), "{e}");
+    let e = err(&MINIMAL.replace("users = 2", "users = 2\nrequest_timeout = \"0s\""));
+    assert!(e.contains("`load.request_timeout`"), "{e}");
+}

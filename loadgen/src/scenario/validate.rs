@@ -132,6 +132,23 @@ impl Scenario {
                 ));
             }
         }
+        if load.request_timeout.is_zero() {
+            return Err("`load.request_timeout` must be longer than 0s".into());
+        }
+        let t = &load.timeouts;
+        for (name, value) in [
+            ("initialize", t.initialize),
+            ("call", t.call),
+            ("list", t.list),
+            ("ping", t.ping),
+            ("delete", t.delete),
+        ] {
+            if value.is_some_and(|d| d.is_zero()) {
+                return Err(format!(
+                    "`load.timeouts.{name}` must be longer than 0s (omit it to use `load.request_timeout`)"
+                ));
+            }
+        }
         for (era, weight) in &load.protocols {
             if *weight == 0 {
                 return Err(format!(

@@ -147,6 +147,30 @@ pub fn headline(r: &Report) -> String {
     s
 }
 
+/// What the load client did beside its requests (event streams, cancellations), or `None`
+/// when it did none of it: `event streams: 80 opened, 0 not offered (405), …`.
+pub fn client_line(r: &Report) -> Option<String> {
+    let c = &r.load.client;
+    let mut parts = Vec::new();
+    if c.streams_opened + c.streams_not_offered + c.streams_refused > 0 {
+        parts.push(format!(
+            "event streams: {} opened, {} not offered (405), {} refused, {} broken early, {} events received",
+            c.streams_opened,
+            c.streams_not_offered,
+            c.streams_refused,
+            c.streams_broken,
+            c.stream_events
+        ));
+    }
+    if c.cancellations_sent + c.cancellations_failed + c.abandoned_at_stop > 0 {
+        parts.push(format!(
+            "notifications/cancelled: {} sent, {} unanswered; {} requests given up at the stop",
+            c.cancellations_sent, c.cancellations_failed, c.abandoned_at_stop
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 /// `12,345 requests in 10.0 s (1,234 req/s), 0 failed; 80 users; protocol 2025-11-25`.
 pub fn load_line(r: &Report) -> String {
     let l = &r.load;

@@ -59,6 +59,9 @@ fn header(s: &mut String, r: &Report) {
         let _ = writeln!(s, "> {}\n", cell(&r.description));
     }
     let _ = writeln!(s, "{}.  ", format::load_line(r));
+    if let Some(client) = format::client_line(r) {
+        let _ = writeln!(s, "Client: {}.  ", cell(&client));
+    }
     let _ = writeln!(
         s,
         "Started {} on `{}` ({} cores){}{}.\n",

@@ -17,6 +17,9 @@ pub fn summary(r: &Report) -> String {
         l.reinitialized,
         if l.rate.is_some() { format!(", {} late starts", l.late_starts) } else { String::new() },
     ));
+    if let Some(client) = super::format::client_line(r) {
+        s.push_str(&format!("client: {client}\n"));
+    }
     s.push_str(&format!(
         "{:<28} {:>8} {:>8} {:>10} {:>10} {:>10} {:>10}\n",
         "request", "ok", "failed", "p50 ms", "p99 ms", "max ms", "mean ms"
