@@ -6,8 +6,8 @@
 //! - [`capacity`]: replicas, DB operations and monthly cost from the measured figures.
 //! - [`compare`]: side by side with an earlier run, regressions beyond the noise margin.
 //! - [`merge`]: shards from several machines into one report.
-//! - [`check`], [`sample`], [`deployment`]: the verdict's checks, the probe's samples and the
-//!   deployment's figures, as data (built by `verdict`, `observe` and `target`).
+//! - [`check`], [`sample`], [`tree`], [`deployment`]: the verdict's checks, the probe's samples,
+//!   the target's processes that grew and the deployment's figures, as data (built by `verdict`, `observe` and `target`).
 //! - [`render`]: Markdown, HTML (with its charts), JUnit, and the terminal summaries.
 //!
 //! Invariant: `report` imports nothing else of the crate; the runtime converts into these
@@ -24,6 +24,7 @@ pub mod histogram;
 pub mod merge;
 pub mod render;
 pub mod sample;
+pub mod tree;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,6 +84,9 @@ pub struct Report {
     /// phases measured.
     #[serde(default)]
     pub deployment: Option<DeploymentFacts>,
+    /// Processes of the target's tree that are new, orphaned or grew since the baseline.
+    #[serde(default)]
+    pub grown: Vec<tree::GrownProcess>,
     pub exit_code: i32,
 }
 

@@ -1,13 +1,14 @@
 //! Stage 3, baseline: the sample the leak checks compare with, once the target stands still,
-//! and the target's TCP sockets then (to name the new ones after the settle).
+//! and a snapshot of the target's process tree then (each process, its sockets), to name
+//! what grew after the settle.
 
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
 use super::Stage;
-use crate::observe::probe::{self, TcpSocket};
 use crate::observe::sampler::{Sample, Sampler};
+use crate::observe::tree::TreeSnapshot;
 use crate::target::deployment::Deployment;
 
 /// The baseline of a run.
@@ -17,7 +18,8 @@ pub(super) struct Baseline {
     pub stable: bool,
     /// Whom the run watches, for errors: the target (PID), or every replica.
     pub who: String,
-    pub sockets: Vec<TcpSocket>,
+    /// Each sampled slot's process tree at the baseline (`None`: no PID).
+    pub tree: Vec<Option<TreeSnapshot>>,
 }
 
 pub(super) async fn take(
@@ -38,16 +40,12 @@ pub(super) async fn take(
     if sample.gone {
         bail!("{who} exited during the warm-up");
     }
-    let sockets = s
-        .tgt
-        .pid
-        .and_then(|p| probe::tcp_sockets(p).ok())
-        .unwrap_or_default();
+    let tree = s.sampler.snapshots().await;
     Ok(Baseline {
         sample,
         stable,
         who,
-        sockets,
+        tree,
     })
 }
 

@@ -83,6 +83,7 @@ pub(super) async fn decide(
             "the baseline never stood still for 1 s; it is the last sample of the wait".into(),
         );
     }
+    notes.extend(verdict::tree::culprits(&checks, &settled.grown));
     notes.extend(
         settled
             .new_sockets
@@ -105,5 +106,6 @@ pub(super) async fn decide(
         started_at: loaded.started_at,
         target_version: s.tgt.version,
         deployment: facts,
+        grown: settled.grown,
     }
 }

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::load::LoadResult;
 use crate::observe::sampler::Sampler;
 use crate::report::render::summary;
+use crate::report::tree::GrownProcess;
 use crate::report::{Environment, PhaseMark, ProbeSeries, Report, Shard};
 use crate::scenario::Scenario;
 use crate::target::deployment::{Deployment, DeploymentFacts};
@@ -86,6 +87,8 @@ struct Measured {
     started_at: String,
     target_version: Option<String>,
     deployment: Option<DeploymentFacts>,
+    /// Processes of the target's tree that grew since the baseline.
+    grown: Vec<GrownProcess>,
 }
 
 /// A harness failure: exit 3, with the message.
@@ -151,6 +154,7 @@ pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
         checks: m.checks,
         notes: m.notes,
         deployment: m.deployment,
+        grown: m.grown,
     });
     if let (Some(before), Some(path)) = (&before, &opts.baseline) {
         report.compare_with(before, &path.display().to_string(), noise);
