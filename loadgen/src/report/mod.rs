@@ -85,7 +85,7 @@ pub struct Report {
     #[serde(default)]
     pub deployment: Option<DeploymentFacts>,
     /// Processes of the target's tree that are new, orphaned or grew since the baseline.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grown: Vec<tree::GrownProcess>,
     pub exit_code: i32,
 }

@@ -30,8 +30,14 @@ impl FdCounts {
 pub struct ChildCounts {
     pub children: u32,
     pub zombies: u32,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub orphans: u32,
+}
+
+/// Figures a report written before they existed lacks are left out when zero, so such a
+/// report reads and writes back unchanged.
+fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// Unix sockets of a tree by type (each socket inode counted once, however many fds and
@@ -224,7 +230,7 @@ pub struct Sample {
     pub fds: FdCounts,
     pub tcp: TcpCounts,
     /// Unix sockets of the tree (`/proc/net/unix` of each process's namespace).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub unix: UnixCounts,
     pub children: ChildCounts,
     pub threads: u32,
