@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use mcp_loadgen::observe::tree::{self, TreeReading};
 use mcp_loadgen::process::tree::TreeWalker;
+use mcp_loadgen::report::sample::Sample;
 use mcp_loadgen::scenario::Leaks;
 use mcp_loadgen::verdict::tree::{culprits, grown, judge_children_by_identity};
 use mcp_loadgen::verdict::{RESOURCES, leak_checks};
-use mcp_loadgen::report::sample::Sample;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -33,7 +33,9 @@ impl Tree {
     fn sh(script: &str, own_group: bool) -> Tree {
         mcp_loadgen::process::become_subreaper();
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", script]).stdin(Stdio::piped()).stdout(Stdio::null());
+        cmd.args(["-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null());
         if own_group {
             cmd.process_group(0);
         }
@@ -86,9 +88,17 @@ fn grandchildren_are_descendants() {
     let mut t = Tree::sh("sh -c 'sleep 60 & sleep 60 & wait' & wait", false);
     let r = t.until("3 descendants", |r| r.children.children == 3);
     let root = t.child.id();
-    let sleeps: Vec<_> = r.snapshot.procs.iter().filter(|p| p.comm == "sleep").collect();
+    let sleeps: Vec<_> = r
+        .snapshot
+        .procs
+        .iter()
+        .filter(|p| p.comm == "sleep")
+        .collect();
     assert_eq!(sleeps.len(), 2, "{:?}", comms(&r));
-    assert!(sleeps.iter().all(|p| p.ppid != root && !p.orphan), "{sleeps:?}");
+    assert!(
+        sleeps.iter().all(|p| p.ppid != root && !p.orphan),
+        "{sleeps:?}"
+    );
     assert_eq!(r.children.orphans, 0);
 }
 
@@ -97,8 +107,18 @@ fn a_detached_grandchild_is_still_a_descendant() {
     let mut t = Tree::sh("setsid sleep 60 & wait", false);
     let r = t.until("the setsid sleep", |r| comms(r).contains(&"sleep".into()));
     let sleep = r.snapshot.procs.iter().find(|p| p.comm == "sleep").unwrap();
-    let sid = |pid: u32| procfs::process::Process::new(pid as i32).unwrap().stat().unwrap().session;
-    assert_ne!(sid(sleep.pid), sid(t.child.id()), "setsid did not detach it");
+    let sid = |pid: u32| {
+        procfs::process::Process::new(pid as i32)
+            .unwrap()
+            .stat()
+            .unwrap()
+            .session
+    };
+    assert_ne!(
+        sid(sleep.pid),
+        sid(t.child.id()),
+        "setsid did not detach it"
+    );
     assert_eq!(r.children.children, 1);
 }
 
@@ -115,7 +135,10 @@ fn a_double_forked_orphan_of_the_root_group_is_counted_and_named() {
     let base = mcp_loadgen::report::tree::TreeSnapshot::default();
     let g = grown(&base, &r.snapshot, &Leaks::default());
     let line = g.iter().find(|g| g.pid == orphan.pid).unwrap().line();
-    assert!(line.contains("orphan") && line.contains("sleep 61"), "{line}");
+    assert!(
+        line.contains("orphan") && line.contains("sleep 61"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -123,12 +146,19 @@ fn an_orphan_seen_below_the_root_is_followed_after_its_parent_exits() {
     // not its own group: only the walker's memory of (PID, start time) finds it again
     let mut t = Tree::sh("sh -c 'sleep 62 & sleep 0.5'; sleep 60", false);
     t.until("the grandchild below the root", |r| {
-        r.snapshot.procs.iter().any(|p| p.cmdline == "sleep 62" && !p.orphan)
+        r.snapshot
+            .procs
+            .iter()
+            .any(|p| p.cmdline == "sleep 62" && !p.orphan)
     });
     let r = t.until("the grandchild orphaned", |r| r.children.orphans == 1);
     let orphan = r.snapshot.procs.iter().find(|p| p.orphan).unwrap();
     assert_eq!(orphan.cmdline, "sleep 62");
-    assert_eq!(orphan.ppid, std::process::id(), "re-parented to this subreaper");
+    assert_eq!(
+        orphan.ppid,
+        std::process::id(),
+        "re-parented to this subreaper"
+    );
 }
 
 #[test]
@@ -145,7 +175,12 @@ fn unix_socketpairs_of_a_child_are_counted_and_named() {
     let py = "import socket,time; s=[socket.socketpair() for _ in range(10)]; time.sleep(60)";
     let mut t = Tree::sh(&format!("python3 -c '{py}' & wait"), false);
     let r = t.until("20 unix sockets", |r| r.unix.stream >= 20);
-    let python = r.snapshot.procs.iter().find(|p| p.comm == "python3").unwrap();
+    let python = r
+        .snapshot
+        .procs
+        .iter()
+        .find(|p| p.comm == "python3")
+        .unwrap();
     assert_eq!(python.unix, 20);
     let named = r
         .snapshot
@@ -162,7 +197,10 @@ fn threads_of_a_child_are_summed() {
     let py = "import threading,time\nfor _ in range(8): threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\ntime.sleep(60)";
     let mut t = Tree::sh(&format!("python3 -c '{py}' & wait"), false);
     let r = t.until("python's 9 threads", |r| {
-        r.snapshot.procs.iter().any(|p| p.comm == "python3" && p.threads == 9)
+        r.snapshot
+            .procs
+            .iter()
+            .any(|p| p.comm == "python3" && p.threads == 9)
     });
     assert_eq!(r.threads, 10, "sh's one and python's nine");
 }
@@ -200,7 +238,10 @@ fn a_clean_tree_passes_and_processes_gained_by_identity_fail_named() {
     let base = t.until("the first sleep", |r| r.children.children == 1);
     let leaks = Leaks::default();
     let again = t.read();
-    assert!(grown(&base.snapshot, &again.snapshot, &leaks).is_empty(), "a clean tree");
+    assert!(
+        grown(&base.snapshot, &again.snapshot, &leaks).is_empty(),
+        "a clean tree"
+    );
     t.child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
     let end = t.until("the second sleep", |r| {
         r.snapshot.procs.iter().any(|p| p.cmdline == "sleep 64")
@@ -210,15 +251,15 @@ fn a_clean_tree_passes_and_processes_gained_by_identity_fail_named() {
     assert_eq!(g[0].grew, ["new process"]);
     let (b, e) = (probed(&base), probed(&end));
     let mut checks = leak_checks(&b, &[b, e], &e, &leaks);
-    let children = |c: &[mcp_loadgen::verdict::Check]| {
-        c.iter().find(|c| c.name == "children").unwrap().passed
-    };
+    let children =
+        |c: &[mcp_loadgen::verdict::Check]| c.iter().find(|c| c.name == "children").unwrap().passed;
     assert!(children(&checks), "the count did not grow");
     judge_children_by_identity(&mut checks, &g, &leaks);
     assert!(!children(&checks), "a new process by identity");
     let notes = culprits(&checks, &g);
     assert!(
-        notes.iter().any(|n| n.starts_with("children") && n.contains("sleep 64")
+        notes.iter().any(|n| n.starts_with("children")
+            && n.contains("sleep 64")
             && n.contains(&g[0].pid.to_string())),
         "{notes:?}"
     );

@@ -135,7 +135,11 @@ pub fn read(walk: &TreeWalk) -> io::Result<TreeReading> {
     let mut procs = vec![read_process(root, false)?];
     let below = walk.below.iter().map(|id| (id, false));
     let orphans = walk.orphans.iter().map(|id| (id, true));
-    procs.extend(below.chain(orphans).filter_map(|(id, o)| read_process(*id, o).ok()));
+    procs.extend(
+        below
+            .chain(orphans)
+            .filter_map(|(id, o)| read_process(*id, o).ok()),
+    );
     let mut out = TreeReading::default();
     let mut tables: BTreeMap<String, NetTables> = BTreeMap::new();
     let mut counted = BTreeSet::new();
@@ -164,7 +168,13 @@ pub fn read(walk: &TreeWalk) -> io::Result<TreeReading> {
         out.rss_bytes += r.info.rss_bytes;
         let zombie = r.info.state == 'Z';
         out.children.zombies += u32::from(zombie);
-        out.ticks.insert(ProcId { pid: r.info.pid, start: r.info.start }, r.ticks);
+        out.ticks.insert(
+            ProcId {
+                pid: r.info.pid,
+                start: r.info.start,
+            },
+            r.ticks,
+        );
     }
     out.children.children = walk.below.len() as u32;
     out.children.orphans = procs.iter().filter(|r| r.info.orphan).count() as u32;

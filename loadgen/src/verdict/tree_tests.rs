@@ -37,7 +37,10 @@ fn growth_beyond_tolerance_is_named_and_within_it_is_not() {
     b.threads = 2;
     let g = grown(&base, &snap(vec![a, b]), &l);
     assert_eq!(g.len(), 1, "{g:?}");
-    assert_eq!(g[0].grew, ["fds +12 (socket +12)", "threads +3", "rss +40 MiB"]);
+    assert_eq!(
+        g[0].grew,
+        ["fds +12 (socket +12)", "threads +3", "rss +40 MiB"]
+    );
 }
 
 #[test]

@@ -471,5 +471,8 @@ fn processes_that_grew_are_a_table_under_the_leaks_in_html_and_markdown() {
     assert!(html[at..].contains("<td class=\"n\">4242</td>"), "{html}");
     assert!(html.contains("sleep (sleep &lt;60&gt;)") && html.contains("new process, orphan"));
     let md = super::super::markdown::render(&r);
-    assert!(md.contains("| 4242 | 1 | sleep (sleep <60>) | new process, orphan |"), "{md}");
+    assert!(
+        md.contains("| 4242 | 1 | sleep (sleep <60>) | new process, orphan |"),
+        "{md}"
+    );
 }

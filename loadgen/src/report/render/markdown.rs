@@ -214,7 +214,11 @@ fn grown(s: &mut String, r: &Report) {
         );
     }
     if r.grown.len() > MAX_ROWS {
-        let _ = writeln!(s, "\n… and {} more in `report.json`.", r.grown.len() - MAX_ROWS);
+        let _ = writeln!(
+            s,
+            "\n… and {} more in `report.json`.",
+            r.grown.len() - MAX_ROWS
+        );
     }
 }
 
