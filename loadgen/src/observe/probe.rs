@@ -16,7 +16,7 @@ pub use crate::report::sample::{ChildCounts, FdCounts, TcpCounts};
 
 impl TcpCounts {
     /// Counts one socket in `state`.
-    fn add(&mut self, state: &TcpState) {
+    pub(crate) fn add(&mut self, state: &TcpState) {
         let slot = match state {
             TcpState::Established => &mut self.established,
             TcpState::SynSent => &mut self.syn_sent,

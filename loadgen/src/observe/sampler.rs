@@ -1,10 +1,12 @@
-//! Samples the target every 250 ms from outside: the [`probe`] (fds by kind,
-//! TCP by state, children, zombies, threads), sysinfo (RSS, CPU), and the target's
-//! `/metrics` when it has one (tokio tasks, sessions, upstream connections, cache and DB).
+//! Samples the target every 250 ms from outside: its whole process [`tree`] (fds by kind,
+//! TCP by state, Unix sockets, descendants, zombies, orphans, threads, RSS and CPU summed),
+//! sysinfo (the harness's own CPU), and the target's `/metrics` when it has one (tokio
+//! tasks, sessions, upstream connections, cache and DB).
 //!
 //! One owner: [`Sampler`] holds the task's token and handle; `stop` ends it and returns the
 //! series; dropping it cancels the task.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio_util::sync::CancellationToken;
 
-use crate::observe::probe;
+use crate::observe::tree::{self, TreeSnapshot};
+use crate::process::tree::{ProcId, TreeWalker};
 pub use crate::report::sample::{Sample, TargetMetrics};
 
 pub const INTERVAL: Duration = Duration::from_millis(250);
@@ -24,6 +27,10 @@ pub struct Probe {
     http: reqwest::Client,
     sys: System,
     started: Instant,
+    /// Follows the tree below `pid` (and its orphans) from sample to sample.
+    walker: Option<TreeWalker>,
+    /// The previous reading's CPU ticks per process, and when it was taken.
+    prev_ticks: Option<(Instant, BTreeMap<ProcId, u64>)>,
 }
 
 impl Probe {
@@ -37,6 +44,8 @@ impl Probe {
                 .build()?,
             sys: System::new()?,
             started: Instant::now(),
+            walker: pid.map(TreeWalker::new),
+            prev_ticks: None,
         })
     }
 
@@ -46,40 +55,37 @@ impl Probe {
 
     pub async fn sample(&mut self) -> Sample {
         let t_ms = self.started.elapsed().as_millis() as u64;
-        let Some(pid) = self.pid else {
+        if self.pid.is_none() {
             return Sample {
                 t_ms,
                 metrics: self.metrics().await,
                 ..Sample::default()
             };
         };
-        let me = std::process::id();
-        let (Ok(fds), Ok(tcp), Ok(children), Ok(threads)) = (
-            probe::fds(pid),
-            probe::tcp_states(pid),
-            probe::children(pid),
-            probe::threads(pid),
-        ) else {
+        let Some(r) = self.read_tree() else {
             return Sample {
                 t_ms,
                 gone: true,
                 ..Sample::default()
             };
         };
-        let pids = [Pid::from_u32(pid), Pid::from_u32(me)];
+        let now = Instant::now();
+        let cpu_percent = match &self.prev_ticks {
+            Some((at, before)) => {
+                tree::cpu_percent(before, &r.ticks, now.duration_since(*at).as_secs_f64())
+            }
+            None => 0.0,
+        };
+        self.prev_ticks = Some((now, r.ticks));
+        let me = [Pid::from_u32(std::process::id())];
         self.sys.refresh_processes_specifics(
-            ProcessesToUpdate::Some(&pids),
+            ProcessesToUpdate::Some(&me),
             true,
-            ProcessRefreshKind::nothing().with_cpu().with_memory(),
+            ProcessRefreshKind::nothing().with_cpu(),
         );
-        let (rss_bytes, cpu_percent) = self
-            .sys
-            .process(pids[0])
-            .map(|p| (p.memory(), p.cpu_usage()))
-            .unwrap_or_default();
         let harness_cpu_percent = self
             .sys
-            .process(pids[1])
+            .process(me[0])
             .map(|p| p.cpu_usage())
             .unwrap_or_default();
         let metrics = self.metrics().await;
@@ -87,11 +93,12 @@ impl Probe {
             t_ms,
             gone: false,
             probed: true,
-            fds,
-            tcp,
-            children,
-            threads,
-            rss_bytes,
+            fds: r.fds,
+            tcp: r.tcp,
+            unix: r.unix,
+            children: r.children,
+            threads: r.threads,
+            rss_bytes: r.rss_bytes,
             cpu_percent,
             harness_cpu_percent,
             metrics,
@@ -100,6 +107,17 @@ impl Probe {
 }
 
 impl Probe {
+    /// Walks and reads the tree now (`None`: no PID, or the root is gone).
+    fn read_tree(&mut self) -> Option<tree::TreeReading> {
+        let walk = self.walker.as_mut()?.walk();
+        tree::read(&walk).ok()
+    }
+
+    /// Every process of the tree now, and its sockets (`None`: no PID, or it is gone).
+    pub fn snapshot(&mut self) -> Option<TreeSnapshot> {
+        self.read_tree().map(|r| r.snapshot)
+    }
+
     async fn metrics(&self) -> Option<TargetMetrics> {
         let url = self.metrics_url.as_ref()?;
         match self.http.get(url).send().await {
@@ -214,6 +232,12 @@ impl Sampler {
         slot.offset = last.counters();
         slot.pids.extend(probe.pid);
         slot.probe = probe;
+    }
+
+    /// A snapshot of each slot's tree now, in slot order (`None`: no PID, or gone).
+    pub async fn snapshots(&self) -> Vec<Option<TreeSnapshot>> {
+        let mut slots = self.slots.lock().await;
+        slots.iter_mut().map(|s| s.probe.snapshot()).collect()
     }
 
     /// Now, on the samples' clock (ms since sampling started).

@@ -6,9 +6,9 @@
 //! - [`capacity`]: replicas, DB operations and monthly cost from the measured figures.
 //! - [`compare`]: side by side with an earlier run, regressions beyond the noise margin.
 //! - [`merge`]: shards from several machines into one report.
-//! - [`check`], [`sample`], [`rounds`], [`deployment`]: the verdict's checks, the probe's
-//!   samples, the rounds of a run in cycles and the deployment's figures, as data (built by
-//!   `verdict`, `observe`, `run` and `target`).
+//! - [`check`], [`sample`], [`rounds`], [`tree`], [`deployment`]: the verdict's checks, the
+//!   probe's samples, the rounds of a run in cycles, the target's processes that grew and the
+//!   deployment's figures, as data (built by `verdict`, `observe`, `run` and `target`).
 //! - [`render`]: Markdown, HTML (with its charts), JUnit, and the terminal summaries.
 //!
 //! Invariant: `report` imports nothing else of the crate; the runtime converts into these
@@ -26,6 +26,7 @@ pub mod merge;
 pub mod render;
 pub mod rounds;
 pub mod sample;
+pub mod tree;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -88,6 +89,9 @@ pub struct Report {
     /// The rounds of a run with `leaks.cycles` ≥ 2 (empty, and left out, otherwise).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rounds: Vec<rounds::Round>,
+    /// Processes of the target's tree that are new, orphaned or grew since the baseline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grown: Vec<tree::GrownProcess>,
     pub exit_code: i32,
 }
 

@@ -1,5 +1,6 @@
 //! What the probe saw of the target, as `report.json` keeps it: one [`Sample`] every 250 ms
-//! (fds by kind, TCP by state, children, RSS, CPU, the target's `/metrics`), and the
+//! (summed over the target's whole process tree: fds by kind, TCP by state, Unix sockets,
+//! descendants, zombies, orphans, threads, RSS, CPU; and the target's `/metrics`), and the
 //! [`RESOURCES`] the leak checks follow, read from a sample.
 //!
 //! The data only: `observe` fills it in, `verdict` judges it, `render` draws it.
@@ -22,12 +23,36 @@ impl FdCounts {
     }
 }
 
-/// Child processes of a process: all direct children, and how many of them are zombies
-/// (exited but not yet reaped by the parent).
+/// The processes of a tree: every process below the root (`children`: children,
+/// grandchildren, …), the zombies anywhere in the tree (exited but not yet reaped), and the
+/// orphans (processes of the tree whose parent exited, re-parented outside it, still alive).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChildCounts {
     pub children: u32,
     pub zombies: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub orphans: u32,
+}
+
+/// Figures a report written before they existed lacks are left out when zero, so such a
+/// report reads and writes back unchanged.
+fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// Unix sockets of a tree by type (each socket inode counted once, however many fds and
+/// processes share it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UnixCounts {
+    pub stream: u32,
+    pub dgram: u32,
+    pub seqpacket: u32,
+}
+
+impl UnixCounts {
+    pub fn total(&self) -> u32 {
+        self.stream + self.dgram + self.seqpacket
+    }
 }
 
 /// TCP sockets of a process grouped by connection state (the kernel's `TCP_*` states).
@@ -79,7 +104,16 @@ add_assign!(FdCounts {
     file,
     other
 });
-add_assign!(ChildCounts { children, zombies });
+add_assign!(ChildCounts {
+    children,
+    zombies,
+    orphans
+});
+add_assign!(UnixCounts {
+    stream,
+    dgram,
+    seqpacket
+});
 add_assign!(TcpCounts {
     established,
     syn_sent,
@@ -195,10 +229,13 @@ pub struct Sample {
     pub probed: bool,
     pub fds: FdCounts,
     pub tcp: TcpCounts,
+    /// Unix sockets of the tree (`/proc/net/unix` of each process's namespace).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unix: UnixCounts,
     pub children: ChildCounts,
     pub threads: u32,
     pub rss_bytes: u64,
-    /// CPU of the target since the previous sample, % of one core.
+    /// CPU of the target's tree since the previous sample (utime + stime), % of one core.
     pub cpu_percent: f32,
     /// CPU of this harness process, % of one core.
     pub harness_cpu_percent: f32,
@@ -218,6 +255,7 @@ impl Sample {
             total.probed |= s.probed;
             total.fds += s.fds;
             total.tcp += s.tcp;
+            total.unix += s.unix;
             total.children += s.children;
             total.threads += s.threads;
             total.rss_bytes += s.rss_bytes;
@@ -237,7 +275,7 @@ pub struct Resource {
     pub name: &'static str,
     pub unit: &'static str,
     pub read: fn(&Sample) -> Option<f64>,
-    /// Compared with zero, whatever the baseline (zombies).
+    /// Compared with zero, whatever the baseline (zombies, orphans).
     pub absolute: bool,
 }
 
@@ -286,6 +324,24 @@ pub const RESOURCES: &[Resource] = &[
         unit: "processes",
         read: |s| s.probed.then(|| s.children.zombies.into()),
         absolute: true,
+    },
+    Resource {
+        name: "orphans",
+        unit: "processes",
+        read: |s| s.probed.then(|| s.children.orphans.into()),
+        absolute: true,
+    },
+    Resource {
+        name: "threads",
+        unit: "threads",
+        read: |s| s.probed.then(|| s.threads.into()),
+        absolute: false,
+    },
+    Resource {
+        name: "sockets.unix",
+        unit: "sockets",
+        read: |s| s.probed.then(|| s.unix.total().into()),
+        absolute: false,
     },
     Resource {
         name: "tokio.alive_tasks",

@@ -1,6 +1,6 @@
 //! Stage 3, baseline: the sample the leak checks compare with, once the target stands still
-//! and what the warm-up left behind has gone, and the target's TCP sockets then (to name the
-//! new ones after the settle).
+//! and what the warm-up left behind has gone, and a snapshot of the target's process tree then
+//! (each process, its sockets), to name what grew after the settle.
 //!
 //! The baseline is checked against a reading taken before the warm-up: sessions and zombies
 //! have a natural zero, so the baseline waits (up to `leaks.settle`) for the warm-up's to be
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 
 use super::Stage;
-use crate::observe::probe::{self, TcpSocket};
 use crate::observe::sampler::{Sample, Sampler};
+use crate::observe::tree::TreeSnapshot;
 use crate::report::sample::RESOURCES;
 use crate::scenario::Leaks;
 use crate::target::deployment::Deployment;
@@ -29,7 +29,8 @@ pub(super) struct Baseline {
     pub stable: bool,
     /// Whom the run watches, for errors: the target (PID), or every replica.
     pub who: String,
-    pub sockets: Vec<TcpSocket>,
+    /// Each sampled slot's process tree at the baseline (`None`: no PID).
+    pub tree: Vec<Option<TreeSnapshot>>,
 }
 
 impl Baseline {
@@ -89,17 +90,13 @@ pub(super) async fn take(
     if sample.gone {
         bail!("{who} exited during the warm-up");
     }
-    let sockets = s
-        .tgt
-        .pid
-        .and_then(|p| probe::tcp_sockets(p).ok())
-        .unwrap_or_default();
+    let tree = s.sampler.snapshots().await;
     Ok(Baseline {
         sample,
         before_warmup,
         stable,
         who,
-        sockets,
+        tree,
     })
 }
 
@@ -178,7 +175,7 @@ mod tests {
             before_warmup: before,
             stable: true,
             who: "the target".into(),
-            sockets: Vec::new(),
+            tree: Vec::new(),
         }
     }
 

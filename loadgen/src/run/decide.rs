@@ -93,6 +93,7 @@ pub(super) async fn decide(
             "the baseline never stood still for 1 s; it is the last sample of the wait".into(),
         );
     }
+    notes.extend(verdict::tree::culprits(&checks, &settled.grown));
     notes.extend(
         settled
             .new_sockets
@@ -116,5 +117,6 @@ pub(super) async fn decide(
         target_version: s.tgt.version,
         deployment: facts,
         rounds,
+        grown: settled.grown,
     }
 }

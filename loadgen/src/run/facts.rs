@@ -24,6 +24,7 @@ pub struct RunFacts<'a> {
     pub notes: Vec<String>,
     pub deployment: Option<DeploymentFacts>,
     pub rounds: Vec<crate::report::rounds::Round>,
+    pub grown: Vec<crate::report::tree::GrownProcess>,
 }
 
 /// The report of a finished run: the load's figures converted into the report's.
@@ -79,6 +80,7 @@ pub fn report(f: RunFacts<'_>) -> Report {
         notes: f.notes,
         deployment: f.deployment,
         rounds: f.rounds,
+        grown: f.grown,
         exit_code: 0,
     };
     report.decide();

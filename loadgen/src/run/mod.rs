@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::load::LoadResult;
 use crate::observe::sampler::Sampler;
 use crate::report::render::summary;
+use crate::report::tree::GrownProcess;
 use crate::report::{Environment, PhaseMark, ProbeSeries, Report, Shard};
 use crate::scenario::Scenario;
 use crate::target::deployment::{Deployment, DeploymentFacts};
@@ -90,6 +91,8 @@ struct Measured {
     deployment: Option<DeploymentFacts>,
     /// Each round's reading, with `leaks.cycles` ≥ 2.
     rounds: Vec<crate::report::rounds::Round>,
+    /// Processes of the target's tree that grew since the baseline.
+    grown: Vec<GrownProcess>,
 }
 
 /// A harness failure: exit 3, with the message.
@@ -158,6 +161,7 @@ pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
         notes: m.notes,
         deployment: m.deployment,
         rounds: m.rounds,
+        grown: m.grown,
     });
     if let (Some(before), Some(path)) = (&before, &opts.baseline) {
         report.compare_with(before, &path.display().to_string(), noise);

@@ -14,8 +14,9 @@ use anyhow::bail;
 use super::Stage;
 use super::baseline::Baseline;
 use super::timeline::Loaded;
-use crate::observe::probe;
 use crate::observe::sampler::Sample;
+use crate::observe::tree::TreeSnapshot;
+use crate::report::tree::GrownProcess;
 use crate::target::Processes;
 use crate::target::deployment::Deployment;
 use crate::verdict::{self, Check};
@@ -26,8 +27,11 @@ pub(super) struct Settled {
     pub last: Sample,
     /// The leak checks, or the shutdown checks after a SIGTERM phase.
     pub checks: Vec<Check>,
-    /// TCP sockets the target opened since the baseline, when its socket count grew.
+    /// TCP and Unix sockets the target's tree opened since the baseline, when its socket
+    /// count grew.
     pub new_sockets: Vec<String>,
+    /// Processes of the tree new, orphaned or grown since the baseline.
+    pub grown: Vec<GrownProcess>,
 }
 
 pub(super) async fn settle(
@@ -58,6 +62,7 @@ pub(super) async fn settle(
             last: load_end,
             checks,
             new_sockets: Vec::new(),
+            grown: Vec::new(),
         });
     }
     // in cycles, the last round's settle was the run's
@@ -66,9 +71,21 @@ pub(super) async fn settle(
         None => watch(s, deployment, base, load_end).await?,
     };
     let during: Vec<Sample> = s.sampler.since(base.sample.t_ms);
+    let leaks = &s.scenario.leaks;
+    let end = s.sampler.snapshots().await;
+    let grown: Vec<GrownProcess> = base
+        .tree
+        .iter()
+        .zip(&end)
+        .filter_map(|(b, e)| Some(verdict::tree::grown(b.as_ref()?, e.as_ref()?, leaks)))
+        .flatten()
+        .collect();
+    let mut checks = verdict::leak_checks(&base.reference(), &during, &last, leaks);
+    verdict::tree::judge_children_by_identity(&mut checks, &grown, leaks);
     Ok(Settled {
-        checks: verdict::leak_checks(&base.reference(), &during, &last, &s.scenario.leaks),
-        new_sockets: new_sockets(s.tgt.pid, base, &last),
+        checks,
+        new_sockets: new_sockets(base, &end, &last),
+        grown,
         last,
     })
 }
@@ -115,19 +132,22 @@ pub(super) async fn watch(
     }
 }
 
-/// Which sockets are new since the baseline, so a socket leak can be traced to its peer.
-fn new_sockets(pid: Option<u32>, base: &Baseline, last: &Sample) -> Vec<String> {
-    let Some(pid) = pid else {
-        return Vec::new();
-    };
+/// Which TCP and Unix sockets of the tree are new since the baseline (by inode), with the
+/// process holding each, so a socket leak can be traced to its owner and peer.
+fn new_sockets(base: &Baseline, end: &[Option<TreeSnapshot>], last: &Sample) -> Vec<String> {
     if last.fds.socket <= base.sample.fds.socket {
         return Vec::new();
     }
-    let before: BTreeSet<_> = base.sockets.iter().map(|x| (x.local, x.remote)).collect();
-    probe::tcp_sockets(pid)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|x| !before.contains(&(x.local, x.remote)))
+    let before: BTreeSet<u64> = base
+        .tree
+        .iter()
+        .flatten()
+        .flat_map(|t| t.sockets.iter().map(|x| x.inode))
+        .collect();
+    end.iter()
+        .flatten()
+        .flat_map(|t| t.sockets.iter())
+        .filter(|x| !before.contains(&x.inode))
         .map(|x| x.to_string())
         .collect()
 }

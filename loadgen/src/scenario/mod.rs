@@ -473,6 +473,13 @@ pub struct Leaks {
     pub sessions: u32,
     #[serde(default = "rss")]
     pub rss_mib: f64,
+    /// Threads the whole tree may gain (idle runtime pools linger: tokio's blocking pool
+    /// keeps an idle thread 10 s).
+    #[serde(default = "threads")]
+    pub threads: u32,
+    /// Unix sockets the whole tree may gain (also counted in `fds.socket`).
+    #[serde(default)]
+    pub sockets_unix: u32,
 }
 
 impl Default for Leaks {
@@ -488,6 +495,8 @@ impl Default for Leaks {
             children: 0,
             sessions: 0,
             rss_mib: rss(),
+            threads: threads(),
+            sockets_unix: 0,
         }
     }
 }
@@ -518,6 +527,11 @@ fn one_cycle() -> u32 {
 fn rss_noise() -> f64 {
     2.0
 }
+fn threads() -> u32 {
+    THREADS_DEFAULT
+}
+/// `[leaks] threads` when the scenario does not say (see `scenarios/README.md`).
+pub const THREADS_DEFAULT: u32 = 16;
 fn d10s() -> Duration {
     Duration::from_secs(10)
 }

@@ -26,6 +26,14 @@ fn a_minimal_scenario_gets_the_documented_defaults() {
     assert_eq!(s.thresholds.db_pool_utilisation, 0.70);
     assert_eq!(s.leaks.fds, 0);
     assert_eq!(s.leaks.rss_mib, 16.0);
+    assert_eq!(s.leaks.threads, 16);
+    assert_eq!(s.leaks.sockets_unix, 0);
+    let s = Scenario::parse(&format!(
+        "{MINIMAL}\n[leaks]\nthreads = 4\nsockets_unix = 2\n"
+    ))
+    .unwrap();
+    assert_eq!((s.leaks.threads, s.leaks.sockets_unix), (4, 2));
+    let s = Scenario::parse(MINIMAL).unwrap();
     assert_eq!(s.leaks.settle, Duration::from_secs(10));
     assert_eq!(s.leaks.settle_min(), Duration::from_secs(3));
     assert_eq!(s.leaks.cycles, 1);

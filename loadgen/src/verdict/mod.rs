@@ -13,6 +13,7 @@ pub mod compare;
 pub mod cycles;
 pub mod merge;
 pub mod run;
+pub mod tree;
 
 use std::collections::BTreeSet;
 
@@ -56,6 +57,9 @@ pub fn tolerance(r: &Resource, l: &Leaks) -> f64 {
         "tcp.close_wait" => f64::from(l.sockets_close_wait),
         "children" => f64::from(l.children),
         "zombies" => 0.0,
+        "orphans" => 0.0,
+        "threads" => f64::from(l.threads),
+        "sockets.unix" => f64::from(l.sockets_unix),
         "tokio.alive_tasks" => f64::from(l.tasks),
         "sessions" => f64::from(l.sessions),
         "rss" => l.rss_mib,

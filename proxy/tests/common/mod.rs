@@ -369,6 +369,7 @@ impl Resources {
             children: probe::ChildCounts {
                 children: self.children.children.max(o.children.children),
                 zombies: self.children.zombies.max(o.children.zombies),
+                orphans: self.children.orphans.max(o.children.orphans),
             },
             tasks: self.tasks.max(o.tasks),
         }

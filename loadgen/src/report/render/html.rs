@@ -104,6 +104,7 @@ pub fn render(r: &Report) -> String {
     banner(&mut s, r);
     kpis(&mut s, r);
     leaks(&mut s, r);
+    grown(&mut s, r);
     super::charts::charts(&mut s, r);
     requests(&mut s, r);
     deployment(&mut s, r);
@@ -269,6 +270,28 @@ fn leaks(s: &mut String, r: &Report) {
         let _ = writeln!(
             s,
             "<tr><td colspan=\"6\" class=\"muted\">no leak checks</td></tr>"
+        );
+    }
+    s.push_str("</table>\n");
+}
+
+/// The processes of the target's tree that grew since the baseline, under the leak checks.
+fn grown(s: &mut String, r: &Report) {
+    if r.grown.is_empty() {
+        return;
+    }
+    s.push_str(
+        "<h3>Processes that grew</h3>\n<table class=\"keep\">\n<tr><th class=\"n\">PID</th>\
+         <th class=\"n\">parent</th><th>command</th><th>what grew</th></tr>\n",
+    );
+    for g in r.grown.iter().take(MAX_ROWS) {
+        let _ = writeln!(
+            s,
+            "<tr class=\"bad\"><td class=\"n\">{}</td><td class=\"n\">{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            g.pid,
+            g.ppid,
+            escape(&g.command),
+            escape(&g.grew.join(", "))
         );
     }
     s.push_str("</table>\n");

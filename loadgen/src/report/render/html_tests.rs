@@ -89,6 +89,7 @@ fn empty() -> Report {
         notes: Vec::new(),
         deployment: None,
         rounds: Vec::new(),
+        grown: Vec::new(),
         exit_code: 0,
     }
 }
@@ -453,4 +454,26 @@ fn the_recorded_fixture_renders() {
     assert!(html.contains(if r.exit_code == 0 { ">PASS<" } else { ">FAIL<" }));
     assert!(html.len() < 2_000_000);
     dump("fixture", &html);
+}
+
+#[test]
+fn processes_that_grew_are_a_table_under_the_leaks_in_html_and_markdown() {
+    let mut r = empty();
+    assert!(!render(&r).contains("Processes that grew"));
+    r.grown = vec![crate::report::tree::GrownProcess {
+        pid: 4242,
+        ppid: 1,
+        command: "sleep (sleep <60>)".into(),
+        grew: vec!["new process".into(), "orphan".into()],
+    }];
+    let html = render(&r);
+    let at = html.find("Processes that grew").expect("the table");
+    assert!(at > html.find("Leaks (after the settle window)").unwrap());
+    assert!(html[at..].contains("<td class=\"n\">4242</td>"), "{html}");
+    assert!(html.contains("sleep (sleep &lt;60&gt;)") && html.contains("new process, orphan"));
+    let md = super::super::markdown::render(&r);
+    assert!(
+        md.contains("| 4242 | 1 | sleep (sleep <60>) | new process, orphan |"),
+        "{md}"
+    );
 }

@@ -38,6 +38,7 @@ pub fn render(r: &Report) -> String {
     failed(&mut s, r);
     kpis(&mut s, r);
     leaks(&mut s, r);
+    grown(&mut s, r);
     latency(&mut s, r);
     deployment(&mut s, r);
     capacity(&mut s, r);
@@ -192,6 +193,34 @@ fn leaks(s: &mut String, r: &Report) {
             f(&c.unit, c.value),
             value(&c.unit, c.limit),
             icon(mark(c))
+        );
+    }
+}
+
+/// The processes of the target's tree that grew since the baseline, under the leak checks.
+fn grown(s: &mut String, r: &Report) {
+    if r.grown.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n#### Processes that grew\n\n| PID | parent | command | what grew |\n|---:|---:|---|---|"
+    );
+    for g in r.grown.iter().take(MAX_ROWS) {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            g.pid,
+            g.ppid,
+            cell(&g.command),
+            cell(&g.grew.join(", "))
+        );
+    }
+    if r.grown.len() > MAX_ROWS {
+        let _ = writeln!(
+            s,
+            "\n… and {} more in `report.json`.",
+            r.grown.len() - MAX_ROWS
         );
     }
 }

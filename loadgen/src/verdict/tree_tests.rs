@@ -1,0 +1,73 @@
+use super::*;
+use crate::report::check::Kind;
+
+fn proc(pid: u32, start: u64) -> ProcessInfo {
+    ProcessInfo {
+        pid,
+        ppid: 1,
+        start,
+        comm: "p".into(),
+        cmdline: format!("p {pid}"),
+        state: 'S',
+        ..ProcessInfo::default()
+    }
+}
+
+fn snap(procs: Vec<ProcessInfo>) -> TreeSnapshot {
+    TreeSnapshot {
+        procs,
+        sockets: Vec::new(),
+    }
+}
+
+#[test]
+fn growth_beyond_tolerance_is_named_and_within_it_is_not() {
+    let l = Leaks {
+        fds: 1,
+        threads: 2,
+        ..Leaks::default()
+    };
+    let base = snap(vec![proc(10, 1), proc(11, 1)]);
+    let mut a = proc(10, 1);
+    a.fds.socket = 12;
+    a.threads = 3;
+    a.rss_bytes = 40 * 1024 * 1024;
+    let mut b = proc(11, 1);
+    b.fds.pipe = 1;
+    b.threads = 2;
+    let g = grown(&base, &snap(vec![a, b]), &l);
+    assert_eq!(g.len(), 1, "{g:?}");
+    assert_eq!(
+        g[0].grew,
+        ["fds +12 (socket +12)", "threads +3", "rss +40 MiB"]
+    );
+}
+
+#[test]
+fn a_reused_pid_is_a_new_process_and_fails_children_by_identity() {
+    let l = Leaks::default();
+    let base = snap(vec![proc(10, 1)]);
+    let mut orphan = proc(10, 2);
+    orphan.orphan = true;
+    let g = grown(&base, &snap(vec![orphan]), &l);
+    assert_eq!(g[0].grew, ["new process", "orphan"]);
+    let mut checks = vec![Check {
+        name: "children".into(),
+        kind: Kind::Leak,
+        unit: "processes".into(),
+        baseline: Some(1.0),
+        peak: None,
+        value: Some(1.0),
+        limit: 0.0,
+        passed: true,
+        skipped: None,
+    }];
+    judge_children_by_identity(&mut checks, &g, &l);
+    assert!(!checks[0].passed);
+    assert_eq!(
+        culprits(&checks, &g),
+        ["children grew in: PID 10 p (p 10): new process, orphan"]
+    );
+    // a clean tree: nothing grew, nothing fails
+    assert!(grown(&base, &base, &l).is_empty());
+}
