@@ -283,3 +283,53 @@ pid_file = "x.pid""#,
         "pid_file",
     );
 }
+
+/// `scenarios/external/supergateway.toml`, shortened, against the pinned npm packages
+/// (`npm ci --prefix scenarios/external`): the harness drives a real third-party gateway.
+/// Skipped, saying so, when they are not installed; with `CI=true` that is a failure.
+#[test]
+fn the_supergateway_scenario_runs_against_the_real_gateway() {
+    let dir = workspace().join("scenarios/external");
+    if !dir.join("node_modules/.bin/supergateway").exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true: scenarios/external/node_modules is missing (npm ci --prefix scenarios/external)"
+        );
+        eprintln!(
+            "skipped: scenarios/external/node_modules is missing (npm ci --prefix scenarios/external)"
+        );
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    subreaper();
+    let dir = dir.canonicalize().unwrap();
+    let text = std::fs::read_to_string(dir.join("supergateway.toml"))
+        .unwrap()
+        .replacen(
+            "[target]",
+            &format!("[target]\ncwd = {:?}", dir.display().to_string()),
+            1,
+        )
+        .replace("users = 10", "users = 4")
+        .replace("warmup = \"3s\"", "warmup = \"1s\"")
+        .replace("duration = \"15s\"", "duration = \"3s\"")
+        .replace("settle = \"10s\"", "settle = \"3s\"");
+    let run = run_scenario(&text);
+    // a verdict (pass, or a finding about the gateway), not a harness failure
+    assert!(
+        run.code == 0 || run.code == 1 || run.code == 2,
+        "exit {}; stderr:\n{}",
+        run.code,
+        run.stderr
+    );
+    let report = run.report();
+    let echo = &report["ops"]["tools/call echo"];
+    assert!(echo["ok"].as_u64().unwrap() > 0, "{echo}");
+    assert_eq!(
+        echo["failed"], 0,
+        "the everything server echoes `message`: {echo}"
+    );
+    assert!(report["probe"]["pid"].as_u64().is_some());
+    assert!(run.out.join("target.log").exists());
+    assert_no_process_left(&[], "supergateway");
+}
