@@ -204,7 +204,7 @@ async fn teardown(
             .extend(described.iter().map(|d| format!("left behind: {d}")));
     }
     for (name, status) in &statuses {
-        if let (true, Some(s)) = (name.starts_with("proxy"), status) {
+        if let (true, Some(s)) = (crate::target::measured(name), status) {
             m.notes.push(format!("{name} exit: {s}"));
         }
     }

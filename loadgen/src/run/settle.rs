@@ -46,15 +46,15 @@ pub(super) async fn settle(
     let load_end = s.sampler.latest().unwrap_or_default();
     if let Some(at) = loaded.sigterm_at {
         // the target must exit by itself, in time, with 0
-        let status = if s.scenario.bundled() {
-            procs.wait_exit("proxy", Duration::from_secs(12)).await
-        } else {
-            None
+        let own = s.tgt.process.or(s.scenario.bundled().then_some("proxy"));
+        let status = match own {
+            Some(name) => procs.wait_exit(name, Duration::from_secs(12)).await,
+            None => None,
         };
         let checks = verdict::run::shutdown_checks(
             status,
             at.elapsed(),
-            !s.scenario.bundled(),
+            own.is_none(),
             loaded.result.in_flight_failed_at_stop,
         );
         // the process is gone: its children must be too (checked as orphans by `run`)

@@ -178,7 +178,9 @@ async fn apply(s: &Stage<'_>, p: &Phase, a: &mut Acts<'_>) -> anyhow::Result<()>
         PhaseAction::Sigterm => {
             a.recorder.mark_stop();
             a.sigterm_at = Some(Instant::now());
-            if s.scenario.bundled() {
+            if let Some(name) = s.tgt.process {
+                a.procs.signal(name, Signal::SIGTERM)?;
+            } else if s.scenario.bundled() {
                 a.procs.signal("proxy", Signal::SIGTERM)?;
             } else {
                 let Some(pid) = s.tgt.pid else {

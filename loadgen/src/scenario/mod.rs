@@ -4,6 +4,7 @@
 //! (a typo must not silently fall back to a default). No IO beyond reading the file.
 
 pub use crate::report::capacity::CapacityModel;
+pub mod placeholders;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -81,6 +82,20 @@ pub struct Target {
     pub database: Database,
     /// With `database = "postgres"`: use this server instead of a throw-away cluster.
     pub database_url: Option<String>,
+    /// A target the harness starts itself (anyone's proxy): its argv, `{{placeholders}}`
+    /// rendered (see [`placeholders`]); `url` is then its MCP endpoint.
+    pub command: Option<Vec<String>>,
+    /// Environment of `command` (values may hold placeholders), on top of the harness's.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory of `command`; relative to the scenario file's folder, which is
+    /// also the default.
+    pub cwd: Option<PathBuf>,
+    /// A file (relative to the scenario file's folder) rendered into the run's folder;
+    /// `{{config}}` is the rendered file's path.
+    pub config_template: Option<PathBuf>,
+    /// Readiness of `command`: this URL answers 2xx. Default: any HTTP answer at `url`'s origin.
+    pub ready_url: Option<String>,
 }
 
 /// The bundled proxies' store.
@@ -109,6 +124,11 @@ impl Default for Target {
             replicas: 1,
             database: Database::Sqlite,
             database_url: None,
+            command: None,
+            env: BTreeMap::new(),
+            cwd: None,
+            config_template: None,
+            ready_url: None,
         }
     }
 }
@@ -617,7 +637,29 @@ impl Scenario {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        Scenario::parse(&text).map_err(fail)
+        let mut scenario = Scenario::parse(&text).map_err(fail)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let dir = std::path::absolute(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })
+        .map_err(|e| fail(format!("cannot resolve its folder: {e}")))?;
+        scenario.resolve_paths(&dir);
+        Ok(scenario)
+    }
+
+    /// A started target's paths, relative to the scenario file's folder `dir`: `cwd` (which
+    /// defaults to `dir`) and `config_template`.
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        let t = &mut self.target;
+        if t.command.is_none() {
+            return;
+        }
+        t.cwd = Some(dir.join(t.cwd.take().unwrap_or_default()));
+        if let Some(c) = t.config_template.take() {
+            t.config_template = Some(dir.join(c));
+        }
     }
 
     /// Parses and validates a scenario's text.
@@ -636,9 +678,14 @@ impl Scenario {
             .collect()
     }
 
-    /// Is the bundled proxy started (no external `url`)?
+    /// Is the bundled proxy started (no external `url`, no `command`)?
     pub fn bundled(&self) -> bool {
-        self.target.url.is_none()
+        self.target.url.is_none() && self.target.command.is_none()
+    }
+
+    /// Does the harness start the target from `target.command`?
+    pub fn started(&self) -> bool {
+        self.target.command.is_some()
     }
 
     /// Keeps shard `index` of `count` (0-based): its share of the users (the remainder goes

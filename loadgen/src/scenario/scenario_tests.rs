@@ -46,7 +46,11 @@ fn a_minimal_scenario_gets_the_documented_defaults() {
 #[test]
 fn every_scenario_in_the_repository_parses() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for (dir, at_least) in [("scenarios", 11), ("scenarios/gate", 7)] {
+    for (dir, at_least) in [
+        ("scenarios", 11),
+        ("scenarios/gate", 7),
+        ("scenarios/external", 3),
+    ] {
         let dir = root.join(dir);
         let mut n = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
@@ -361,4 +365,78 @@ fn bad_timeouts_name_the_field() {
     assert!(e.contains("soon"), "{e}");
     let e = err(&MINIMAL.replace("users = 2", "users = 2\nrequest_timeout = \"0s\""));
     assert!(e.contains("`load.request_timeout`"), "{e}");
+}
+
+const STARTED: &str = r#"command = ["proxy", "--port", "{{port}}", "--seed", "{{config}}", "--up", "{{upstream.echo.url}}"]
+url = "http://127.0.0.1:{{port}}/mcp"
+config_template = "seed.toml.tmpl"
+env = { LOG = "{{out_dir}}/x" }"#;
+
+#[test]
+fn a_started_target_takes_the_mocks_and_its_own_phases() {
+    let s = Scenario::parse(&with(
+        STARTED,
+        "[[phase]]\nat = \"1s\"\nupstream = \"echo\"\nfaults = [\"hang-call\"]\n[[phase]]\nat = \"1s\"\naction = \"sigterm\"\n",
+    ))
+    .unwrap();
+    assert!(s.started());
+    assert!(!s.bundled());
+    // relative paths are the scenario file's folder's, and so is the default cwd
+    let mut s = s;
+    s.resolve_paths(Path::new("/scen"));
+    assert_eq!(s.target.cwd.as_deref(), Some(Path::new("/scen/")));
+    assert_eq!(
+        s.target.config_template.as_deref(),
+        Some(Path::new("/scen/seed.toml.tmpl"))
+    );
+}
+
+#[test]
+fn started_target_settings_that_cannot_work_are_errors_that_say_why() {
+    let cases = [
+        (
+            "command = [\"p\"]".to_string(),
+            "`target.command` needs `target.url`",
+        ),
+        (
+            format!("{STARTED}\npid = 1"),
+            "`target.pid`/`target.pid_file` cannot be set",
+        ),
+        (
+            format!("{STARTED}\nproxy_args = [\"--x\"]"),
+            "`target.proxy_args`/`target.listen` apply to the bundled proxy only",
+        ),
+        (
+            format!("{STARTED}\nreplicas = 2\ndatabase = \"postgres\""),
+            "apply to the bundled proxy only",
+        ),
+        (
+            "command = []\nurl = \"http://127.0.0.1:1/mcp\"".into(),
+            "`target.command` is empty",
+        ),
+        (
+            "env = { A = \"1\" }".into(),
+            "apply to a started target (`target.command`) only",
+        ),
+        (
+            STARTED.replace("{{port}}/mcp", "{{prot}}/mcp"),
+            "`target.url`: unknown placeholder `{{prot}}`",
+        ),
+        (
+            STARTED.replace("{{out_dir}}", "{{upstream.ghost.url}}"),
+            "no `[[upstream]]` is named \"ghost\"",
+        ),
+        (
+            STARTED.replace("config_template = \"seed.toml.tmpl\"", ""),
+            "`{{config}}` (it needs `target.config_template`)",
+        ),
+        (
+            STARTED.replace("{{upstream.echo.url}}", "{{upstream.echo.command}}"),
+            "is an HTTP mock: it offers `url`",
+        ),
+    ];
+    for (target, needle) in cases {
+        let e = err(&with(&target, ""));
+        assert!(e.contains(needle), "{target}: {e}");
+    }
 }

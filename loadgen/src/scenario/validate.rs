@@ -169,7 +169,7 @@ impl Scenario {
         if !self.bundled()
             && (t.replicas != 1 || t.database != Database::Sqlite || t.database_url.is_some())
         {
-            return Err("`target.replicas`/`target.database`/`target.database_url` apply to the bundled proxy only, not to `target.url`".into());
+            return Err("`target.replicas`/`target.database`/`target.database_url` apply to the bundled proxy only, not to `target.url`/`target.command`".into());
         }
         if t.replicas > 1 && t.database != Database::Postgres {
             return Err(format!(
@@ -187,6 +187,14 @@ impl Scenario {
                 ));
             }
         }
+        if !self.started()
+            && (!t.env.is_empty()
+                || t.cwd.is_some()
+                || t.config_template.is_some()
+                || t.ready_url.is_some())
+        {
+            return Err("`target.env`/`target.cwd`/`target.config_template`/`target.ready_url` apply to a started target (`target.command`) only".into());
+        }
         if self.bundled() {
             if t.pid.is_some() || t.pid_file.is_some() {
                 return Err("`target.pid`/`target.pid_file` need `target.url` (an external target); the bundled proxy's PID is known".into());
@@ -200,19 +208,62 @@ impl Scenario {
                     t.prefix
                 ));
             }
+        } else if self.started() {
+            self.validate_started()?;
         } else {
             let url = t.url.as_deref().unwrap_or_default();
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(format!("`target.url` \"{url}\" is not an http(s) URL"));
             }
             if !self.upstreams.is_empty() {
-                return Err("`[[upstream]]` entries are only started for the bundled proxy; with `target.url` the target brings its own".into());
+                return Err("`[[upstream]]` entries are only started for the bundled proxy; with `target.url` the target brings its own (or start it with `target.command`, which reaches the mocks through `{{upstream.NAME.url}}`)".into());
             }
             if !t.proxy_args.is_empty() || t.listen.is_some() {
                 return Err("`target.proxy_args`/`target.listen` apply to the bundled proxy only, not to `target.url`".into());
             }
             if t.pid.is_some() && t.pid_file.is_some() {
                 return Err("set `target.pid` or `target.pid_file`, not both".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// `[target]` with `command` (a target the harness starts): its URL, what it excludes, and
+    /// every placeholder of its texts (the config template's are checked when it is read).
+    fn validate_started(&self) -> Result<(), String> {
+        let t = &self.target;
+        let command = t.command.as_deref().unwrap_or_default();
+        if command.first().is_none_or(|c| c.trim().is_empty()) {
+            return Err("`target.command` is empty: give the program and its arguments, e.g. [\"node\", \"dist/index.js\", \"--port\", \"{{port}}\"]".into());
+        }
+        let Some(url) = &t.url else {
+            return Err("`target.command` needs `target.url`, its MCP endpoint (e.g. \"http://127.0.0.1:{{port}}/mcp\")".into());
+        };
+        if t.pid.is_some() || t.pid_file.is_some() {
+            return Err("`target.pid`/`target.pid_file` cannot be set with `target.command`: the harness starts the target and knows its PID".into());
+        }
+        if !t.proxy_args.is_empty() || t.listen.is_some() {
+            return Err("`target.proxy_args`/`target.listen` apply to the bundled proxy only; with `target.command` put the flags in the command and use `{{port}}`".into());
+        }
+        let check = |what: &str, text: &str| super::placeholders::check(self, what, text);
+        for (i, arg) in command.iter().enumerate() {
+            check(&format!("`target.command[{i}]`"), arg)?;
+        }
+        for (k, v) in &t.env {
+            check(&format!("`target.env.{k}`"), v)?;
+        }
+        check("`target.url`", url)?;
+        if let Some(r) = &t.ready_url {
+            check("`target.ready_url`", r)?;
+        }
+        if let Some(m) = &t.metrics_url {
+            check("`target.metrics_url`", m)?;
+        }
+        for (what, u) in [("url", Some(url)), ("ready_url", t.ready_url.as_ref())] {
+            if let Some(u) = u
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                return Err(format!("`target.{what}` \"{u}\" is not an http(s) URL"));
             }
         }
         Ok(())
@@ -338,7 +389,8 @@ impl Scenario {
                             "{which}: `action = \"sigterm\"` stops one target; with replicas use `action = \"rolling-restart\"`"
                         ));
                     }
-                    if !self.bundled() && t.pid.is_none() && t.pid_file.is_none() {
+                    if !self.bundled() && !self.started() && t.pid.is_none() && t.pid_file.is_none()
+                    {
                         return Err(format!(
                             "{which}: `action = \"sigterm\"` needs the target's PID"
                         ));

@@ -63,6 +63,7 @@ pub async fn attach(t: &crate::scenario::Target, url: &str) -> anyhow::Result<En
         headers: t.headers.clone(),
         pid,
         version: None,
+        process: None,
         metrics_url: has_metrics.then_some(metrics_url),
         controls: BTreeMap::new(),
         db_pool_max: 0.0,

@@ -1,7 +1,8 @@
 //! The target a run measures and the processes it starts for it.
 //!
-//! - [`start`]: an external target ([`external`]: `target.url`, probed by PID or `/metrics`),
-//!   or the bundled proxy with its mocks: one `mcp-proxy serve` on SQLite, or the
+//! - [`start`]: a target started from its own `target.command` (`command`: anyone's proxy
+//!   behind the scenario's mocks, placeholders rendered), an external target ([`external`]:
+//!   `target.url`, probed by PID or `/metrics`), or the bundled proxy with its mocks: one `mcp-proxy serve` on SQLite, or the
 //!   [`deployment`] (replicas behind HAProxy on PostgreSQL). Either way an [`Endpoint`].
 //! - [`bundled`]: everything the harness knows of `mcp-proxy`'s command line, paths and seed.
 //! - [`Binaries`]: where `mcp-proxy` and `mock-mcp` are; [`Processes`]: the run's children.
@@ -13,6 +14,7 @@
 //! and shows up in `process::stray_processes`.
 
 pub mod bundled;
+mod command;
 pub mod deployment;
 pub mod external;
 mod start;
@@ -41,6 +43,9 @@ pub struct Endpoint {
     pub pid: Option<u32>,
     /// `--version` of the bundled proxy.
     pub version: Option<String>,
+    /// The measured process's name in [`Processes`] when the harness started it alone
+    /// (`proxy`, or [`COMMAND_TARGET`]): the one a SIGTERM phase signals and judges.
+    pub process: Option<&'static str>,
     pub metrics_url: Option<String>,
     /// Control endpoints of the HTTP mocks, by upstream name.
     pub controls: BTreeMap<String, String>,
@@ -253,22 +258,62 @@ impl Processes {
         let child = OwnedChild::spawn(cmd, &bin.display().to_string(), Signal::SIGKILL)?;
         let pid = child.pid();
         self.add(name, child, None);
-        let url = bundled::ready_url(listen);
+        let ready = Ready {
+            url: bundled::ready_url(listen),
+            any_answer: false,
+            timeout: ready_timeout,
+        };
+        self.wait_ready(name, &log, &ready).await?;
+        Ok((listen, pid))
+    }
+
+    /// Starts a target's own `command` as `target` (its stdout and stderr in `target.log`)
+    /// and waits until it is ready; returns its PID. A target that exits first or never
+    /// gets ready is an error naming it, with its log's tail.
+    pub async fn start_command(
+        &mut self,
+        spec: &CommandSpec,
+        ready: &Ready,
+    ) -> anyhow::Result<u32> {
+        let name = COMMAND_TARGET;
+        let (log, f) = self.log_file(name)?;
+        let (program, args) = spec
+            .argv
+            .split_first()
+            .context("`target.command` is empty")?;
+        let mut cmd = spawn::command(Path::new(program), Signal::SIGTERM, false);
+        cmd.args(args)
+            .envs(&spec.env)
+            .current_dir(&spec.cwd)
+            .stdout(f.try_clone()?)
+            .stderr(f);
+        let child =
+            OwnedChild::spawn(cmd, &format!("`target.command` {program}"), Signal::SIGKILL)?;
+        let pid = child.pid();
+        self.add(name, child, None);
+        self.wait_ready(name, &log, ready).await?;
+        Ok(pid)
+    }
+
+    /// Polls `ready.url` until it answers (any HTTP answer, or 2xx) while `name` runs; on a
+    /// timeout `name` is killed. Either failure is an error with `log`'s tail.
+    async fn wait_ready(&mut self, name: &str, log: &Path, ready: &Ready) -> anyhow::Result<()> {
+        let url = &ready.url;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(500))
             .build()?;
-        let deadline = Instant::now() + ready_timeout;
+        let deadline = Instant::now() + ready.timeout;
         let mut last;
         loop {
             if let Some(status) = self.exited(name) {
                 bail!(
                     "{name} exited before it was ready ({status}); its log ({}):\n{}",
                     log.display(),
-                    spawn::tail(&log, 8)
+                    spawn::tail(log, 8)
                 );
             }
-            match http.get(&url).send().await {
-                Ok(r) if r.status().is_success() => return Ok((listen, pid)),
+            match http.get(url).send().await {
+                Ok(r) if ready.any_answer || r.status().is_success() => return Ok(()),
                 Ok(r) => {
                     let status = r.status();
                     let body: String = r
@@ -286,9 +331,9 @@ impl Processes {
                 let _ = self.kill(name).await;
                 bail!(
                     "{name} never became ready at {url} within {} (last: {last}); its log ({}):\n{}",
-                    humantime::format_duration(ready_timeout),
+                    humantime::format_duration(ready.timeout),
                     log.display(),
-                    spawn::tail(&log, 8)
+                    spawn::tail(log, 8)
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -342,7 +387,7 @@ impl Processes {
         let mut out = BTreeMap::new();
         // the proxies before their upstreams, so they close them cleanly
         self.procs
-            .sort_by_key(|p| if p.name.starts_with("proxy") { 0 } else { 1 });
+            .sort_by_key(|p| if measured(&p.name) { 0 } else { 1 });
         for p in &mut self.procs {
             let status = p.child.stop(Signal::SIGTERM, grace).await;
             out.insert(p.name.clone(), status);
@@ -350,6 +395,29 @@ impl Processes {
         self.procs.clear();
         out
     }
+}
+
+/// The process name of a target started from `target.command` (its log: `target.log`).
+pub const COMMAND_TARGET: &str = "target";
+
+/// Is `name` a measured process (a proxy or a started target), stopped before its upstreams?
+pub fn measured(name: &str) -> bool {
+    name.starts_with("proxy") || name == COMMAND_TARGET
+}
+
+/// A target's own command, rendered: argv, extra environment, working directory.
+pub struct CommandSpec {
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: PathBuf,
+}
+
+/// When a started process is ready: `url` answers (any HTTP answer with `any_answer`, else
+/// 2xx) within `timeout`.
+pub struct Ready {
+    pub url: String,
+    pub any_answer: bool,
+    pub timeout: Duration,
 }
 
 /// `mock-mcp` flags for an upstream's faults, latency and seed.

@@ -1,4 +1,5 @@
-//! Starting the measured target: an external one ([`external`](super::external)), or the
+//! Starting the measured target: one started from its own command
+//! ([`command`](super::command)), an external one ([`external`](super::external)), or the
 //! bundled proxy with its mocks — one `mcp-proxy serve` on SQLite, or the
 //! [`deployment`](super::deployment) — using what [`bundled`](super::bundled) knows of the
 //! proxy.
@@ -8,11 +9,12 @@ use std::path::Path;
 
 use super::bundled::{db_pool_size, mcp_url, metrics_url, proxy_address, seed_toml, version};
 use super::deployment::{self, Deployment};
-use super::{Binaries, Endpoint, Processes, external};
+use super::{Binaries, Endpoint, Processes, command, external};
 use crate::scenario::{MockKind, Scenario};
 
-/// Starts (or finds) the scenario's target: an external one at `target.url`, else the
-/// bundled proxy (or deployment) with its mocks, children of `procs`.
+/// Starts (or finds) the scenario's target: its own `target.command` after its mocks, an
+/// external one at `target.url`, else the bundled proxy (or deployment) with its mocks,
+/// children of `procs`.
 pub async fn start(
     scenario: &Scenario,
     binaries: Option<&Binaries>,
@@ -20,6 +22,9 @@ pub async fn start(
     procs: &mut Processes,
     deployment: &mut Option<deployment::Deployment>,
 ) -> anyhow::Result<Endpoint> {
+    if scenario.started() {
+        return command::start(scenario, binaries, out_dir, procs).await;
+    }
     match &scenario.target.url {
         Some(url) => external::attach(&scenario.target, url).await,
         None => start_bundled(scenario, binaries, out_dir, procs, deployment).await,
@@ -75,6 +80,7 @@ async fn start_bundled(
         headers,
         pid,
         version,
+        process: pid.map(|_| "proxy"),
         // replicas are sampled one by one; HAProxy's frontend has no /metrics
         metrics_url: pid.map(|_| metrics_url(addr)),
         controls,

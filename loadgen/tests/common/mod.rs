@@ -37,7 +37,20 @@ pub fn run_scenario_with(scenario: &str, env: &[(&str, &str)]) -> Run {
 
 /// [`run_scenario`] with extra environment variables and `run` arguments.
 pub fn run_scenario_args(scenario: &str, env: &[(&str, &str)], args: &[&str]) -> Run {
+    run_scenario_files(scenario, &[], env, args)
+}
+
+/// [`run_scenario_args`] with `files` (name, text) written beside the scenario file.
+pub fn run_scenario_files(
+    scenario: &str,
+    files: &[(&str, &str)],
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Run {
     let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
     let path = dir.path().join("scenario.toml");
     std::fs::write(&path, scenario).unwrap();
     let out = dir.path().join("out");
@@ -131,13 +144,23 @@ pub fn workspace() -> &'static Path {
 
 /// The `mock-mcp` binary of this build profile (built if missing).
 pub fn mock_bin() -> PathBuf {
+    workspace_bin("mock-mcp", "mock-mcp")
+}
+
+/// The `mcp-proxy` binary of this build profile (built if missing).
+pub fn proxy_bin() -> PathBuf {
+    workspace_bin("mcp-proxy", "mcp-proxy")
+}
+
+/// Binary `bin` of workspace package `package`, built with this build profile.
+fn workspace_bin(package: &str, bin: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_BIN_EXE_mcp-loadgen"))
         .parent()
         .unwrap()
         .to_path_buf();
     let status = Command::new(env!("CARGO"))
         .current_dir(workspace())
-        .args(["build", "-q", "-p", "mock-mcp", "--bin", "mock-mcp"])
+        .args(["build", "-q", "-p", package, "--bin", bin])
         .args(if dir.ends_with("release") {
             vec!["--release"]
         } else {
@@ -147,5 +170,5 @@ pub fn mock_bin() -> PathBuf {
         .status()
         .unwrap();
     assert!(status.success());
-    dir.join("mock-mcp")
+    dir.join(bin)
 }
