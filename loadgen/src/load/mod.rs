@@ -18,7 +18,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::scenario::{Op, Protocol, Scenario as ScenarioFile, SessionEnd};
-pub use recorder::{EraCounts, LoadResult, OpStats, Recorder, Second};
+pub use recorder::{EraCounts, LoadResult, OpStats, Recorder, Second, SessionFate, SessionRecord};
 use session::{close, run_op};
 
 /// Everything a user needs, shared by all users of one attack.

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::Plan;
 use super::mcp::{self, Answer};
+use super::recorder::SessionFate;
 use crate::scenario::{Op, Protocol, SessionEnd};
 
 /// A goose user's MCP client state.
@@ -193,6 +194,7 @@ async fn open(user: &mut GooseUser, plan: &Plan) -> Result<(), (String, String)>
                 if n.status != 202 && n.status != 200 {
                     return Err(http_failure(&n));
                 }
+                plan.recorder.session_opened(&sid);
                 s.id = Some(sid);
             }
             Protocol::V2026_07_28 => {
@@ -237,9 +239,14 @@ pub(super) async fn close(user: &mut GooseUser, plan: &Plan) {
     let sid = s.id.take();
     s.open = false;
     user.set_session_data(s);
-    let (Some(sid), SessionEnd::Close) = (sid, plan.sessions) else {
+    let Some(sid) = sid else {
         return;
     };
+    if plan.sessions == SessionEnd::Abandon {
+        plan.recorder
+            .session_ended(&sid, SessionFate::Abandoned, None);
+        return;
+    }
     let start = Instant::now();
     let outcome = async {
         let rb = user
@@ -259,6 +266,9 @@ pub(super) async fn close(user: &mut GooseUser, plan: &Plan) {
             .request(req)
             .await
             .map_err(|e| ("request".to_string(), e.to_string()))?;
+        let status = goose.response.as_ref().ok().map(|r| r.status().as_u16());
+        plan.recorder
+            .session_ended(&sid, SessionFate::Closed, status);
         match goose.response {
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) => Err((format!("http {}", r.status().as_u16()), String::new())),
@@ -373,6 +383,9 @@ pub(super) async fn run_op(
             // The target no longer knows the session (spec: re-initialize).
             session_lost = true;
             plan.recorder.reinitialized.fetch_add(1, Ordering::Relaxed);
+            if let Some(sid) = &sid {
+                plan.recorder.session_ended(sid, SessionFate::Lost, None);
+            }
             if let Some(mut s) = user.get_session_data::<Session>().cloned() {
                 s.open = false;
                 s.id = None;
@@ -386,6 +399,9 @@ pub(super) async fn run_op(
             expect_error,
         ),
     };
+    if let (Some(sid), false) = (&sid, session_lost) {
+        plan.recorder.session_used(sid);
+    }
     let expected = expect_error && outcome.is_ok();
     plan.recorder
         .record_era(protocol, outcome.is_ok(), session_lost);

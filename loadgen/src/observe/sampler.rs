@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio_util::sync::CancellationToken;
 
+use crate::observe::metrics::MetricMap;
 use crate::observe::probe;
 pub use crate::report::sample::{Sample, TargetMetrics};
 
@@ -21,6 +22,8 @@ pub const INTERVAL: Duration = Duration::from_millis(250);
 pub struct Probe {
     pid: Option<u32>,
     metrics_url: Option<String>,
+    /// The target's own names for sessions, tasks, upstream connections (`[target.metrics]`).
+    names: MetricMap,
     http: reqwest::Client,
     sys: System,
     started: Instant,
@@ -31,6 +34,7 @@ impl Probe {
         Ok(Probe {
             pid,
             metrics_url,
+            names: MetricMap::default(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_millis(800))
                 .pool_max_idle_per_host(1)
@@ -38,6 +42,12 @@ impl Probe {
             sys: System::new()?,
             started: Instant::now(),
         })
+    }
+
+    /// Reads sessions, tasks and upstream connections from the series `names` gives.
+    pub fn with_names(mut self, names: MetricMap) -> Probe {
+        self.names = names;
+        self
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -103,9 +113,11 @@ impl Probe {
     async fn metrics(&self) -> Option<TargetMetrics> {
         let url = self.metrics_url.as_ref()?;
         match self.http.get(url).send().await {
-            Ok(r) if r.status().is_success() => {
-                r.text().await.ok().map(|t| TargetMetrics::parse(&t))
-            }
+            Ok(r) if r.status().is_success() => r
+                .text()
+                .await
+                .ok()
+                .map(|t| TargetMetrics::parse_mapped(&t, &self.names)),
             _ => None,
         }
     }

@@ -22,8 +22,10 @@ pub mod deployment;
 pub mod gate;
 pub mod histogram;
 pub mod merge;
+pub mod outside;
 pub mod render;
 pub mod sample;
+pub mod selector;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 pub use check::{Check, Kind};
 pub use deployment::DeploymentFacts;
+pub use outside::{OutsideCounts, SessionsHeld, UpstreamCounts};
 pub use sample::{Sample, TargetMetrics};
 
 /// `report.json`'s `schema_version`; `loadgen/report.schema.json` describes it.
@@ -83,6 +86,9 @@ pub struct Report {
     /// phases measured.
     #[serde(default)]
     pub deployment: Option<DeploymentFacts>,
+    /// Counted from outside the target: sessions still held, upstream work in flight.
+    #[serde(default)]
+    pub outside: OutsideCounts,
     pub exit_code: i32,
 }
 

@@ -38,8 +38,10 @@ pub(super) async fn decide(
             })
             .sum();
     }
+    let outside = super::outside::count(&s, &loaded, loaded.sigterm_at.is_some()).await;
     let (samples, slots) = s.sampler.stop_set().await;
     let mut checks = settled.checks;
+    checks.extend(outside.checks);
     if let (Some(d), Some(f)) = (deployment, facts.as_mut()) {
         f.replicas = d
             .replicas
@@ -83,6 +85,8 @@ pub(super) async fn decide(
             "the baseline never stood still for 1 s; it is the last sample of the wait".into(),
         );
     }
+    notes.extend(outside.notes);
+    notes.extend(missing_mapped(&scenario.target.metrics, &window));
     notes.extend(
         settled
             .new_sockets
@@ -105,5 +109,33 @@ pub(super) async fn decide(
         started_at: loaded.started_at,
         target_version: s.tgt.version,
         deployment: facts,
+        outside: outside.counts,
     }
+}
+
+/// A `[target.metrics]` series the target's `/metrics` never had: a note (its leak check says
+/// it is skipped).
+fn missing_mapped(names: &crate::scenario::MetricNames, window: &[Sample]) -> Vec<String> {
+    type Read = fn(&crate::report::TargetMetrics) -> Option<f64>;
+    let fields: [(&str, &Option<String>, Read); 3] = [
+        ("sessions", &names.sessions, |m| m.sessions),
+        ("tasks", &names.tasks, |m| m.tokio_alive_tasks),
+        ("upstream_connections", &names.upstream_connections, |m| {
+            m.upstream_active
+        }),
+    ];
+    fields
+        .into_iter()
+        .filter_map(|(field, name, read)| {
+            let name = name.as_ref()?;
+            let seen = window
+                .iter()
+                .any(|x| x.metrics.as_ref().and_then(read).is_some());
+            (!seen).then(|| {
+                format!(
+                    "`target.metrics.{field}` = {name}: no such series on the target's /metrics"
+                )
+            })
+        })
+        .collect()
 }

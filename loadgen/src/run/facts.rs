@@ -23,6 +23,7 @@ pub struct RunFacts<'a> {
     pub checks: Vec<Check>,
     pub notes: Vec<String>,
     pub deployment: Option<DeploymentFacts>,
+    pub outside: crate::report::OutsideCounts,
 }
 
 /// The report of a finished run: the load's figures converted into the report's.
@@ -77,6 +78,7 @@ pub fn report(f: RunFacts<'_>) -> Report {
         comparison: None,
         notes: f.notes,
         deployment: f.deployment,
+        outside: f.outside,
         exit_code: 0,
     };
     report.decide();

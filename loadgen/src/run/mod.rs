@@ -2,7 +2,8 @@
 //! load with its fault phases, settle, decide, write the report, tear everything down.
 //!
 //! The stages, in order, one module each: `start` (the target and its sampler), `warmup`,
-//! `baseline`, `timeline` (the measured load and its phases), `settle`, `decide`
+//! `baseline`, `timeline` (the measured load and its phases), `settle`, `outside` (counted
+//! from outside after the settle, called from `decide`), `decide`
 //! (the checks, through `verdict`); `facts` converts what they measured into the report.
 //!
 //! Every exit path goes through [`run`]'s teardown: the processes it started are stopped and
@@ -11,6 +12,7 @@
 mod baseline;
 mod decide;
 mod facts;
+mod outside;
 mod progress;
 mod settle;
 mod start;
@@ -86,6 +88,7 @@ struct Measured {
     started_at: String,
     target_version: Option<String>,
     deployment: Option<DeploymentFacts>,
+    outside: crate::report::OutsideCounts,
 }
 
 /// A harness failure: exit 3, with the message.
@@ -151,6 +154,7 @@ pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
         checks: m.checks,
         notes: m.notes,
         deployment: m.deployment,
+        outside: m.outside,
     });
     if let (Some(before), Some(path)) = (&before, &opts.baseline) {
         report.compare_with(before, &path.display().to_string(), noise);

@@ -81,6 +81,23 @@ pub struct Target {
     pub database: Database,
     /// With `database = "postgres"`: use this server instead of a throw-away cluster.
     pub database_url: Option<String>,
+    /// The target's own Prometheus series for what the leak checks follow (a target that is
+    /// not `mcp-proxy`); each unset one keeps the bundled proxy's name.
+    #[serde(default)]
+    pub metrics: MetricNames,
+}
+
+/// `[target.metrics]`: series of the target's `/metrics`, each `name` or
+/// `name{label="value",…}` (summed over the series that carry those labels).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricNames {
+    /// Sessions the target holds (→ the `sessions` leak check).
+    pub sessions: Option<String>,
+    /// Tasks, handles or goroutines alive (→ the `tokio.alive_tasks` leak check).
+    pub tasks: Option<String>,
+    /// Open upstream connections.
+    pub upstream_connections: Option<String>,
 }
 
 /// The bundled proxies' store.
@@ -109,6 +126,7 @@ impl Default for Target {
             replicas: 1,
             database: Database::Sqlite,
             database_url: None,
+            metrics: MetricNames::default(),
         }
     }
 }
@@ -379,6 +397,11 @@ pub struct Leaks {
     pub sessions: u32,
     #[serde(default = "rss")]
     pub rss_mib: f64,
+    /// A target that reaps abandoned sessions on a timer: the sessions the load opened are
+    /// asked whether they are still held this long after the load's end (not before the
+    /// settle ends).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub expect_reaped_within: Option<Duration>,
 }
 
 impl Default for Leaks {
@@ -391,6 +414,7 @@ impl Default for Leaks {
             children: 0,
             sessions: 0,
             rss_mib: rss(),
+            expect_reaped_within: None,
         }
     }
 }
@@ -466,6 +490,10 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
             "invalid duration \"{text}\": {e} (write e.g. \"500ms\", \"30s\", \"2m\")"
         ))
     })
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 /// A scenario file that cannot be used, with the file and the reason.

@@ -11,6 +11,7 @@
 
 pub mod compare;
 pub mod merge;
+pub mod outside;
 pub mod run;
 
 use std::collections::BTreeSet;

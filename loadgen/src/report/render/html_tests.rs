@@ -88,6 +88,7 @@ fn empty() -> Report {
         comparison: None,
         notes: Vec::new(),
         deployment: None,
+        outside: Default::default(),
         exit_code: 0,
     }
 }
