@@ -38,6 +38,7 @@ pub fn render(r: &Report) -> String {
     failed(&mut s, r);
     kpis(&mut s, r);
     leaks(&mut s, r);
+    outside(&mut s, r);
     latency(&mut s, r);
     deployment(&mut s, r);
     capacity(&mut s, r);
@@ -190,6 +191,18 @@ fn leaks(s: &mut String, r: &Report) {
             value(&c.unit, c.limit),
             icon(mark(c))
         );
+    }
+}
+
+/// What was counted from outside the target (sessions asked, the mocks' counts).
+fn outside(s: &mut String, r: &Report) {
+    let lines = super::format::outside_lines(r);
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n### Counted from outside\n");
+    for l in lines {
+        let _ = writeln!(s, "- {}", cell(&l));
     }
 }
 
