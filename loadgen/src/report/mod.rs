@@ -86,8 +86,9 @@ pub struct Report {
     /// phases measured.
     #[serde(default)]
     pub deployment: Option<DeploymentFacts>,
-    /// Counted from outside the target: sessions still held, upstream work in flight.
-    #[serde(default)]
+    /// Counted from outside the target: sessions still held, upstream work in flight (absent
+    /// from a report that counted neither, as in reports made before it existed).
+    #[serde(default, skip_serializing_if = "OutsideCounts::is_empty")]
     pub outside: OutsideCounts,
     pub exit_code: i32,
 }

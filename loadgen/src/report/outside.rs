@@ -14,6 +14,13 @@ pub struct OutsideCounts {
     pub upstream: Option<UpstreamCounts>,
 }
 
+impl OutsideCounts {
+    /// Nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_none() && self.upstream.is_none()
+    }
+}
+
 /// The measured load's 2025-11-25 sessions, asked once each (a JSON-RPC `ping` with the
 /// session's id) after the settle.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
