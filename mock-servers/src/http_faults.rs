@@ -32,6 +32,9 @@ pub struct HttpFaults {
     /// `tools/call`s per session, for `expire-session-after`.
     calls_per_session: Mutex<HashMap<String, u64>>,
     expired: Mutex<HashSet<String>>,
+    /// Calls held by `hang-call`, by (session, JSON-RPC id): a `notifications/cancelled`
+    /// for one ends its hang.
+    hung: Mutex<HashMap<(String, String), CancellationToken>>,
     stop: CancellationToken,
     crashed: AtomicBool,
 }
@@ -49,6 +52,7 @@ impl HttpFaults {
             sessions,
             calls_per_session: Mutex::default(),
             expired: Mutex::default(),
+            hung: Mutex::default(),
             stop,
             crashed: AtomicBool::new(false),
         }
@@ -97,6 +101,49 @@ impl HttpFaults {
     async fn hang(&self) -> Response {
         self.stop.cancelled().await;
         StatusCode::SERVICE_UNAVAILABLE.into_response()
+    }
+
+    /// Holds a `tools/call` (`hang-call`) until shutdown, its cancellation, or its client
+    /// going away (the future is dropped); counted in `hung` meanwhile.
+    async fn hang_call(&self, session: Option<&str>, id: Option<&serde_json::Value>) -> Response {
+        let _held = self.state.calls().hold();
+        let key = (session.unwrap_or("").to_string(), id_key(id));
+        let cancel = CancellationToken::new();
+        self.hung_map().insert(key.clone(), cancel.clone());
+        let _entry = HungEntry(self, key);
+        tokio::select! {
+            () = self.stop.cancelled() => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+            () = cancel.cancelled() => {
+                self.state.calls().ended(true, false);
+                StatusCode::ACCEPTED.into_response()
+            }
+        }
+    }
+
+    /// A `notifications/cancelled` for a call held by `hang-call` ends its hang.
+    fn cancel_hung(&self, session: Option<&str>, request_id: Option<&serde_json::Value>) {
+        let key = (session.unwrap_or("").to_string(), id_key(request_id));
+        if let Some(cancel) = self.hung_map().remove(&key) {
+            cancel.cancel();
+        }
+    }
+
+    fn hung_map(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), CancellationToken>> {
+        self.hung.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A JSON-RPC id as a map key (`1` and `"1"` differ, as in JSON-RPC).
+fn id_key(id: Option<&serde_json::Value>) -> String {
+    id.map(ToString::to_string).unwrap_or_default()
+}
+
+/// Removes a hung call's entry when its hang ends, however it ends.
+struct HungEntry<'a>(&'a HttpFaults, (String, String));
+
+impl Drop for HungEntry<'_> {
+    fn drop(&mut self) {
+        self.0.hung_map().remove(&self.1);
     }
 }
 
@@ -225,7 +272,7 @@ pub async fn apply(State(ctx): State<Arc<HttpFaults>>, request: Request, next: N
         }
         "tools/call" => {
             if ctx.state.fire(|k| *k == FaultKind::HangCall).is_some() {
-                return ctx.hang().await;
+                return ctx.hang_call(session.as_deref(), id.as_ref()).await;
             }
             if let (Some(session), Some(FaultKind::ExpireSessionAfter(limit))) = (
                 &session,
@@ -246,6 +293,12 @@ pub async fn apply(State(ctx): State<Arc<HttpFaults>>, request: Request, next: N
                 .state
                 .fire(|k| *k == FaultKind::DisconnectMidCall)
                 .is_some();
+        }
+        "notifications/cancelled" => {
+            let request_id = message
+                .as_ref()
+                .and_then(|m| m.pointer("/params/requestId"));
+            ctx.cancel_hung(session.as_deref(), request_id);
         }
         _ => {}
     }

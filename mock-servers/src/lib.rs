@@ -65,6 +65,7 @@ pub mod prompts;
 pub mod recorder;
 pub mod resources;
 mod session;
+mod stats_file;
 mod stdio;
 mod tools;
 #[cfg(feature = "test-support")]
@@ -76,6 +77,7 @@ pub use client_requests::{
 pub use http::{MockConfig, MockServer};
 pub use paging::DEFAULT_PAGE_SIZE;
 pub use session::DEFAULT_LOG_LEVEL;
+pub use stats_file::{STATS_DIR_ENV, stats_dir};
 pub use stdio::{CRASH_EXIT_CODE, serve_stdio};
 pub use tools::{
     AddArgs, EchoArgs, FailArgs, LOGGER, LogArgs, MAX_PROGRESS_STEPS, MAX_SLEEP_MS, META_ECHO_KEY,

@@ -65,6 +65,10 @@ enum Command {
     },
     /// Serve over stdin/stdout until stdin closes.
     Stdio {
+        /// Keep the counters (what GET /control says of an HTTP mock) in DIR/<pid>.json,
+        /// replaced whole when they change and at exit (default: $MOCK_MCP_STATS_DIR).
+        #[arg(long, value_name = "DIR")]
+        stats_dir: Option<std::path::PathBuf>,
         #[command(flatten)]
         faults: FaultArgs,
     },
@@ -101,9 +105,10 @@ fn main() -> anyhow::Result<()> {
                 };
                 serve(config).await
             }
-            Command::Stdio { faults } => {
+            Command::Stdio { stats_dir, faults } => {
                 let (page_size, roots) = (faults.page_size, faults.roots_on_initialized);
-                mock_mcp::serve_stdio(faults.state()?, page_size, roots).await
+                let dir = mock_mcp::stats_dir(stats_dir);
+                mock_mcp::serve_stdio(faults.state()?, page_size, roots, dir.as_deref()).await
             }
         }
     });

@@ -9,6 +9,7 @@
 //! function and ends when stdin closes, which also cancels the handler's stop token (open
 //! listen streams, the ticker and an unanswered `--roots-on-initialized` request end at once).
 
+use std::path::Path;
 use std::sync::Arc;
 
 use rmcp::{ServiceExt, service::ServerInitializeError};
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::faults::{FaultKind, FaultState};
+use crate::stats_file::{StatsWriter, stdio_reader};
 use crate::tools::MockTools;
 
 /// Exit status of a `crash-after` crash.
@@ -27,10 +29,14 @@ pub const CRASH_EXIT_CODE: i32 = 3;
 /// of the paginated lists (`0` = no pagination), asking the client for its roots on
 /// `notifications/initialized` if `roots_on_initialized`. Nothing but MCP messages is written
 /// to stdout. Stdin closing is a clean exit even before any `initialize`.
+///
+/// With `stats_dir`, the counters are kept in `stats_dir/<pid>.json` (see `stats_file`),
+/// written a last time when stdin closes (and before a `crash-after` exit).
 pub async fn serve_stdio(
     state: Arc<FaultState>,
     page_size: usize,
     roots_on_initialized: bool,
+    stats_dir: Option<&Path>,
 ) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let _stop = stop.clone().drop_guard();
@@ -38,6 +44,17 @@ pub async fn serve_stdio(
     let tools = MockTools::new(state.clone(), stop.clone())
         .with_page_size(page_size)
         .with_roots_on_initialized(roots_on_initialized);
+    let stats = match stats_dir {
+        Some(dir) => {
+            let t = tools.clone();
+            let read = stdio_reader(state.clone(), move || (t.calls(), t.in_flight()));
+            Some(
+                StatsWriter::start(dir, read)
+                    .map_err(|e| anyhow::anyhow!("--stats-dir {}: {e}", dir.display()))?,
+            )
+        }
+        None => None,
+    };
     let server = tokio::spawn(serve_tools(tools, theirs));
     let (from_server, mut to_server) = tokio::io::split(ours);
 
@@ -68,6 +85,9 @@ pub async fn serve_stdio(
                 // let what was already answered reach the client (briefly), then die
                 drop(out_tx);
                 let _ = tokio::time::timeout(std::time::Duration::from_millis(200), writer).await;
+                if let Some(stats) = stats {
+                    stats.finish().await;
+                }
                 tracing::warn!("crash-after: exiting with status {CRASH_EXIT_CODE}");
                 std::process::exit(CRASH_EXIT_CODE);
             }
@@ -83,6 +103,9 @@ pub async fn serve_stdio(
     let _ = pump.await;
     drop(out_tx);
     let _ = writer.await;
+    if let Some(stats) = stats {
+        stats.finish().await;
+    }
     result
 }
 

@@ -26,7 +26,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("control", &["http_faults", "faults"]),
     ("http_faults", &["tools", "faults"]),
-    ("stdio", &["tools", "faults"]),
+    ("stdio", &["tools", "faults", "stats_file"]),
+    ("stats_file", &["faults"]),
     // the ServerHandler and the tools (client_requests are tools that ask the client)
     (
         "handler",

@@ -28,7 +28,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::scenario::{Load, Op, OpKind, Protocol, Scenario as ScenarioFile, SessionEnd};
-pub use recorder::{ClientCounters, EraCounts, LoadResult, OpStats, Recorder, Second};
+pub use recorder::{
+    ClientCounters, EraCounts, LoadResult, OpStats, Recorder, Second, SessionFate, SessionRecord,
+};
 use session::{close, run_op};
 
 /// Everything a user needs, shared by all users of one attack.

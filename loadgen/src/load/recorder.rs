@@ -2,7 +2,7 @@
 //! hdrhistograms per label and per second, with failure tags, eras and the SIGTERM stop
 //! marker; [`LoadResult`] is what an attack recorded.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -47,6 +47,29 @@ pub struct Second {
     pub histogram: Histogram<u64>,
 }
 
+/// How a 2025-11-25 session the load opened ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionFate {
+    /// Still open when the load stopped (its user's close did not run).
+    Open,
+    /// DELETEd; `delete_status` is the answer (None: the DELETE got none).
+    Closed,
+    /// Walked away from (`sessions = "abandon"`).
+    Abandoned,
+    /// The target answered 404 on it (it was already gone).
+    Lost,
+}
+
+/// A 2025-11-25 session the load opened, for asking the target afterwards whether it still
+/// holds it.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: String,
+    pub fate: SessionFate,
+    pub delete_status: Option<u16>,
+    pub last_used: Instant,
+}
+
 /// Where every user records its requests (shared by all users of one attack).
 pub struct Recorder {
     pub started: Instant,
@@ -67,6 +90,8 @@ pub struct Recorder {
     eras: Mutex<BTreeMap<Protocol, EraCounts>>,
     /// Event streams and cancellations.
     pub client: ClientCounters,
+    /// Every 2025-11-25 session opened, by id.
+    sessions: Mutex<HashMap<String, SessionRecord>>,
 }
 
 /// [`ClientCounts`] as they are counted, by every user at once.
@@ -149,6 +174,8 @@ pub struct LoadResult {
     pub after_stop: u64,
     pub eras: BTreeMap<Protocol, EraCounts>,
     pub client: ClientCounts,
+    /// Every 2025-11-25 session this attack opened.
+    pub sessions: Vec<SessionRecord>,
 }
 
 impl LoadResult {
@@ -183,6 +210,34 @@ impl Recorder {
             stop_marker: Mutex::new(None),
             eras: Mutex::new(BTreeMap::new()),
             client: ClientCounters::default(),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A 2025-11-25 session was opened.
+    pub fn session_opened(&self, id: &str) {
+        let record = SessionRecord {
+            id: id.to_string(),
+            fate: SessionFate::Open,
+            delete_status: None,
+            last_used: Instant::now(),
+        };
+        self.sessions.lock().unwrap().insert(id.to_string(), record);
+    }
+
+    /// A request was sent on session `id`.
+    pub fn session_used(&self, id: &str) {
+        if let Some(r) = self.sessions.lock().unwrap().get_mut(id) {
+            r.last_used = Instant::now();
+        }
+    }
+
+    /// Session `id` ended as `fate` (`delete_status`: the DELETE's answer).
+    pub fn session_ended(&self, id: &str, fate: SessionFate, delete_status: Option<u16>) {
+        if let Some(r) = self.sessions.lock().unwrap().get_mut(id) {
+            r.fate = fate;
+            r.delete_status = delete_status;
+            r.last_used = Instant::now();
         }
     }
 
@@ -298,6 +353,7 @@ impl Recorder {
             after_stop: r.after_stop,
             eras: self.era_counts(),
             client: self.client.snapshot(),
+            sessions: self.sessions.lock().unwrap().values().cloned().collect(),
         }
     }
 }

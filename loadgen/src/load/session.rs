@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::Plan;
 use super::mcp::{self, Answer};
-use super::recorder::ClientCounters;
+use super::recorder::{ClientCounters, SessionFate};
 use super::stream::EventStream;
 use crate::scenario::{Op, OpKind, Protocol, SessionEnd};
 
@@ -294,6 +294,9 @@ async fn open(user: &mut GooseUser, plan: &Plan) -> Result<(), (String, String)>
     }
     .await;
     if let Ok(sid) = &outcome {
+        if let Some(id) = sid {
+            plan.recorder.session_opened(id);
+        }
         s.id = sid.clone();
         s.open = true;
         s.used = 0;
@@ -341,9 +344,14 @@ pub(super) async fn close(user: &mut GooseUser, plan: &Plan) {
     if let Some(stream) = stream {
         stream.close().await;
     }
-    let (Some(sid), SessionEnd::Close) = (sid, plan.sessions) else {
+    let Some(sid) = sid else {
         return;
     };
+    if plan.sessions == SessionEnd::Abandon {
+        plan.recorder
+            .session_ended(&sid, SessionFate::Abandoned, None);
+        return;
+    }
     let start = Instant::now();
     let outcome = async {
         let rb = user
@@ -363,6 +371,9 @@ pub(super) async fn close(user: &mut GooseUser, plan: &Plan) {
             .request(req)
             .await
             .map_err(|e| ("request".to_string(), e.to_string()))?;
+        let status = goose.response.as_ref().ok().map(|r| r.status().as_u16());
+        plan.recorder
+            .session_ended(&sid, SessionFate::Closed, status);
         match goose.response {
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) => Err((format!("http {}", r.status().as_u16()), String::new())),
@@ -479,6 +490,9 @@ pub(super) async fn run_op(
             // The target no longer knows the session (spec: re-initialize).
             session_lost = true;
             plan.recorder.reinitialized.fetch_add(1, Ordering::Relaxed);
+            if let Some(sid) = &sid {
+                plan.recorder.session_ended(sid, SessionFate::Lost, None);
+            }
             if let Some(mut s) = user.get_session_data::<Session>().cloned() {
                 s.open = false;
                 s.id = None;
@@ -496,6 +510,9 @@ pub(super) async fn run_op(
             expect_error,
         ),
     };
+    if let (Some(sid), false) = (&sid, session_lost) {
+        plan.recorder.session_used(sid);
+    }
     let expected = expect_error && outcome.is_ok();
     plan.recorder
         .record_era(protocol, outcome.is_ok(), session_lost);

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio_util::sync::CancellationToken;
 
+use crate::observe::metrics::MetricMap;
 use crate::observe::tree::{self, TreeSnapshot};
 use crate::process::tree::{ProcId, TreeWalker};
 pub use crate::report::sample::{Sample, TargetMetrics};
@@ -24,6 +25,8 @@ pub const INTERVAL: Duration = Duration::from_millis(250);
 pub struct Probe {
     pid: Option<u32>,
     metrics_url: Option<String>,
+    /// The target's own names for sessions, tasks, upstream connections (`[target.metrics]`).
+    names: MetricMap,
     http: reqwest::Client,
     sys: System,
     started: Instant,
@@ -38,6 +41,7 @@ impl Probe {
         Ok(Probe {
             pid,
             metrics_url,
+            names: MetricMap::default(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_millis(800))
                 .pool_max_idle_per_host(1)
@@ -47,6 +51,12 @@ impl Probe {
             walker: pid.map(TreeWalker::new),
             prev_ticks: None,
         })
+    }
+
+    /// Reads sessions, tasks and upstream connections from the series `names` gives.
+    pub fn with_names(mut self, names: MetricMap) -> Probe {
+        self.names = names;
+        self
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -121,9 +131,11 @@ impl Probe {
     async fn metrics(&self) -> Option<TargetMetrics> {
         let url = self.metrics_url.as_ref()?;
         match self.http.get(url).send().await {
-            Ok(r) if r.status().is_success() => {
-                r.text().await.ok().map(|t| TargetMetrics::parse(&t))
-            }
+            Ok(r) if r.status().is_success() => r
+                .text()
+                .await
+                .ok()
+                .map(|t| TargetMetrics::parse_mapped(&t, &self.names)),
             _ => None,
         }
     }

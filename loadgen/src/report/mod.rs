@@ -23,9 +23,11 @@ pub mod deployment;
 pub mod gate;
 pub mod histogram;
 pub mod merge;
+pub mod outside;
 pub mod render;
 pub mod rounds;
 pub mod sample;
+pub mod selector;
 pub mod tree;
 
 use std::collections::BTreeMap;
@@ -37,6 +39,7 @@ use serde::{Deserialize, Serialize};
 
 pub use check::{Check, Kind};
 pub use deployment::DeploymentFacts;
+pub use outside::{OutsideCounts, SessionsHeld, UpstreamCounts};
 pub use sample::{Sample, TargetMetrics};
 
 /// `report.json`'s `schema_version`; `loadgen/report.schema.json` describes it.
@@ -92,6 +95,10 @@ pub struct Report {
     /// Processes of the target's tree that are new, orphaned or grew since the baseline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grown: Vec<tree::GrownProcess>,
+    /// Counted from outside the target: sessions still held, upstream work in flight (absent
+    /// from a report that counted neither, as in reports made before it existed).
+    #[serde(default, skip_serializing_if = "OutsideCounts::is_empty")]
+    pub outside: OutsideCounts,
     pub exit_code: i32,
 }
 

@@ -79,7 +79,7 @@ pub(super) async fn take(
         &s.sampler,
         &before_warmup,
         leaks,
-        leaks.settle.max(Duration::from_secs(3)),
+        leaks.settle_max().max(Duration::from_secs(3)),
     )
     .await;
     let who = match (s.tgt.pid, deployment) {

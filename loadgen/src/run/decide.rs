@@ -40,8 +40,10 @@ pub(super) async fn decide(
             })
             .sum();
     }
+    let outside = super::outside::count(&s, &loaded, loaded.sigterm_at.is_some()).await;
     let (samples, slots) = s.sampler.stop_set().await;
     let mut checks = settled.checks;
+    checks.extend(outside.checks);
     let mut notes = Vec::new();
     if !rounds.is_empty() {
         // in rounds, memory is judged by repetition, not by one reading
@@ -94,6 +96,8 @@ pub(super) async fn decide(
         );
     }
     notes.extend(verdict::tree::culprits(&checks, &settled.grown));
+    notes.extend(outside.notes);
+    notes.extend(missing_mapped(&scenario.target.metrics, &window));
     notes.extend(
         settled
             .new_sockets
@@ -118,5 +122,33 @@ pub(super) async fn decide(
         deployment: facts,
         rounds,
         grown: settled.grown,
+        outside: outside.counts,
     }
+}
+
+/// A `[target.metrics]` series the target's `/metrics` never had: a note (its leak check says
+/// it is skipped).
+fn missing_mapped(names: &crate::scenario::MetricNames, window: &[Sample]) -> Vec<String> {
+    type Read = fn(&crate::report::TargetMetrics) -> Option<f64>;
+    let fields: [(&str, &Option<String>, Read); 3] = [
+        ("sessions", &names.sessions, |m| m.sessions),
+        ("tasks", &names.tasks, |m| m.tokio_alive_tasks),
+        ("upstream_connections", &names.upstream_connections, |m| {
+            m.upstream_active
+        }),
+    ];
+    fields
+        .into_iter()
+        .filter_map(|(field, name, read)| {
+            let name = name.as_ref()?;
+            let seen = window
+                .iter()
+                .any(|x| x.metrics.as_ref().and_then(read).is_some());
+            (!seen).then(|| {
+                format!(
+                    "`target.metrics.{field}` = {name}: no such series on the target's /metrics"
+                )
+            })
+        })
+        .collect()
 }

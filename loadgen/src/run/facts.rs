@@ -25,6 +25,7 @@ pub struct RunFacts<'a> {
     pub deployment: Option<DeploymentFacts>,
     pub rounds: Vec<crate::report::rounds::Round>,
     pub grown: Vec<crate::report::tree::GrownProcess>,
+    pub outside: crate::report::OutsideCounts,
 }
 
 /// The report of a finished run: the load's figures converted into the report's.
@@ -81,6 +82,7 @@ pub fn report(f: RunFacts<'_>) -> Report {
         deployment: f.deployment,
         rounds: f.rounds,
         grown: f.grown,
+        outside: f.outside,
         exit_code: 0,
     };
     report.decide();

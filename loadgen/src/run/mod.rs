@@ -3,8 +3,9 @@
 //!
 //! The stages, in order, one module each: `start` (the target and its sampler), `warmup`,
 //! `baseline`, `rounds` (the measured load, in `leaks.cycles` rounds, each through `timeline`:
-//! the load and its phases), `settle`, `decide` (the checks, through `verdict`); `facts`
-//! converts what they measured into the report.
+//! the load and its phases), `settle`, `outside` (counted from outside after the settle,
+//! called from `decide`), `decide` (the checks, through `verdict`); `facts` converts what
+//! they measured into the report.
 //!
 //! Every exit path goes through [`run`]'s teardown: the processes it started are stopped and
 //! reaped whether the run passed, failed, errored or was interrupted.
@@ -12,6 +13,7 @@
 mod baseline;
 mod decide;
 mod facts;
+mod outside;
 mod progress;
 mod rounds;
 mod settle;
@@ -93,6 +95,7 @@ struct Measured {
     rounds: Vec<crate::report::rounds::Round>,
     /// Processes of the target's tree that grew since the baseline.
     grown: Vec<GrownProcess>,
+    outside: crate::report::OutsideCounts,
 }
 
 /// A harness failure: exit 3, with the message.
@@ -162,6 +165,7 @@ pub async fn run(opts: Options) -> Result<Outcome, HarnessError> {
         deployment: m.deployment,
         rounds: m.rounds,
         grown: m.grown,
+        outside: m.outside,
     });
     if let (Some(before), Some(path)) = (&before, &opts.baseline) {
         report.compare_with(before, &path.display().to_string(), noise);

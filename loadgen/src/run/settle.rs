@@ -103,7 +103,7 @@ pub(super) async fn watch(
     let leaks = &s.scenario.leaks;
     let reference = base.reference();
     let started = Instant::now();
-    let deadline = started + leaks.settle;
+    let deadline = started + leaks.settle_max();
     // consecutive samples within tolerance (4 = a second)
     let mut within = 0;
     loop {

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::Options;
+use crate::observe::metrics::MetricMap;
 use crate::observe::sampler::{Probe, Sampler};
 use crate::scenario::Scenario;
 use crate::target::deployment::{Deployment, DeploymentFacts};
@@ -20,7 +21,16 @@ pub(super) async fn start(
     let tgt = target::start(scenario, opts.binaries.as_ref(), out_dir, procs, deployment).await?;
     let sampler = match deployment.as_ref() {
         Some(d) => Sampler::start_set(d.probes()?),
-        None => Sampler::start(Probe::new(tgt.pid, tgt.metrics_url.clone())?),
+        None => {
+            let m = &scenario.target.metrics;
+            let names = MetricMap::parse(
+                m.sessions.as_deref(),
+                m.tasks.as_deref(),
+                m.upstream_connections.as_deref(),
+            )
+            .map_err(|e| anyhow::anyhow!("`target.metrics`: {e}"))?;
+            Sampler::start(Probe::new(tgt.pid, tgt.metrics_url.clone())?.with_names(names))
+        }
     };
     let facts = deployment.as_ref().map(|d| DeploymentFacts {
         balancer: if d.replicas.len() > 1 {

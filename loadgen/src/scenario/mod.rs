@@ -96,6 +96,23 @@ pub struct Target {
     pub config_template: Option<PathBuf>,
     /// Readiness of `command`: this URL answers 2xx. Default: any HTTP answer at `url`'s origin.
     pub ready_url: Option<String>,
+    /// The target's own Prometheus series for what the leak checks follow (a target that is
+    /// not `mcp-proxy`); each unset one keeps the bundled proxy's name.
+    #[serde(default)]
+    pub metrics: MetricNames,
+}
+
+/// `[target.metrics]`: series of the target's `/metrics`, each `name` or
+/// `name{label="value",…}` (summed over the series that carry those labels).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricNames {
+    /// Sessions the target holds (→ the `sessions` leak check).
+    pub sessions: Option<String>,
+    /// Tasks, handles or goroutines alive (→ the `tokio.alive_tasks` leak check).
+    pub tasks: Option<String>,
+    /// Open upstream connections.
+    pub upstream_connections: Option<String>,
 }
 
 /// The bundled proxies' store.
@@ -129,6 +146,7 @@ impl Default for Target {
             cwd: None,
             config_template: None,
             ready_url: None,
+            metrics: MetricNames::default(),
         }
     }
 }
@@ -471,7 +489,7 @@ pub struct Leaks {
     /// The shortest the settle watches after the load, even when every count is back at once:
     /// reapers that fire later and abandoned work that finishes later are seen (default 3 s,
     /// or `settle` when shorter; see [`Leaks::settle_min`]).
-    #[serde(default, deserialize_with = "some_duration")]
+    #[serde(default, deserialize_with = "opt_duration")]
     pub settle_min: Option<Duration>,
     /// The measured load runs in this many equal rounds, each followed by a settle; memory is
     /// a leak when it grows round after round (a garbage-collected heap or a JIT warms in
@@ -500,6 +518,11 @@ pub struct Leaks {
     /// Unix sockets the whole tree may gain (also counted in `fds.socket`).
     #[serde(default)]
     pub sockets_unix: u32,
+    /// A target that reaps abandoned sessions on a timer: the sessions the load opened are
+    /// asked whether they are still held this long after the load's end (not before the
+    /// settle ends).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub expect_reaped_within: Option<Duration>,
 }
 
 impl Default for Leaks {
@@ -517,15 +540,24 @@ impl Default for Leaks {
             rss_mib: rss(),
             threads: threads(),
             sockets_unix: 0,
+            expect_reaped_within: None,
         }
     }
 }
 
 impl Leaks {
-    /// The shortest settle: `settle_min`, else 3 s or `settle` when that is shorter.
+    /// The shortest settle: `settle_min`, else 3 s or `settle` when that is shorter; never
+    /// shorter than `expect_reaped_within` (what a reaper frees must be seen gone).
     pub fn settle_min(&self) -> Duration {
-        self.settle_min
-            .unwrap_or_else(|| Duration::from_secs(3).min(self.settle))
+        let min = self
+            .settle_min
+            .unwrap_or_else(|| Duration::from_secs(3).min(self.settle));
+        min.max(self.expect_reaped_within.unwrap_or_default())
+    }
+
+    /// The longest settle: `settle`, or the shortest when that is longer.
+    pub fn settle_max(&self) -> Duration {
+        self.settle.max(self.settle_min())
     }
 }
 
@@ -602,10 +634,6 @@ impl Default for Compare {
     fn default() -> Self {
         Compare { noise: 0.25 }
     }
-}
-
-fn some_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    duration(d).map(Some)
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

@@ -440,3 +440,39 @@ fn started_target_settings_that_cannot_work_are_errors_that_say_why() {
         assert!(e.contains(needle), "{target}: {e}");
     }
 }
+
+#[test]
+fn metric_names_and_the_reaping_wait_are_read_and_checked() {
+    let s = Scenario::parse(&format!(
+        "{MINIMAL}\n[leaks]\nexpect_reaped_within = \"40s\"\n"
+    ))
+    .unwrap();
+    assert_eq!(s.leaks.expect_reaped_within, Some(Duration::from_secs(40)));
+    assert_eq!(
+        Scenario::parse(MINIMAL).unwrap().leaks.expect_reaped_within,
+        None
+    );
+    let with_metrics = |m: &str| {
+        MINIMAL.replace(
+            "name = \"t\"\n",
+            &format!("name = \"t\"\n[target.metrics]\n{m}\n"),
+        )
+    };
+    let s = Scenario::parse(&with_metrics(
+        r#"sessions = "mcp_sessions_active"
+tasks = 'nodejs_active_handles{type="Socket"}'"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        s.target.metrics.sessions.as_deref(),
+        Some("mcp_sessions_active")
+    );
+    let e = err(&with_metrics(r#"tasks = "not a name""#));
+    assert!(e.contains("`target.metrics.tasks`"), "{e}");
+    let e = err(&with_metrics(r#"session = "x""#));
+    assert!(e.contains("session"), "{e}");
+    let e = err(&format!(
+        "{MINIMAL}\n[leaks]\nexpect_reaped_within = \"0s\"\n"
+    ));
+    assert!(e.contains("`leaks.expect_reaped_within`"), "{e}");
+}

@@ -166,6 +166,24 @@ impl Scenario {
         if t.replicas == 0 {
             return Err("`target.replicas` must be at least 1".into());
         }
+        for (field, name) in [
+            ("sessions", &t.metrics.sessions),
+            ("tasks", &t.metrics.tasks),
+            ("upstream_connections", &t.metrics.upstream_connections),
+        ] {
+            if let Some(n) = name {
+                crate::report::selector::Selector::parse(n)
+                    .map_err(|e| format!("`target.metrics.{field}` {e}"))?;
+            }
+        }
+        if let Some(w) = self.leaks.expect_reaped_within
+            && (w.is_zero() || w > std::time::Duration::from_secs(3600))
+        {
+            return Err(format!(
+                "`leaks.expect_reaped_within` must be between 1ms and 1h, got {}",
+                humantime::format_duration(w)
+            ));
+        }
         if !self.bundled()
             && (t.replicas != 1 || t.database != Database::Sqlite || t.database_url.is_some())
         {

@@ -148,8 +148,14 @@ pub fn proxy_address(listen: Option<SocketAddr>) -> anyhow::Result<SocketAddr> {
 }
 
 /// The bundled proxy's seed for `scenario`: one upstream per `[[upstream]]` (HTTP mocks at
-/// `urls`, stdio mocks as the proxy's children) and one instance with its key.
-pub fn seed_toml(scenario: &Scenario, mock_bin: &Path, urls: &BTreeMap<String, String>) -> String {
+/// `urls`, stdio mocks as the proxy's children, keeping their counters in `stats_dir`) and
+/// one instance with its key.
+pub fn seed_toml(
+    scenario: &Scenario,
+    mock_bin: &Path,
+    urls: &BTreeMap<String, String>,
+    stats_dir: Option<&Path>,
+) -> String {
     use toml::{Table, Value};
     let mut upstreams = Vec::new();
     for u in &scenario.upstreams {
@@ -172,6 +178,14 @@ pub fn seed_toml(scenario: &Scenario, mock_bin: &Path, urls: &BTreeMap<String, S
                 let mut args = vec![Value::String("stdio".into())];
                 args.extend(mock_args(u).into_iter().map(Value::String));
                 t.insert("args".into(), Value::Array(args));
+                if let Some(dir) = stats_dir {
+                    let mut env = Table::new();
+                    env.insert(
+                        "MOCK_MCP_STATS_DIR".into(),
+                        Value::String(dir.display().to_string()),
+                    );
+                    t.insert("env".into(), Value::Table(env));
+                }
             }
         }
         t.insert("connection".into(), Value::String(u.connection.clone()));

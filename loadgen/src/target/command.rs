@@ -32,6 +32,8 @@ pub async fn start(
     };
     let mut vars = BTreeMap::new();
     let mut controls = BTreeMap::new();
+    // the stdio mocks the target starts keep their counters here (`observe::upstream`)
+    let stats_dir = out_dir.join("mock-stats");
     for u in &scenario.upstreams {
         let bins = bins.as_ref().context("the mocks' binary")?;
         match u.mock {
@@ -43,6 +45,7 @@ pub async fn start(
             MockKind::Stdio => {
                 let mut args = vec!["stdio".to_string()];
                 args.extend(mock_args(u));
+                args.extend(["--stats-dir".to_string(), stats_dir.display().to_string()]);
                 let line: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
                 let name = &u.name;
                 vars.insert(
@@ -92,6 +95,11 @@ pub async fn start(
         metrics_url,
         controls,
         db_pool_max: 0.0,
+        stats_dir: scenario
+            .upstreams
+            .iter()
+            .any(|u| u.mock == MockKind::Stdio)
+            .then_some(stats_dir),
     })
 }
 

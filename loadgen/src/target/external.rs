@@ -66,6 +66,7 @@ pub async fn attach(t: &crate::scenario::Target, url: &str) -> anyhow::Result<En
         process: None,
         metrics_url: has_metrics.then_some(metrics_url),
         controls: BTreeMap::new(),
+        stats_dir: None,
         db_pool_max: 0.0,
     })
 }

@@ -49,6 +49,8 @@ pub struct Endpoint {
     pub metrics_url: Option<String>,
     /// Control endpoints of the HTTP mocks, by upstream name.
     pub controls: BTreeMap<String, String>,
+    /// Where the stdio mocks keep their counters (`MOCK_MCP_STATS_DIR`), if any.
+    pub stats_dir: Option<PathBuf>,
     pub db_pool_max: f64,
 }
 

@@ -57,7 +57,11 @@ async fn start_bundled(
         controls.insert(u.name.clone(), control);
     }
     let seed = out_dir.join("seed.toml");
-    std::fs::write(&seed, seed_toml(scenario, &bins.mock, &urls))?;
+    let stats_dir = out_dir.join("mock-stats");
+    std::fs::write(
+        &seed,
+        seed_toml(scenario, &bins.mock, &urls, Some(&stats_dir)),
+    )?;
     let (addr, pid) = if Deployment::wanted(scenario) {
         let d = deployment.insert(Deployment::start(scenario, &bins, out_dir, procs, &seed).await?);
         (d.frontend, None)
@@ -84,6 +88,7 @@ async fn start_bundled(
         // replicas are sampled one by one; HAProxy's frontend has no /metrics
         metrics_url: pid.map(|_| metrics_url(addr)),
         controls,
+        stats_dir: Some(stats_dir),
         db_pool_max: db_pool_max * replicas as f64,
     })
 }

@@ -12,6 +12,7 @@
 pub mod compare;
 pub mod cycles;
 pub mod merge;
+pub mod outside;
 pub mod run;
 pub mod tree;
 

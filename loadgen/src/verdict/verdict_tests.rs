@@ -178,3 +178,29 @@ fn without_a_pid_the_proc_checks_are_skipped_and_the_metrics_ones_still_judge() 
     assert!(!tasks.passed && tasks.skipped.is_none(), "{tasks:?}");
     assert_eq!(exit_code(&checks), 2);
 }
+
+#[test]
+fn sessions_held_and_upstream_in_flight_fail_on_a_leak_and_pass_when_clean() {
+    use crate::report::{SessionsHeld, UpstreamCounts};
+    use crate::verdict::outside::{sessions_held_check, upstream_in_flight_check};
+    let leaks = Leaks::default();
+    let held = |n| SessionsHeld {
+        asked: 10,
+        held: n,
+        held_abandoned: n,
+        gone: 10 - n,
+        ..SessionsHeld::default()
+    };
+    assert!(!sessions_held_check(Some(&held(3)), &leaks).passed);
+    let clean = sessions_held_check(Some(&held(0)), &leaks);
+    assert!(clean.passed && clean.skipped.is_none());
+    assert!(sessions_held_check(None, &leaks).skipped.is_some());
+    let up = |n| UpstreamCounts {
+        mocks: 1,
+        in_flight: n,
+        ..UpstreamCounts::default()
+    };
+    assert!(!upstream_in_flight_check(Some(&up(1))).passed);
+    assert!(upstream_in_flight_check(Some(&up(0))).passed);
+    assert!(upstream_in_flight_check(None).skipped.is_some());
+}

@@ -4,12 +4,13 @@
 //! the latency, a seeded RNG so probabilistic faults are reproducible with `--seed`, and the
 //! counters `GET /control` reports.
 
+mod calls;
 mod latency;
 mod spec;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -17,6 +18,7 @@ use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use tokio::sync::watch;
 
+pub use calls::{CallCounts, CallStats, CallWatch, HungGuard};
 pub use latency::{Distribution, Latency};
 pub use spec::{FAULT_NAMES, Fault, FaultKind, FaultParseError};
 
@@ -28,6 +30,7 @@ pub struct FaultState {
     rng: Mutex<StdRng>,
     requests: AtomicU64,
     fired: Mutex<BTreeMap<&'static str, u64>>,
+    calls: Arc<CallStats>,
 }
 
 /// What `GET /control` reports.
@@ -46,6 +49,9 @@ pub struct Counters {
     /// The active faults and latency, as specs.
     pub faults: Vec<String>,
     pub latency: Vec<String>,
+    /// Cancellations and what became of the cancelled calls; calls held by `hang-call`.
+    #[serde(flatten)]
+    pub cancels: CallCounts,
 }
 
 impl FaultState {
@@ -61,6 +67,7 @@ impl FaultState {
             rng: Mutex::new(rng),
             requests: AtomicU64::new(0),
             fired: Mutex::default(),
+            calls: Arc::default(),
         }
     }
 
@@ -86,6 +93,11 @@ impl FaultState {
     /// A receiver told whenever the faults change.
     pub fn watch(&self) -> watch::Receiver<Vec<Fault>> {
         self.faults.subscribe()
+    }
+
+    /// Cancellations received and what became of cancelled calls.
+    pub fn calls(&self) -> &Arc<CallStats> {
+        &self.calls
     }
 
     /// Counts one request and returns the new total.
@@ -155,6 +167,7 @@ impl FaultState {
             faults_fired: self.fired.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             faults: self.faults().iter().map(ToString::to_string).collect(),
             latency: self.latency().specs(),
+            cancels: self.calls.snapshot(),
         }
     }
 }

@@ -244,3 +244,42 @@ pub fn db_sentence(d: &DbFigures) -> String {
         thousands(d.last_used_writes)
     )
 }
+
+/// What was counted from outside the target, one line each (empty when nothing was).
+pub fn outside_lines(r: &Report) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(h) = &r.outside.sessions {
+        lines.push(format!(
+            "sessions asked {:.1} s after the load: {} — held {} ({} DELETEd, {} abandoned), gone {}, unknown {}",
+            h.asked_after_ms as f64 / 1000.0,
+            h.asked,
+            h.held,
+            h.held_closed,
+            h.held_abandoned,
+            h.gone,
+            h.unknown
+        ));
+        if !h.held_ids.is_empty() {
+            lines.push(format!("held, e.g.: {}", h.held_ids.join(", ")));
+        }
+        if !h.unknown_answers.is_empty() {
+            lines.push(format!(
+                "unknown answers, e.g.: {}",
+                h.unknown_answers.join("; ")
+            ));
+        }
+    }
+    if let Some(u) = &r.outside.upstream {
+        lines.push(format!(
+            "upstream (the mocks, {} read): {} calls, {} still in flight; {} cancellations received, {} calls cancelled in flight ({} stopped, {} finished anyway)",
+            u.mocks,
+            u.calls,
+            u.in_flight,
+            u.cancels_received,
+            u.cancelled,
+            u.stopped,
+            u.finished_after_cancel
+        ));
+    }
+    lines
+}

@@ -105,6 +105,7 @@ pub fn render(r: &Report) -> String {
     kpis(&mut s, r);
     leaks(&mut s, r);
     grown(&mut s, r);
+    outside(&mut s, r);
     super::charts::charts(&mut s, r);
     requests(&mut s, r);
     deployment(&mut s, r);
@@ -295,6 +296,19 @@ fn grown(s: &mut String, r: &Report) {
         );
     }
     s.push_str("</table>\n");
+}
+
+/// What was counted from outside the target (sessions asked, the mocks' counts).
+fn outside(s: &mut String, r: &Report) {
+    let lines = super::format::outside_lines(r);
+    if lines.is_empty() {
+        return;
+    }
+    s.push_str("<h2>Counted from outside</h2>\n<ul>\n");
+    for l in lines {
+        let _ = writeln!(s, "<li>{}</li>", escape(&l));
+    }
+    s.push_str("</ul>\n");
 }
 
 fn requests(s: &mut String, r: &Report) {

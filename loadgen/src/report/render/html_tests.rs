@@ -90,6 +90,7 @@ fn empty() -> Report {
         deployment: None,
         rounds: Vec::new(),
         grown: Vec::new(),
+        outside: Default::default(),
         exit_code: 0,
     }
 }

@@ -39,6 +39,7 @@ pub fn render(r: &Report) -> String {
     kpis(&mut s, r);
     leaks(&mut s, r);
     grown(&mut s, r);
+    outside(&mut s, r);
     latency(&mut s, r);
     deployment(&mut s, r);
     capacity(&mut s, r);
@@ -222,6 +223,18 @@ fn grown(s: &mut String, r: &Report) {
             "\n… and {} more in `report.json`.",
             r.grown.len() - MAX_ROWS
         );
+    }
+}
+
+/// What was counted from outside the target (sessions asked, the mocks' counts).
+fn outside(s: &mut String, r: &Report) {
+    let lines = super::format::outside_lines(r);
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n### Counted from outside\n");
+    for l in lines {
+        let _ = writeln!(s, "- {}", cell(&l));
     }
 }
 
