@@ -118,3 +118,60 @@ fn every_planted_leak_has_a_gate_scenario_that_must_catch_it() {
         );
     }
 }
+
+#[test]
+fn ci_runs_the_external_peers_and_each_case_names_a_real_scenario_and_check() {
+    let script_path = ci("external-peers.sh");
+    let mode = std::fs::metadata(&script_path)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert!(
+        mode & 0o111 != 0,
+        "{} is not executable",
+        script_path.display()
+    );
+    let script = std::fs::read_to_string(&script_path).unwrap();
+    let ci_run =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/run")).unwrap();
+    assert!(
+        ci_run.contains("ci/external-peers.sh"),
+        ".ci/run runs the external peers"
+    );
+    let cases: Vec<Vec<&str>> = script
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('"')?.strip_suffix('"'))
+        .map(|l| l.split('|').collect())
+        .collect();
+    assert!(cases.len() >= 6, "{cases:?}");
+    let checks: Vec<&str> = mcp_loadgen::verdict::RESOURCES
+        .iter()
+        .map(|r| r.name)
+        .chain(["sessions.held", "upstream.in_flight"])
+        .collect();
+    for case in &cases {
+        let [scenario, expected, check] = case[..] else {
+            panic!("{case:?}: expected scenario|exit|check");
+        };
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/external")
+            .join(format!("{scenario}.toml"));
+        mcp_loadgen::scenario::Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        match expected {
+            "0" => assert!(check.is_empty(), "{case:?}: a passing case names no check"),
+            "2" => assert!(checks.contains(&check), "{case:?}: no check named {check}"),
+            other => panic!("{case:?}: unexpected exit {other}"),
+        }
+    }
+    // both peers are proven both ways
+    for peer in ["npm-mcp-proxy", "supergateway"] {
+        for expected in ["0", "2"] {
+            assert!(
+                cases
+                    .iter()
+                    .any(|c| c[0].starts_with(peer) && c[1] == expected),
+                "{peer}: no case expecting exit {expected}"
+            );
+        }
+    }
+}

@@ -98,7 +98,10 @@ faults = []
     let seed = std::fs::read_to_string(run.out.join("seed.toml")).unwrap();
     assert!(seed.contains("url = \"http://127.0.0.1:"), "{seed}");
     // the stdio mock keeps its counters where the harness reads them
-    assert!(seed.contains("args = [\"stdio\",\"--stats-dir\","), "{seed}");
+    assert!(
+        seed.contains("args = [\"stdio\",\"--stats-dir\","),
+        "{seed}"
+    );
     assert!(!seed.contains("{{"), "{seed}");
     // its log is the run's target.log, and its database where `{{out_dir}}` said
     let log = std::fs::read_to_string(run.out.join("target.log")).unwrap();
