@@ -316,7 +316,7 @@ fn the_supergateway_scenario_runs_against_the_real_gateway() {
         )
         .replace("users = 10", "users = 4")
         .replace("warmup = \"3s\"", "warmup = \"1s\"")
-        .replace("duration = \"15s\"", "duration = \"3s\"")
+        .replace("duration = \"20s\"", "duration = \"5s\"")
         .replace("settle = \"10s\"", "settle = \"3s\"");
     let run = run_scenario(&text);
     // a verdict (pass, or a finding about the gateway), not a harness failure

@@ -102,7 +102,9 @@ async fn post(
 /// Sends `notifications/cancelled` for `p` (if it has an id), with its session header, and
 /// counts whether the target took it.
 async fn cancel(user: &GooseUser, plan: &Plan, p: &Post<'_>, reason: &str) {
-    let Some(id) = p.cancellable else { return };
+    let Some(id) = p.cancellable.filter(|_| plan.load.cancel) else {
+        return;
+    };
     let body = mcp::cancelled(p.protocol, id, reason);
     let c = &plan.recorder.client;
     let Ok(rb) = user.get_request_builder(&GooseMethod::Post, &plan.path) else {

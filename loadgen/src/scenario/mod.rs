@@ -265,6 +265,15 @@ pub struct Load {
     /// and keeps it until the session ends.
     #[serde(default)]
     pub event_stream: bool,
+    /// A request the client gives up on (its timeout, or in flight when the load stops) is
+    /// cancelled with `notifications/cancelled`, as the spec asks of a client; `false`: the
+    /// client just goes away (a crashed or killed client; the proxy must notice alone).
+    #[serde(default = "yes")]
+    pub cancel: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `[load.timeouts]`: how long the harness waits for each kind of request before it gives

@@ -349,6 +349,12 @@ fn per_operation_timeouts_default_to_request_timeout() {
     ))
     .unwrap();
     assert!(s.load.event_stream);
+    assert!(
+        s.load.cancel,
+        "a client cancels what it gives up on by default"
+    );
+    let quiet = Scenario::parse(&format!("{MINIMAL}cancel = false\n")).unwrap();
+    assert!(!quiet.load.cancel);
     assert_eq!(s.load.timeout(OpKind::Call), Duration::from_millis(500));
     assert_eq!(s.load.timeout(OpKind::List), Duration::from_secs(45));
     assert_eq!(s.load.timeout(OpKind::Ping), Duration::from_secs(30));
