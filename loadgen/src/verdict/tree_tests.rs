@@ -46,10 +46,10 @@ fn growth_beyond_tolerance_is_named_and_within_it_is_not() {
 #[test]
 fn a_reused_pid_is_a_new_process_and_fails_children_by_identity() {
     let l = Leaks::default();
-    let base = snap(vec![proc(10, 1)]);
+    let base = snap(vec![proc(1, 1), proc(10, 1)]);
     let mut orphan = proc(10, 2);
     orphan.orphan = true;
-    let g = grown(&base, &snap(vec![orphan]), &l);
+    let g = grown(&base, &snap(vec![proc(1, 1), orphan]), &l);
     assert_eq!(g[0].grew, ["new process", "orphan"]);
     let mut checks = vec![Check {
         name: "children".into(),
@@ -70,4 +70,12 @@ fn a_reused_pid_is_a_new_process_and_fails_children_by_identity() {
     );
     // a clean tree: nothing grew, nothing fails
     assert!(grown(&base, &base, &l).is_empty());
+}
+
+#[test]
+fn a_replaced_root_is_not_compared_by_identity() {
+    // a replica the harness restarted: its slot follows a new process with new children
+    let base = snap(vec![proc(1, 1), proc(10, 1)]);
+    let end = snap(vec![proc(2, 5), proc(20, 6)]);
+    assert!(grown(&base, &end, &Leaks::default()).is_empty());
 }
