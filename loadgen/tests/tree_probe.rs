@@ -235,7 +235,11 @@ fn a_clean_tree_passes_and_processes_gained_by_identity_fail_named() {
     // one sleep at the baseline; on a line from stdin it is replaced by another: the count
     // stays at 1, the process is new
     let mut t = Tree::sh("sleep 63 & read x; kill $!; wait; sleep 64 & wait", false);
-    let base = t.until("the first sleep", |r| r.children.children == 1);
+    // once `sleep 63` runs: before its exec the forked shell is still moving its stdin to
+    // /dev/null, and a pipe turning into a file would be growth by kind
+    let base = t.until("the first sleep", |r| {
+        r.children.children == 1 && r.snapshot.procs.iter().any(|p| p.cmdline == "sleep 63")
+    });
     let leaks = Leaks::default();
     let again = t.read();
     assert!(

@@ -20,7 +20,9 @@ pub fn grown(base: &TreeSnapshot, end: &TreeSnapshot, l: &Leaks) -> Vec<GrownPro
     // a slot now following another process (a replica the harness replaced) has nothing to
     // compare by identity: every process of the new tree would look new
     let root = |t: &TreeSnapshot| t.procs.first().map(|p| (p.pid, p.start));
-    if root(base) != root(end) {
+    if let (Some(b), Some(e)) = (root(base), root(end))
+        && b != e
+    {
         return Vec::new();
     }
     let before: BTreeMap<(u32, u64), &ProcessInfo> =
