@@ -39,7 +39,7 @@ for case in "${cases[@]}"; do
   code=$?
   set -e
   summary="$out/$scenario/summary.txt"
-  fails=$(grep '^FAIL ' "$summary" 2>/dev/null | awk '{print $2}' | paste -sd, -)
+  fails=$( (grep '^FAIL ' "$summary" 2>/dev/null || true) | awk '{print $2}' | paste -sd, -)
   if [ "$code" -eq "$expected" ] && { [ -z "$check" ] || grep -q "^FAIL $check " "$summary"; }; then
     echo "as expected  $scenario: exit $code${fails:+, failing $fails}"
   else
