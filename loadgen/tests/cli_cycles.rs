@@ -8,29 +8,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use common::*;
-
-/// `mock-mcp serve` on a free port; its child and address.
-fn mock_target() -> (Child, String) {
-    let mut child = Command::new(mock_bin())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the mock printed its address").unwrap();
-        if let Some(a) = line.trim().strip_prefix("listening on ") {
-            break a.to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
-}
 
 fn scenario(addr: &str, pid: u32, sessions: &str) -> String {
     format!(
@@ -58,11 +36,8 @@ rss_noise_mib = 1
 
 fn run_against_mock(sessions: &str) -> Run {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (mut target, addr) = mock_target();
-    let run = run_scenario(&scenario(&addr, target.id(), sessions));
-    let _ = target.kill();
-    let _ = target.wait();
-    run
+    let target = MockServe::start();
+    run_scenario(&scenario(&target.addr, target.child.id(), sessions))
 }
 
 fn rounds_of(run: &Run) -> Vec<serde_json::Value> {

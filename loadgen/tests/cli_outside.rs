@@ -8,8 +8,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
 use common::*;
 use mcp_loadgen::observe::metrics::MetricMap;
@@ -44,26 +42,14 @@ async fn open_session(http: &reqwest::Client, url: &str) -> String {
 fn the_asker_tells_a_held_session_from_a_deleted_one_on_a_real_mock() {
     // serialised with the runs: its `cargo build` of the mock is a child of this process
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let bin = mock_bin();
+    let mock = MockServe::start();
     tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(ask_a_real_mock(bin));
+        .block_on(ask_a_real_mock(&mock.url()));
 }
 
-async fn ask_a_real_mock(bin: std::path::PathBuf) {
-    let mut mock = Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(mock.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = format!(
-        "http://{}/mcp",
-        line.trim().strip_prefix("listening on ").unwrap()
-    );
+async fn ask_a_real_mock(url: &str) {
+    let url = url.to_string();
     let http = reqwest::Client::new();
     let kept = open_session(&http, &url).await;
     let deleted = open_session(&http, &url).await;
@@ -89,8 +75,6 @@ async fn ask_a_real_mock(bin: std::path::PathBuf) {
         },
     ];
     let h = ask(&url, &BTreeMap::new(), &asked).await.unwrap();
-    let _ = mock.kill();
-    let _ = mock.wait();
     assert_eq!((h.asked, h.held, h.gone, h.unknown), (3, 1, 2, 0), "{h:?}");
     assert_eq!((h.held_abandoned, h.held_closed), (1, 0));
     assert_eq!(h.held_ids, vec![kept]);

@@ -205,7 +205,7 @@ async fn teardown(
     let mut m = result?;
     if !alive.is_empty() {
         m.checks
-            .push(crate::verdict::run::orphans_check(alive.len()));
+            .push(crate::verdict::run::left_behind_check(alive.len()));
         m.notes
             .extend(described.iter().map(|d| format!("left behind: {d}")));
     }

@@ -66,7 +66,7 @@ pub fn rss_peak_check(samples: &[Sample], baseline_t_ms: u64, t: &Thresholds) ->
 
 /// Processes left behind once the run's teardown is done (a leak). Named `left_behind`:
 /// `orphans` is the leak check of orphans alive at the end of the settle.
-pub fn orphans_check(strays: usize) -> Check {
+pub fn left_behind_check(strays: usize) -> Check {
     Check {
         name: "left_behind".into(),
         kind: Kind::Leak,

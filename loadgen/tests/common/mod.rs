@@ -172,3 +172,44 @@ fn workspace_bin(package: &str, bin: &str) -> PathBuf {
     assert!(status.success());
     dir.join(bin)
 }
+
+/// `mock-mcp serve` on a free port, started by a test; `Drop` kills and reaps it (on a
+/// failing assertion too).
+pub struct MockServe {
+    pub child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl MockServe {
+    pub fn start() -> MockServe {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(mock_bin())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("the mock printed its address").unwrap();
+            if let Some(a) = line.trim().strip_prefix("listening on ") {
+                break a.to_string();
+            }
+        };
+        // keep draining its stdout so it never blocks on a full pipe
+        std::thread::spawn(move || for _ in lines {});
+        MockServe { child, addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+}
+
+impl Drop for MockServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
