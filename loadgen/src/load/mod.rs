@@ -21,6 +21,7 @@ mod stream;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use goose::prelude::*;
@@ -64,6 +65,10 @@ pub struct Plan {
     /// flight then is given up on and cancelled.
     pub stop_at: Instant,
     pub recorder: Arc<Recorder>,
+    /// The last JSON-RPC id handed out: ids are unique across the whole load, not only
+    /// within a session, so a stdio target's front can route a user's `notifications/cancelled`
+    /// to the one request it names (`target::stdio`).
+    ids: AtomicU64,
 }
 
 impl Plan {
@@ -124,7 +129,13 @@ impl Plan {
             },
             recorder,
             schemas: BTreeMap::new(),
+            ids: AtomicU64::new(0),
         })
+    }
+
+    /// A JSON-RPC id no other request of this load carries.
+    pub fn next_id(&self) -> u64 {
+        self.ids.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// The plan with the target's tool schemas (see [`discover`]).

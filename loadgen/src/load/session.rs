@@ -27,7 +27,6 @@ struct Session {
     /// The 2025-11-25 session id (none: not open, or a sessionless server).
     id: Option<String>,
     open: bool,
-    next_id: u64,
     /// Requests since the session opened.
     used: u64,
     /// Open model: this user's requests so far (its k-th intended start).
@@ -246,8 +245,7 @@ async fn open(user: &mut GooseUser, plan: &Plan) -> Result<(), (String, String)>
         .get_session_data::<Session>()
         .cloned()
         .unwrap_or_default();
-    s.next_id += 1;
-    let id = s.next_id;
+    let id = plan.next_id();
     let protocol = *s
         .protocol
         .get_or_insert_with(|| plan.protocol_of(user.weighted_users_index));
@@ -458,9 +456,8 @@ pub(super) async fn run_op(
             .cloned()
             .unwrap_or_default();
     }
-    s.next_id += 1;
     s.used += 1;
-    let id = s.next_id;
+    let id = plan.next_id();
     let sid = s.id.clone();
     let protocol = s
         .protocol

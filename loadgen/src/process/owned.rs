@@ -62,6 +62,11 @@ impl OwnedChild {
         })
     }
 
+    /// The child's piped stdin, once.
+    pub(crate) fn take_stdin(&mut self) -> Option<tokio::process::ChildStdin> {
+        self.child.stdin.take()
+    }
+
     /// The child's piped stdout, once.
     pub(crate) fn take_stdout(&mut self) -> Option<tokio::process::ChildStdout> {
         self.child.stdout.take()

@@ -85,10 +85,15 @@ pub struct Target {
     /// A target the harness starts itself (anyone's proxy): its argv, `{{placeholders}}`
     /// rendered (see [`placeholders`]); `url` is then its MCP endpoint.
     pub command: Option<Vec<String>>,
-    /// Environment of `command` (values may hold placeholders), on top of the harness's.
+    /// A stdio MCP server the harness starts and measures directly, being its client: its
+    /// argv, `{{placeholders}}` rendered like `command`'s. The load reaches it through the
+    /// harness's own HTTP front (`target::stdio`); there is no `url`.
+    pub stdio: Option<Vec<String>>,
+    /// Environment of `command` or `stdio` (values may hold placeholders), on top of the
+    /// harness's.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Working directory of `command`; relative to the scenario file's folder, which is
+    /// Working directory of `command` or `stdio`; relative to the scenario file's folder, which is
     /// also the default.
     pub cwd: Option<PathBuf>,
     /// A file (relative to the scenario file's folder) rendered into the run's folder;
@@ -142,6 +147,7 @@ impl Default for Target {
             database: Database::Sqlite,
             database_url: None,
             command: None,
+            stdio: None,
             env: BTreeMap::new(),
             cwd: None,
             config_template: None,
@@ -689,10 +695,10 @@ impl Scenario {
     /// A started target's paths, relative to the scenario file's folder `dir`: `cwd` (which
     /// defaults to `dir`) and `config_template`.
     pub fn resolve_paths(&mut self, dir: &Path) {
-        let t = &mut self.target;
-        if t.command.is_none() {
+        if !self.started() {
             return;
         }
+        let t = &mut self.target;
         t.cwd = Some(dir.join(t.cwd.take().unwrap_or_default()));
         if let Some(c) = t.config_template.take() {
             t.config_template = Some(dir.join(c));
@@ -715,14 +721,14 @@ impl Scenario {
             .collect()
     }
 
-    /// Is the bundled proxy started (no external `url`, no `command`)?
+    /// Is the bundled proxy started (no external `url`, no `command`, no `stdio`)?
     pub fn bundled(&self) -> bool {
-        self.target.url.is_none() && self.target.command.is_none()
+        self.target.url.is_none() && !self.started()
     }
 
-    /// Does the harness start the target from `target.command`?
+    /// Does the harness start the target itself, from `target.command` or `target.stdio`?
     pub fn started(&self) -> bool {
-        self.target.command.is_some()
+        self.target.command.is_some() || self.target.stdio.is_some()
     }
 
     /// Keeps shard `index` of `count` (0-based): its share of the users (the remainder goes

@@ -211,7 +211,7 @@ impl Scenario {
                 || t.config_template.is_some()
                 || t.ready_url.is_some())
         {
-            return Err("`target.env`/`target.cwd`/`target.config_template`/`target.ready_url` apply to a started target (`target.command`) only".into());
+            return Err("`target.env`/`target.cwd`/`target.config_template`/`target.ready_url` apply to a started target (`target.command` or `target.stdio`) only".into());
         }
         if self.bundled() {
             if t.pid.is_some() || t.pid_file.is_some() {
@@ -250,6 +250,19 @@ impl Scenario {
     /// every placeholder of its texts (the config template's are checked when it is read).
     fn validate_started(&self) -> Result<(), String> {
         let t = &self.target;
+        if t.pid.is_some() || t.pid_file.is_some() {
+            return Err("`target.pid`/`target.pid_file` cannot be set with `target.command`/`target.stdio`: the harness starts the target and knows its PID".into());
+        }
+        if !t.proxy_args.is_empty() || t.listen.is_some() {
+            return Err("`target.proxy_args`/`target.listen` apply to the bundled proxy only; with `target.command` put the flags in the command and use `{{port}}`".into());
+        }
+        let check = |what: &str, text: &str| super::placeholders::check(self, what, text);
+        for (k, v) in &t.env {
+            check(&format!("`target.env.{k}`"), v)?;
+        }
+        if let Some(argv) = &t.stdio {
+            return self.validate_stdio(argv);
+        }
         let command = t.command.as_deref().unwrap_or_default();
         if command.first().is_none_or(|c| c.trim().is_empty()) {
             return Err("`target.command` is empty: give the program and its arguments, e.g. [\"node\", \"dist/index.js\", \"--port\", \"{{port}}\"]".into());
@@ -257,18 +270,8 @@ impl Scenario {
         let Some(url) = &t.url else {
             return Err("`target.command` needs `target.url`, its MCP endpoint (e.g. \"http://127.0.0.1:{{port}}/mcp\")".into());
         };
-        if t.pid.is_some() || t.pid_file.is_some() {
-            return Err("`target.pid`/`target.pid_file` cannot be set with `target.command`: the harness starts the target and knows its PID".into());
-        }
-        if !t.proxy_args.is_empty() || t.listen.is_some() {
-            return Err("`target.proxy_args`/`target.listen` apply to the bundled proxy only; with `target.command` put the flags in the command and use `{{port}}`".into());
-        }
-        let check = |what: &str, text: &str| super::placeholders::check(self, what, text);
         for (i, arg) in command.iter().enumerate() {
             check(&format!("`target.command[{i}]`"), arg)?;
-        }
-        for (k, v) in &t.env {
-            check(&format!("`target.env.{k}`"), v)?;
         }
         check("`target.url`", url)?;
         if let Some(r) = &t.ready_url {
@@ -283,6 +286,28 @@ impl Scenario {
             {
                 return Err(format!("`target.{what}` \"{u}\" is not an http(s) URL"));
             }
+        }
+        Ok(())
+    }
+
+    /// `[target]` with `stdio` (a stdio server the harness runs and talks to itself): its argv
+    /// and its placeholders; nothing that belongs to an HTTP target.
+    fn validate_stdio(&self, argv: &[String]) -> Result<(), String> {
+        let t = &self.target;
+        if t.command.is_some() {
+            return Err("set `target.command` (a server you reach over HTTP) or `target.stdio` (a stdio server the harness talks to), not both".into());
+        }
+        if argv.first().is_none_or(|c| c.trim().is_empty()) {
+            return Err("`target.stdio` is empty: give the program and its arguments, e.g. [\"node\", \"dist/server.js\"]".into());
+        }
+        if t.url.is_some() || t.ready_url.is_some() || t.metrics_url.is_some() {
+            return Err("`target.url`/`target.ready_url`/`target.metrics_url` do not apply to `target.stdio`: the harness is the server's client over its stdin and stdout (it is ready when it answers `initialize`)".into());
+        }
+        if !t.headers.is_empty() {
+            return Err("`target.headers` do not apply to `target.stdio`: nothing goes over HTTP to a stdio server".into());
+        }
+        for (i, arg) in argv.iter().enumerate() {
+            super::placeholders::check(self, &format!("`target.stdio[{i}]`"), arg)?;
         }
         Ok(())
     }

@@ -18,6 +18,8 @@ mod command;
 pub mod deployment;
 pub mod external;
 mod start;
+mod started;
+mod stdio;
 
 pub use bundled::{ProxySpec, proxy_address, seed_toml};
 pub use start::start;
@@ -130,6 +132,20 @@ struct Proc {
     child: OwnedChild,
     /// Kept open so a late write by the child never meets a closed pipe.
     _stdout: Option<tokio::process::ChildStdout>,
+    /// A stdio server's close of its input (its stdin), the first step of its stop.
+    close_input: Option<InputCloser>,
+}
+
+/// Closes a child's input (a stdio target's stdin, and what feeds it) when awaited; dropped,
+/// it closes it too.
+pub type InputCloser = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A stdio server just started: its PID, pipes, and log (its stderr).
+pub struct StdioChild {
+    pub pid: u32,
+    pub stdin: tokio::process::ChildStdin,
+    pub stdout: tokio::process::ChildStdout,
+    pub log: PathBuf,
 }
 
 /// Every process the run started, in start order, each an [`OwnedChild`] (so dropping the
@@ -153,6 +169,7 @@ impl Processes {
             name: name.to_string(),
             child,
             _stdout: stdout,
+            close_input: None,
         });
     }
 
@@ -297,6 +314,41 @@ impl Processes {
         Ok(pid)
     }
 
+    /// Starts a stdio server's `spec` as `target`, stdin and stdout piped to the harness,
+    /// stderr in `target.log`.
+    pub fn start_stdio(&mut self, spec: &CommandSpec) -> anyhow::Result<StdioChild> {
+        let name = COMMAND_TARGET;
+        let (log, f) = self.log_file(name)?;
+        let (program, args) = spec.argv.split_first().context("`target.stdio` is empty")?;
+        let mut cmd = spawn::command(Path::new(program), Signal::SIGTERM, false);
+        cmd.args(args)
+            .envs(&spec.env)
+            .current_dir(&spec.cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(f);
+        let mut child =
+            OwnedChild::spawn(cmd, &format!("`target.stdio` {program}"), Signal::SIGKILL)?;
+        let pid = child.pid();
+        let stdin = child.take_stdin().context("piped stdin")?;
+        let stdout = child.take_stdout().context("piped stdout")?;
+        self.add(name, child, None);
+        Ok(StdioChild {
+            pid,
+            stdin,
+            stdout,
+            log,
+        })
+    }
+
+    /// Makes `close` the first step of `name`'s stop (a stdio server's stdin closed, then its
+    /// grace to exit by itself); owned with the child from now on.
+    pub fn set_input_closer(&mut self, name: &str, close: InputCloser) {
+        if let Some(p) = self.procs.iter_mut().find(|p| p.name == name) {
+            p.close_input = Some(close);
+        }
+    }
+
     /// Polls `ready.url` until it answers (any HTTP answer, or 2xx) while `name` runs; on a
     /// timeout `name` is killed. Either failure is an error with `log`'s tail.
     async fn wait_ready(&mut self, name: &str, log: &Path, ready: &Ready) -> anyhow::Result<()> {
@@ -383,15 +435,22 @@ impl Processes {
         p.child.signal(signal).with_context(|| name.to_string())
     }
 
-    /// Stops every process, the proxy first: SIGTERM, then SIGKILL after `grace`; each is
-    /// reaped. Returns each one's exit status.
+    /// Stops every process, the proxy first: a stdio server's stdin closed and `grace` to
+    /// exit, then SIGTERM, then SIGKILL after `grace`; each is reaped. Returns each one's exit status.
     pub async fn stop(mut self, grace: Duration) -> BTreeMap<String, Option<ExitStatus>> {
         let mut out = BTreeMap::new();
         // the proxies before their upstreams, so they close them cleanly
         self.procs
             .sort_by_key(|p| if measured(&p.name) { 0 } else { 1 });
         for p in &mut self.procs {
-            let status = p.child.stop(Signal::SIGTERM, grace).await;
+            let mut status = None;
+            if let Some(close) = p.close_input.take() {
+                close.await;
+                status = p.child.wait_exit(grace).await;
+            }
+            if status.is_none() {
+                status = p.child.stop(Signal::SIGTERM, grace).await;
+            }
             out.insert(p.name.clone(), status);
         }
         self.procs.clear();

@@ -1,5 +1,5 @@
-//! Starting the measured target: one started from its own command
-//! ([`command`](super::command)), an external one ([`external`](super::external)), or the
+//! Starting the measured target: a stdio server the harness talks to
+//! ([`stdio`](super::stdio)), one started from its own command ([`command`](super::command)), an external one ([`external`](super::external)), or the
 //! bundled proxy with its mocks — one `mcp-proxy serve` on SQLite, or the
 //! [`deployment`](super::deployment) — using what [`bundled`](super::bundled) knows of the
 //! proxy.
@@ -9,10 +9,11 @@ use std::path::Path;
 
 use super::bundled::{db_pool_size, mcp_url, metrics_url, proxy_address, seed_toml, version};
 use super::deployment::{self, Deployment};
-use super::{Binaries, Endpoint, Processes, command, external};
+use super::{Binaries, Endpoint, Processes, command, external, stdio};
 use crate::scenario::{MockKind, Scenario};
 
-/// Starts (or finds) the scenario's target: its own `target.command` after its mocks, an
+/// Starts (or finds) the scenario's target: its `target.stdio` server or its own
+/// `target.command` after its mocks, an
 /// external one at `target.url`, else the bundled proxy (or deployment) with its mocks,
 /// children of `procs`.
 pub async fn start(
@@ -22,6 +23,9 @@ pub async fn start(
     procs: &mut Processes,
     deployment: &mut Option<deployment::Deployment>,
 ) -> anyhow::Result<Endpoint> {
+    if scenario.target.stdio.is_some() {
+        return stdio::start(scenario, binaries, out_dir, procs).await;
+    }
     if scenario.started() {
         return command::start(scenario, binaries, out_dir, procs).await;
     }

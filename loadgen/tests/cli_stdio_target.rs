@@ -1,0 +1,178 @@
+//! `[target] stdio`: a stdio MCP server measured directly, the harness being its client, end
+//! to end through `mcp-loadgen run` over real parts (the real `mock-mcp stdio` as the server,
+//! its counters in its stats file): a clean server passes and is judged on its own process;
+//! calls it keeps running after their caller gave up (a `sleep`, no `notifications/cancelled`) fail
+//! `upstream.in_flight` with exit 2, and pass when the harness cancels them; a server that
+//! never answers `initialize`, or exits at once, is exit 3 naming it with its log; and the
+//! fields that belong to an HTTP target are refused.
+
+mod common;
+
+use common::*;
+
+/// A stdio target running `mock-mcp stdio` with `flags`; `load` lines (the mix) in `[load]`.
+fn stdio_mock(flags: &str, load: &str, thresholds: &str) -> String {
+    let mock = mock_bin();
+    format!(
+        r#"
+name = "stdio-mock"
+[target]
+stdio = ["{mock}", "stdio"{flags}]
+[load]
+users = 5
+warmup = "1s"
+duration = "3s"
+{load}
+[thresholds]
+{thresholds}
+[leaks]
+settle = "3s"
+"#,
+        mock = mock.display()
+    )
+}
+
+#[test]
+fn a_clean_stdio_server_passes_judged_on_its_own_process() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    subreaper();
+    let mix = r#"mix = { "tools/call echo" = 4, "tools/list" = 1 }"#;
+    let run = run_scenario(&stdio_mock("", mix, ""));
+    assert_eq!(
+        run.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    let report = run.report();
+    let calls = &report["ops"]["tools/call echo"];
+    assert!(
+        calls["ok"].as_u64().unwrap_or(0) > 100,
+        "the load reached the server: {calls}\n{}",
+        run.stdout
+    );
+    // the server's own counters (its stats file) are read: every call it got, none left
+    let up = run.check("upstream.in_flight");
+    assert_eq!(up["passed"], true, "{up}");
+    assert_eq!(up["skipped"], serde_json::Value::Null, "{up}");
+    // the measured process is the stdio server (its fds are the pipes and its log), not the
+    // harness's front
+    let fds = run.check("fds.pipe");
+    assert_eq!(fds["skipped"], serde_json::Value::Null, "{fds}");
+    assert!(fds["baseline"].as_f64().unwrap() <= 8.0, "{fds}");
+    assert_no_process_left(&[], "clean stdio server");
+}
+
+#[test]
+fn calls_a_stdio_server_keeps_after_their_caller_gave_up_are_a_leak() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    subreaper();
+    // one call in five is a minute-long `sleep`; the harness gives up on each after 300 ms
+    let load = |cancel: bool| {
+        format!(
+            r#"mix = {{ "tools/call echo" = 4, "tools/call sleep" = 1 }}
+arguments = {{ sleep = {{ ms = 60000 }} }}
+cancel = {cancel}
+[load.timeouts]
+call = "300ms""#
+        )
+    };
+    let thresholds = "error_rate = 1.0";
+    let kept = run_scenario(&stdio_mock("", &load(false), thresholds));
+    assert_eq!(
+        kept.code, 2,
+        "stdout:\n{}\nstderr:\n{}",
+        kept.stdout, kept.stderr
+    );
+    let up = kept.check("upstream.in_flight");
+    assert_eq!(up["passed"], false, "{up}");
+    assert!(up["value"].as_f64().unwrap() >= 1.0, "{up}");
+    assert_no_process_left(&[], "stdio server keeping calls");
+
+    let cancelled = run_scenario(&stdio_mock("", &load(true), thresholds));
+    assert_eq!(
+        cancelled.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        cancelled.stdout, cancelled.stderr
+    );
+    let up = cancelled.check("upstream.in_flight");
+    assert_eq!(up["passed"], true, "{up}");
+    let outside = &cancelled.report()["outside"]["upstream"];
+    assert!(outside["cancelled"].as_u64().unwrap() >= 1, "{outside}");
+    assert_no_process_left(&[], "stdio server with cancels");
+}
+
+fn fails_with_3(scenario: &str, needles: &[&str], what: &str) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    subreaper();
+    let run = run_scenario(scenario);
+    assert_eq!(run.code, 3, "{what}: exit code; stderr:\n{}", run.stderr);
+    for n in needles {
+        assert!(
+            run.stderr.contains(n),
+            "{what}: the message names {n:?}:\n{}",
+            run.stderr
+        );
+    }
+    assert_no_process_left(&[], what);
+}
+
+fn bare(target: &str) -> String {
+    format!(
+        r#"
+name = "bare"
+[target]
+{target}
+[load]
+users = 1
+warmup = "1s"
+duration = "1s"
+mix = {{ "tools/list" = 1 }}
+"#
+    )
+}
+
+#[test]
+fn a_stdio_server_that_never_answers_initialize_is_named() {
+    fails_with_3(
+        &bare(
+            r#"stdio = ["sh", "-c", "echo reading-nothing >&2; exec sleep 60"]
+ready_timeout = "1s""#,
+        ),
+        &["did not answer `initialize` within 1s", "reading-nothing"],
+        "never answers",
+    );
+}
+
+#[test]
+fn a_stdio_server_that_exits_at_once_is_named_with_its_log() {
+    fails_with_3(
+        &bare(r#"stdio = ["sh", "-c", "echo no-such-config >&2; exit 4"]"#),
+        &["closed its stdout", "target.log", "no-such-config"],
+        "exits at once",
+    );
+}
+
+#[test]
+fn stdio_target_validation_names_the_field() {
+    for (target, needle) in [
+        (
+            r#"stdio = ["x"]
+url = "http://127.0.0.1:1/mcp""#,
+            "do not apply to `target.stdio`",
+        ),
+        (r#"stdio = []"#, "`target.stdio` is empty"),
+        (
+            r#"stdio = ["x"]
+command = ["y"]"#,
+            "not both",
+        ),
+        (
+            r#"stdio = ["x"]
+headers = { A = "b" }"#,
+            "`target.headers` do not apply",
+        ),
+        (r#"stdio = ["x", "{{nope}}"]"#, "`target.stdio[1]`"),
+    ] {
+        fails_with_3(&bare(target), &[needle], target);
+    }
+}
