@@ -61,9 +61,6 @@ pub struct Plan {
     pub load: Load,
     /// Each 2025-11-25 session holds the GET event stream.
     pub event_stream: bool,
-    /// When the load stops (its start + ramp + duration + 1 s of grace): a request still in
-    /// flight then is given up on and cancelled.
-    pub stop_at: Instant,
     pub recorder: Arc<Recorder>,
     /// The last JSON-RPC id handed out: ids are unique across the whole load, not only
     /// within a session, so a stdio target's front can route a user's `notifications/cancelled`
@@ -119,14 +116,6 @@ impl Plan {
             duration,
             load: scenario.load.clone(),
             event_stream: scenario.load.event_stream,
-            stop_at: {
-                let ramp = if scenario.load.rate.is_some() {
-                    Duration::ZERO
-                } else {
-                    scenario.load.ramp
-                };
-                recorder.started + ramp + duration + Duration::from_secs(1)
-            },
             recorder,
             schemas: BTreeMap::new(),
             ids: AtomicU64::new(0),
@@ -149,6 +138,17 @@ impl Plan {
         self.load.timeout(kind)
     }
 
+    /// When this round of the load stops (its start + ramp + duration + 1 s of grace): a
+    /// request still in flight then is given up on and cancelled.
+    pub fn stop_at(&self) -> Instant {
+        let ramp = if self.rate.is_some() {
+            Duration::ZERO
+        } else {
+            self.ramp
+        };
+        self.recorder.round_start() + ramp + self.duration + Duration::from_secs(1)
+    }
+
     /// Resolves once the load is stopping: its end (plus grace) passed, or goose's
     /// killswitch was pulled (interrupt, an early end of the run).
     pub async fn stopping(&self) {
@@ -157,10 +157,11 @@ impl Plan {
                 return;
             }
             let now = Instant::now();
-            if now >= self.stop_at {
+            let stop_at = self.stop_at();
+            if now >= stop_at {
                 return;
             }
-            tokio::time::sleep((self.stop_at - now).min(Duration::from_millis(100))).await;
+            tokio::time::sleep((stop_at - now).min(Duration::from_millis(100))).await;
         }
     }
 
