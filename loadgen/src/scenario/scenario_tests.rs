@@ -422,7 +422,7 @@ fn started_target_settings_that_cannot_work_are_errors_that_say_why() {
         ),
         (
             "env = { A = \"1\" }".into(),
-            "apply to a started target (`target.command`) only",
+            "apply to a started target (`target.command` or `target.stdio`) only",
         ),
         (
             STARTED.replace("{{port}}/mcp", "{{prot}}/mcp"),
