@@ -5,7 +5,8 @@
 # Each scenario must end with its expected exit code, failing the named check when it must:
 #   clean controls (sessions DELETEd, memory judged over 5 rounds) pass; abandoned sessions that
 #   the proxy keeps fail (supergateway on the sh/node children it keeps, npm mcp-proxy on the
-#   sessions still held when asked); the same with a short session timeout pass.
+#   sessions still held when asked); the same with a short session timeout pass; the everything
+#   server measured directly over stdio (`[target] stdio`, the harness its client) passes.
 #
 #   ci/external-peers.sh [OUT]        (default reports/external)
 set -euo pipefail
@@ -21,6 +22,7 @@ cases=(
   "npm-mcp-proxy-abandoned-reaped|0|"
   "supergateway-abandoned|2|children"
   "supergateway-abandoned-reaped|0|"
+  "server-everything-stdio|0|"
 )
 
 if [ ! -d scenarios/external/node_modules ]; then

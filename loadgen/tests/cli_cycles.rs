@@ -93,5 +93,8 @@ fn sessions_deleted_every_round_pass_on_memory() {
     // each round runs to its own end: at most one request per user is in flight when a
     // round stops (a round that began past the first one's end gave up every request)
     let given_up = load["client"]["abandoned_at_stop"].as_u64().unwrap();
-    assert!(given_up <= 16 * 4, "{given_up} requests given up at the stops: {load}");
+    assert!(
+        given_up <= 16 * 4,
+        "{given_up} requests given up at the stops: {load}"
+    );
 }

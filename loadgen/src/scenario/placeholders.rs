@@ -1,6 +1,6 @@
-//! `{{name}}` placeholders of a started target (`target.command`, its `env` values, `url`,
-//! `ready_url`, `metrics_url` and the `config_template` file): which names a text uses, which
-//! names a scenario offers, and the rendering.
+//! `{{name}}` placeholders of a started target (`target.command` or `target.stdio`, its `env`
+//! values, `url`, `ready_url`, `metrics_url` and the `config_template` file): which names a text
+//! uses, which names a scenario offers, and the rendering.
 //!
 //! Invariant: pure (no IO); a name that is not offered is an error naming it, never left in
 //! the text or replaced by nothing.
