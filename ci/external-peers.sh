@@ -6,7 +6,8 @@
 #   clean controls (sessions DELETEd, memory judged over 5 rounds) pass; abandoned sessions that
 #   the proxy keeps fail (supergateway on the sh/node children it keeps, npm mcp-proxy on the
 #   sessions still held when asked); the same with a short session timeout pass; the everything
-#   server measured directly over stdio (`[target] stdio`, the harness its client) passes.
+#   server measured directly over stdio (`[target] stdio`, the harness its client) passes, and so
+#   does the Python mcp-proxy (PyPI, pinned by scenarios/external/requirements.txt) in front of it.
 #
 #   ci/external-peers.sh [OUT]        (default reports/external)
 set -euo pipefail
@@ -23,10 +24,15 @@ cases=(
   "supergateway-abandoned|2|children"
   "supergateway-abandoned-reaped|0|"
   "server-everything-stdio|0|"
+  "py-mcp-proxy|0|"
 )
 
 if [ ! -d scenarios/external/node_modules ]; then
   echo "scenarios/external/node_modules is missing: npm ci --prefix scenarios/external" >&2
+  exit 3
+fi
+if [ ! -x scenarios/external/.venv/bin/mcp-proxy ]; then
+  echo "scenarios/external/.venv is missing: python3 -m venv scenarios/external/.venv && scenarios/external/.venv/bin/pip install -r scenarios/external/requirements.txt" >&2
   exit 3
 fi
 cargo build --locked --release -p mcp-loadgen

@@ -3,8 +3,10 @@
 //! its counters in its stats file): a clean server passes and is judged on its own process;
 //! calls it keeps running after their caller gave up (a `sleep`, no `notifications/cancelled`) fail
 //! `upstream.in_flight` with exit 2, and pass when the harness cancels them; a server that
-//! never answers `initialize`, or exits at once, is exit 3 naming it with its log; and the
-//! fields that belong to an HTTP target are refused.
+//! never answers `initialize`, or exits at once, is exit 3 naming it with its log; the
+//! fields that belong to an HTTP target are refused; and at teardown a child the server leaves
+//! running is `left_behind`, while one that ends with it (a moment after, as a stdio server on
+//! EOF) is noted, its poll loop's short-lived helpers not counted as new children.
 
 mod common;
 
@@ -175,4 +177,52 @@ headers = { A = "b" }"#,
     ] {
         fails_with_3(&bare(target), &[needle], target);
     }
+}
+
+/// A stdio target that starts `helper` in the background, then becomes `mock-mcp stdio`
+/// (the helper is the mock's child, orphaned when the mock exits at the end).
+fn with_background_helper(helper: &str) -> String {
+    let mock = mock_bin();
+    let script = format!("{helper} & exec {} stdio", mock.display());
+    let stdio = format!("stdio = [\"sh\", \"-c\", {}]", toml_string(&script));
+    stdio_mock("", r#"mix = { "tools/call echo" = 1 }"#, "").replace(
+        &format!("stdio = [\"{}\", \"stdio\"]", mock.display()),
+        &stdio,
+    )
+}
+
+fn toml_string(s: &str) -> String {
+    format!("'{s}'")
+}
+
+#[test]
+fn a_child_still_running_after_the_target_is_left_behind_one_ending_with_it_is_not() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    subreaper();
+    let kept = run_scenario(&with_background_helper("sleep 300"));
+    assert_eq!(
+        kept.code, 2,
+        "stdout:\n{}\nstderr:\n{}",
+        kept.stdout, kept.stderr
+    );
+    assert_eq!(kept.check("left_behind")["passed"], false);
+    let notes = kept.report()["notes"].to_string();
+    assert!(
+        notes.contains("left behind") && notes.contains("sleep"),
+        "{notes}"
+    );
+    assert_no_process_left(&[], "left-behind sleeper");
+
+    // a helper that ends half a second after its parent (as a stdio server ends on EOF) is
+    // an orphan that exited, noted, not a leak
+    let watcher = "sh -c \"while kill -0 \\$PPID 2>/dev/null; do sleep 0.1; done; sleep 0.5\"";
+    let ended = run_scenario(&with_background_helper(watcher));
+    assert_eq!(
+        ended.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        ended.stdout, ended.stderr
+    );
+    let notes = ended.report()["notes"].to_string();
+    assert!(notes.contains("orphaned by the target exited"), "{notes}");
+    assert_no_process_left(&[], "watcher");
 }

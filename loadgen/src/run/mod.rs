@@ -194,12 +194,7 @@ async fn teardown(
     if let Some(d) = deployment.take() {
         d.stop().await;
     }
-    let strays = crate::process::stray_processes();
-    // an orphan that exited waits for its adoptive parent (the harness, as subreaper, standing
-    // in for PID 1) to reap it: it holds nothing; one still running was left behind
-    let (exited, alive): (Vec<u32>, Vec<u32>) = strays
-        .iter()
-        .partition(|p| crate::process::tree::process_state(**p) == Some('Z'));
+    let (strays, exited, alive) = strays_after(STRAY_GRACE).await;
     let described: Vec<String> = alive.iter().map(|p| crate::process::describe(*p)).collect();
     crate::process::reap_strays(&strays);
     let mut m = result?;
@@ -221,6 +216,28 @@ async fn teardown(
         }
     }
     Ok(m)
+}
+
+/// How long an orphan gets to exit once its parent has gone: a stdio server sees EOF on its
+/// stdin when the proxy that spawned it exits, and ends a moment later.
+const STRAY_GRACE: Duration = Duration::from_secs(2);
+
+/// The processes left once the run's own are stopped (re-parented to the harness), after
+/// up to `grace` for them to exit: every stray, the exited ones (zombies waiting for their
+/// adoptive parent, the harness standing in for PID 1, to reap them: they hold nothing) and
+/// the ones still running (left behind).
+async fn strays_after(grace: Duration) -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+    let deadline = tokio::time::Instant::now() + grace;
+    loop {
+        let strays = crate::process::stray_processes();
+        let (exited, alive): (Vec<u32>, Vec<u32>) = strays
+            .iter()
+            .partition(|p| crate::process::tree::process_state(**p) == Some('Z'));
+        if alive.is_empty() || tokio::time::Instant::now() >= deadline {
+            return (strays, exited, alive);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// `reports/<name>-<UTC time>/`.

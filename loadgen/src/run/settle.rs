@@ -21,6 +21,9 @@ use crate::target::Processes;
 use crate::target::deployment::Deployment;
 use crate::verdict::{self, Check};
 
+/// How long a process new since the baseline must live on to count as left by the load.
+const CHURN_WINDOW: Duration = Duration::from_secs(1);
+
 /// What the settle saw.
 pub(super) struct Settled {
     /// The last sample of the settle (the load's last after a SIGTERM phase).
@@ -73,13 +76,20 @@ pub(super) async fn settle(
     let during: Vec<Sample> = s.sampler.since(base.sample.t_ms);
     let leaks = &s.scenario.leaks;
     let end = s.sampler.snapshots().await;
-    let grown: Vec<GrownProcess> = base
-        .tree
-        .iter()
-        .zip(&end)
-        .filter_map(|(b, e)| Some(verdict::tree::grown(b.as_ref()?, e.as_ref()?, leaks)))
-        .flatten()
-        .collect();
+    let diff = |end: &[Option<TreeSnapshot>]| -> Vec<GrownProcess> {
+        base.tree
+            .iter()
+            .zip(end)
+            .filter_map(|(b, e)| Some(verdict::tree::grown(b.as_ref()?, e.as_ref()?, leaks)))
+            .flatten()
+            .collect()
+    };
+    let mut grown = diff(&end);
+    if grown.iter().any(GrownProcess::is_new) {
+        // a new process must still be there a moment later to count
+        tokio::time::sleep(CHURN_WINDOW).await;
+        grown = verdict::tree::lasting(grown, &diff(&s.sampler.snapshots().await));
+    }
     let mut checks = verdict::leak_checks(&base.reference(), &during, &last, leaks);
     verdict::tree::judge_children_by_identity(&mut checks, &grown, leaks);
     Ok(Settled {

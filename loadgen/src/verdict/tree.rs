@@ -96,6 +96,21 @@ pub fn new_alive(grown: &[GrownProcess]) -> usize {
         .count()
 }
 
+/// `first` with its new processes kept only when `again` (the same diff a moment later) has
+/// them too: a process that came and went between two readings (a periodic helper, a poll
+/// loop's `sleep`) is churn, not something the load left behind.
+pub fn lasting(first: Vec<GrownProcess>, again: &[GrownProcess]) -> Vec<GrownProcess> {
+    first
+        .into_iter()
+        .filter(|g| {
+            !g.is_new()
+                || again
+                    .iter()
+                    .any(|a| a.is_new() && a.pid == g.pid && a.command == g.command)
+        })
+        .collect()
+}
+
 /// The `children` check fails when more new processes are alive at the end than its
 /// tolerance allows, even if the count did not grow (processes of the baseline went away).
 pub fn judge_children_by_identity(checks: &mut [Check], grown: &[GrownProcess], l: &Leaks) {

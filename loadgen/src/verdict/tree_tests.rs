@@ -79,3 +79,39 @@ fn a_replaced_root_is_not_compared_by_identity() {
     let end = snap(vec![proc(2, 5), proc(20, 6)]);
     assert!(grown(&base, &end, &Leaks::default()).is_empty());
 }
+
+#[test]
+fn a_new_process_counts_only_when_it_is_still_there_a_moment_later() {
+    let l = Leaks::default();
+    let base = snap(vec![proc(10, 1)]);
+    // a leaked child (20) in both readings; a poll loop's short-lived helper (21, then 22)
+    let first = grown(
+        &base,
+        &snap(vec![proc(10, 1), proc(20, 5), proc(21, 6)]),
+        &l,
+    );
+    let again = grown(
+        &base,
+        &snap(vec![proc(10, 1), proc(20, 5), proc(22, 7)]),
+        &l,
+    );
+    let kept = lasting(first, &again);
+    assert_eq!(kept.iter().map(|g| g.pid).collect::<Vec<_>>(), vec![20]);
+    let mut checks = vec![Check {
+        name: "children".into(),
+        kind: Kind::Leak,
+        unit: "processes".into(),
+        baseline: Some(1.0),
+        peak: Some(2.0),
+        value: Some(2.0),
+        limit: 0.0,
+        passed: true,
+        skipped: None,
+    }];
+    judge_children_by_identity(&mut checks, &kept, &l);
+    assert!(!checks[0].passed, "the lasting new child fails `children`");
+    // only churn: nothing left
+    let first = grown(&base, &snap(vec![proc(10, 1), proc(21, 6)]), &l);
+    let again = grown(&base, &snap(vec![proc(10, 1), proc(22, 7)]), &l);
+    assert!(lasting(first, &again).is_empty());
+}
