@@ -171,12 +171,20 @@ fn name_of(p: &Phase) -> String {
     })
 }
 
+/// How long before a SIGTERM phase's signal the load is marked as stopping: requests that
+/// start in between are not measured.
+const SIGTERM_LEAD: Duration = Duration::from_millis(50);
+
 /// Does what phase `p` says.
 async fn apply(s: &Stage<'_>, p: &Phase, a: &mut Acts<'_>) -> anyhow::Result<()> {
     match p.action {
         PhaseAction::Faults => switch_faults(s, p, &a.http).await?,
         PhaseAction::Sigterm => {
             a.recorder.mark_stop();
+            // in flight at the signal = sent at least SIGTERM_LEAD before it: a request still
+            // unread in the kernel when the target closes an idle keep-alive connection is lost
+            // by HTTP/1.1 itself (RFC 9112 §9.3.1), not by the target's drain
+            tokio::time::sleep(SIGTERM_LEAD).await;
             a.sigterm_at = Some(Instant::now());
             if let Some(name) = s.tgt.process {
                 a.procs.signal(name, Signal::SIGTERM)?;
