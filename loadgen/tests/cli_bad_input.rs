@@ -20,22 +20,6 @@ mix = { "tools/list" = 1 }
 settle = "1s"
 "#;
 
-fn fails_with_3(scenario: &str, needles: &[&str], what: &str) -> Run {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    subreaper();
-    let run = run_scenario(scenario);
-    assert_eq!(run.code, 3, "{what}: exit code; stderr:\n{}", run.stderr);
-    for n in needles {
-        assert!(
-            run.stderr.contains(n),
-            "{what}: the message names {n:?}:\n{}",
-            run.stderr
-        );
-    }
-    assert_no_process_left(&[], what);
-    run
-}
-
 #[test]
 fn unknown_field_names_the_file_and_the_field() {
     let run = fails_with_3(

@@ -152,41 +152,9 @@ fn a_sigterm_phase_is_judged_by_the_started_targets_exit() {
     assert_no_process_left(&[], "own proxy after SIGTERM");
 }
 
-/// A started target with `target` lines, no mocks, a short load.
-fn bare(target: &str) -> String {
-    format!(
-        r#"
-name = "bare"
-[target]
-{target}
-[load]
-users = 1
-warmup = "1s"
-duration = "1s"
-mix = {{ "tools/list" = 1 }}
-"#
-    )
-}
-
-fn fails_with_3(scenario: &str, files: &[(&str, &str)], needles: &[&str], what: &str) -> Run {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    subreaper();
-    let run = run_scenario_files(scenario, files, &[], &[]);
-    assert_eq!(run.code, 3, "{what}: exit code; stderr:\n{}", run.stderr);
-    for n in needles {
-        assert!(
-            run.stderr.contains(n),
-            "{what}: the message names {n:?}:\n{}",
-            run.stderr
-        );
-    }
-    assert_no_process_left(&[], what);
-    run
-}
-
 #[test]
 fn a_command_that_exits_at_once_is_named_with_its_log() {
-    fails_with_3(
+    fails_with_3_files(
         &bare(
             r#"command = ["sh", "-c", "echo no-config-given >&2; exit 7"]
 url = "http://127.0.0.1:{{port}}/mcp""#,
@@ -204,7 +172,7 @@ url = "http://127.0.0.1:{{port}}/mcp""#,
 
 #[test]
 fn a_command_that_never_gets_ready_is_stopped_and_named() {
-    fails_with_3(
+    fails_with_3_files(
         &bare(
             r#"command = ["sh", "-c", "echo still-starting; exec sleep 60"]
 url = "http://127.0.0.1:{{port}}/mcp"
@@ -219,7 +187,7 @@ ready_timeout = "1s""#,
 #[test]
 fn a_ready_url_must_answer_2xx() {
     // something answers at the port, but 404 on the readiness path
-    fails_with_3(
+    fails_with_3_files(
         &bare(
             r#"command = ["python3", "-m", "http.server", "--bind", "127.0.0.1", "{{port}}"]
 url = "http://127.0.0.1:{{port}}/mcp"
@@ -234,7 +202,7 @@ ready_timeout = "2s""#,
 
 #[test]
 fn an_unknown_placeholder_is_named_before_anything_starts() {
-    fails_with_3(
+    fails_with_3_files(
         &bare(
             r#"command = ["sh", "-c", "sleep 60", "{{prot}}"]
 url = "http://127.0.0.1:{{port}}/mcp""#,
@@ -243,7 +211,7 @@ url = "http://127.0.0.1:{{port}}/mcp""#,
         &["`target.command[3]`: unknown placeholder `{{prot}}`"],
         "unknown inline placeholder",
     );
-    let run = fails_with_3(
+    let run = fails_with_3_files(
         &bare(
             r#"command = ["sh", "-c", "sleep 60"]
 config_template = "c.tmpl"
@@ -270,13 +238,13 @@ url = "http://127.0.0.1:{{port}}/mcp""#,
 
 #[test]
 fn started_target_validation_names_the_field() {
-    fails_with_3(
+    fails_with_3_files(
         &bare(r#"command = ["sh", "-c", "sleep 60"]"#),
         &[],
         &["`target.command` needs `target.url`"],
         "no url",
     );
-    fails_with_3(
+    fails_with_3_files(
         &bare(
             r#"command = ["sh", "-c", "sleep 60"]
 url = "http://127.0.0.1:{{port}}/mcp"

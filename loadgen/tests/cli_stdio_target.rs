@@ -103,36 +103,6 @@ call = "300ms""#
     assert_no_process_left(&[], "stdio server with cancels");
 }
 
-fn fails_with_3(scenario: &str, needles: &[&str], what: &str) {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    subreaper();
-    let run = run_scenario(scenario);
-    assert_eq!(run.code, 3, "{what}: exit code; stderr:\n{}", run.stderr);
-    for n in needles {
-        assert!(
-            run.stderr.contains(n),
-            "{what}: the message names {n:?}:\n{}",
-            run.stderr
-        );
-    }
-    assert_no_process_left(&[], what);
-}
-
-fn bare(target: &str) -> String {
-    format!(
-        r#"
-name = "bare"
-[target]
-{target}
-[load]
-users = 1
-warmup = "1s"
-duration = "1s"
-mix = {{ "tools/list" = 1 }}
-"#
-    )
-}
-
 #[test]
 fn a_stdio_server_that_never_answers_initialize_is_named() {
     fails_with_3(

@@ -213,3 +213,47 @@ impl Drop for MockServe {
         let _ = self.child.wait();
     }
 }
+
+/// A started target with `target` lines, no mocks, a short load of `tools/list`.
+pub fn bare(target: &str) -> String {
+    format!(
+        r#"
+name = "bare"
+[target]
+{target}
+[load]
+users = 1
+warmup = "1s"
+duration = "1s"
+mix = {{ "tools/list" = 1 }}
+"#
+    )
+}
+
+/// Runs `scenario`, which must end with exit 3 and a message naming every one of `needles`,
+/// leaving no process behind; `what` names the case in a failure.
+pub fn fails_with_3(scenario: &str, needles: &[&str], what: &str) -> Run {
+    fails_with_3_files(scenario, &[], needles, what)
+}
+
+/// [`fails_with_3`] with `files` (name, text) written beside the scenario file.
+pub fn fails_with_3_files(
+    scenario: &str,
+    files: &[(&str, &str)],
+    needles: &[&str],
+    what: &str,
+) -> Run {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    subreaper();
+    let run = run_scenario_files(scenario, files, &[], &[]);
+    assert_eq!(run.code, 3, "{what}: exit code; stderr:\n{}", run.stderr);
+    for n in needles {
+        assert!(
+            run.stderr.contains(n),
+            "{what}: the message names {n:?}:\n{}",
+            run.stderr
+        );
+    }
+    assert_no_process_left(&[], what);
+    run
+}
