@@ -96,6 +96,7 @@ pub(super) async fn decide(
         );
     }
     notes.extend(verdict::tree::culprits(&checks, &settled.grown));
+    notes.extend(verdict::tree::gc_hint(&checks, &settled.grown));
     notes.extend(outside.notes);
     notes.extend(missing_mapped(&scenario.target.metrics, &window));
     notes.extend(

@@ -115,3 +115,33 @@ fn a_new_process_counts_only_when_it_is_still_there_a_moment_later() {
     let again = grown(&base, &snap(vec![proc(10, 1), proc(22, 7)]), &l);
     assert!(lasting(first, &again).is_empty());
 }
+
+#[test]
+fn a_failed_rss_grown_in_node_says_how_to_judge_live_memory() {
+    let l = Leaks::default();
+    let grew = |comm: &str| {
+        let base = snap(vec![proc(10, 1)]);
+        let mut p = proc(10, 1);
+        p.comm = comm.into();
+        p.cmdline = format!("{comm} gateway.js");
+        p.rss_bytes = 40 * 1024 * 1024;
+        grown(&base, &snap(vec![p]), &l)
+    };
+    let rss = |passed: bool| Check {
+        name: "rss".into(),
+        kind: Kind::Leak,
+        unit: "MiB".into(),
+        baseline: Some(222.0),
+        peak: Some(253.0),
+        value: Some(253.0),
+        limit: 16.0,
+        passed,
+        skipped: None,
+    };
+    let hint = gc_hint(&[rss(false)], &grew("node")).expect("a hint for Node");
+    assert!(hint.starts_with("rss: PID 10 is Node"), "{hint}");
+    assert!(hint.contains("NODE_OPTIONS"), "{hint}");
+    // rss passed, or what grew is not Node: nothing to say
+    assert_eq!(gc_hint(&[rss(true)], &grew("node")), None);
+    assert_eq!(gc_hint(&[rss(false)], &grew("python3")), None);
+}
