@@ -18,6 +18,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use mcp_proxy::upstream::CLOSE_TIMEOUT;
 use rmcp::model::ErrorCode;
 use serde_json::json;
 
@@ -30,7 +31,12 @@ const CONCURRENCY: usize = 20;
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// A call still running this long is a hang.
 const HANG_GUARD: Duration = Duration::from_secs(15);
-const SETTLE: Duration = Duration::from_secs(10);
+/// The proxy's own bound on releasing a per-request client: its close may take up to
+/// [`CLOSE_TIMEOUT`], and the pooled connection it last used is then dropped within the pool's
+/// idle timeout (10 s by default); 5 s more for a loaded machine. Nearly always it is back in
+/// ~50 ms: CI once saw 8 connections (and their tasks) still there at exactly 10 s, which is
+/// not a leak as long as they go within this bound; what never goes still fails.
+const SETTLE: Duration = CLOSE_TIMEOUT.saturating_add(Duration::from_secs(10 + 5));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_calls_fail_fast_and_leave_nothing_behind_shared() {
@@ -138,11 +144,13 @@ async fn disconnects(mode: &str) {
 
     let in_flight = mock.wait_in_flight(0, Duration::from_secs(2)).await;
     mock.close_idle_connections().await;
+    let settling = Instant::now();
     let settled = settle_within(&baseline, SETTLE).await;
+    let settled_in = settling.elapsed();
     let sessions = mock.sessions_open().await;
     eprintln!("{mode}: peak      {}", peak.line());
     eprintln!(
-        "{mode}: final     {} | mock sessions_open={sessions} in_flight={in_flight}",
+        "{mode}: final     {} | mock sessions_open={sessions} in_flight={in_flight} | after {settled_in:?}",
         settled.line()
     );
     assert_eq!(in_flight, 0, "{mode}: upstream still working");
