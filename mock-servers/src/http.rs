@@ -19,6 +19,7 @@ use crate::control;
 use crate::faults::{Counters, Fault, FaultState, Latency};
 use crate::http_faults::{self, FaultListener, HttpFaults};
 use crate::paging::DEFAULT_PAGE_SIZE;
+use crate::tls::TlsListener;
 use crate::tools::MockTools;
 
 /// How long [`MockServer::shutdown`] waits for the graceful drain before giving up.
@@ -43,6 +44,8 @@ pub struct MockConfig {
     /// (`roots/list`, outside any request); the `initial_roots` tool tells what came of it.
     /// Default `false`.
     pub roots_on_initialized: bool,
+    /// Serve `https://` with this config (`--tls-cert`/`--tls-key`). Default: plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for MockConfig {
@@ -54,6 +57,7 @@ impl Default for MockConfig {
             state: Arc::default(),
             page_size: DEFAULT_PAGE_SIZE,
             roots_on_initialized: false,
+            tls: None,
         }
     }
 }
@@ -80,6 +84,7 @@ impl MockConfig {
 pub struct MockServer {
     addr: SocketAddr,
     control_addr: Option<SocketAddr>,
+    tls: bool,
     tools: MockTools,
     http: Arc<HttpFaults>,
     token: CancellationToken,
@@ -130,6 +135,7 @@ impl MockServer {
             listener,
             addr,
             app,
+            config.tls.clone(),
             config.state.clone(),
             token.clone(),
             tasks.clone(),
@@ -138,6 +144,7 @@ impl MockServer {
         Ok(MockServer {
             addr,
             control_addr,
+            tls: config.tls.is_some(),
             tools,
             http,
             token,
@@ -150,9 +157,10 @@ impl MockServer {
         self.addr
     }
 
-    /// The MCP endpoint URL, `http://{addr}/mcp`.
+    /// The MCP endpoint URL, `http://{addr}/mcp` (`https://` when serving TLS).
     pub fn url(&self) -> String {
-        format!("http://{}/mcp", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/mcp", self.addr)
     }
 
     /// The separate control address, if one was configured.
@@ -244,6 +252,7 @@ async fn supervise(
     listener: TcpListener,
     addr: SocketAddr,
     app: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
     state: Arc<FaultState>,
     stop: CancellationToken,
     tasks: TaskTracker,
@@ -273,16 +282,18 @@ async fn supervise(
             },
         };
         let generation = stop.child_token();
-        let serve = axum::serve(
-            FaultListener::new(current, state.clone(), generation.clone()),
-            app.clone(),
-        )
-        .with_graceful_shutdown(generation.clone().cancelled_owned());
-        tasks.spawn(async move {
-            if let Err(e) = serve.await {
-                tracing::warn!("mock-mcp HTTP server error: {e}");
-            }
-        });
+        let faulty = FaultListener::new(current, state.clone(), generation.clone());
+        match &tls {
+            None => tasks.spawn(serve(faulty, app.clone(), generation.clone())),
+            Some(config) => match TlsListener::new(faulty, config.clone()) {
+                Ok(secure) => tasks.spawn(serve(secure, app.clone(), generation.clone())),
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "cannot serve TLS; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -298,6 +309,18 @@ async fn supervise(
                 }
             }
         }
+    }
+}
+
+/// Serves `app` on `listener` until `generation` is cancelled (then drains gracefully).
+async fn serve<L>(listener: L, app: Router, generation: CancellationToken)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let serve = axum::serve(listener, app).with_graceful_shutdown(generation.cancelled_owned());
+    if let Err(e) = serve.await {
+        tracing::warn!("mock-mcp HTTP server error: {e}");
     }
 }
 

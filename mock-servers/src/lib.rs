@@ -51,7 +51,8 @@
 //! [`MockServer`] (sessionful by default, or stateless with
 //! [`MockConfig::stateless`]), and stdio via [`serve_stdio`]. The
 //! `mock-mcp` binary wraps both (`mock-mcp serve`, `mock-mcp stdio`, each with
-//! `--page-size N` and `--roots-on-initialized`).
+//! `--page-size N` and `--roots-on-initialized`). The HTTP mock serves `https://` with
+//! [`MockConfig::tls`] (`--tls-cert`/`--tls-key`; [`tls`]).
 
 mod client_requests;
 mod control;
@@ -67,6 +68,7 @@ pub mod resources;
 mod session;
 mod stats_file;
 mod stdio;
+pub mod tls;
 mod tools;
 #[cfg(feature = "test-support")]
 pub mod wire;

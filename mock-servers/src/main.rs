@@ -49,7 +49,8 @@ impl FaultArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve Streamable HTTP at http://ADDR/mcp (and /control) until SIGTERM/SIGINT.
+    /// Serve Streamable HTTP at http://ADDR/mcp (https:// with --tls-cert/--tls-key; and
+    /// /control) until SIGTERM/SIGINT.
     Serve {
         /// Address to listen on (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -60,6 +61,16 @@ enum Command {
         /// Also serve /control on this address (reachable while `refuse` closes the main port).
         #[arg(long)]
         control_listen: Option<SocketAddr>,
+        /// Serve https:// with this PEM certificate chain (with --tls-key).
+        #[arg(long, value_name = "PEM", requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, value_name = "PEM", requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
+        /// Serve https:// with a throw-away CA and certificate for localhost/127.0.0.1, made in
+        /// DIR (ca.pem: what a client trusts; cert.pem, key.pem).
+        #[arg(long, value_name = "DIR", conflicts_with = "tls_cert")]
+        tls_self_signed: Option<std::path::PathBuf>,
         #[command(flatten)]
         faults: FaultArgs,
     },
@@ -93,9 +104,25 @@ fn main() -> anyhow::Result<()> {
                 listen,
                 stateless,
                 control_listen,
+                tls_cert,
+                tls_key,
+                tls_self_signed,
                 faults,
             } => {
+                let files = match (tls_cert, tls_key, tls_self_signed) {
+                    (Some(cert), Some(key), _) => Some((cert, key)),
+                    (_, _, Some(dir)) => {
+                        let certs = mock_mcp::tls::TestCerts::generate(&dir)?;
+                        Some((certs.cert, certs.key))
+                    }
+                    _ => None,
+                };
+                let tls = match files {
+                    Some((cert, key)) => Some(mock_mcp::tls::server_config(&cert, &key)?),
+                    None => None,
+                };
                 let config = MockConfig {
+                    tls,
                     listen,
                     stateless,
                     control_listen,

@@ -22,8 +22,11 @@ const LAYERS: &[(&str, &[&str])] = &[
             "faults",
             "paging",
             "session",
+            "tls",
         ],
     ),
+    // the TLS listener (and the test certificates) under the HTTP transport
+    ("tls", &[]),
     ("control", &["http_faults", "faults"]),
     ("http_faults", &["tools", "faults"]),
     ("stdio", &["tools", "faults", "stats_file"]),

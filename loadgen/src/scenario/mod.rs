@@ -185,6 +185,10 @@ pub struct Upstream {
     /// `mock-mcp serve --stateless`.
     #[serde(default)]
     pub stateless: bool,
+    /// `https://`: `mock-mcp serve --tls-self-signed` (a throw-away CA the proxy is given as
+    /// the upstream's `ca_file`).
+    #[serde(default)]
+    pub tls: bool,
     /// `mock-mcp --seed` (reproducible random faults).
     pub seed: Option<u64>,
 }

@@ -111,6 +111,15 @@ fn bad_durations_name_the_value_and_the_line() {
 }
 
 #[test]
+fn tls_is_for_http_mocks_only() {
+    let tls = MINIMAL.replace("mock = \"serve\"", "mock = \"serve\"\ntls = true");
+    assert!(Scenario::parse(&tls).unwrap().upstreams[0].tls);
+    let stdio = MINIMAL.replace("mock = \"serve\"", "mock = \"stdio\"\ntls = true");
+    let e = err(&stdio);
+    assert!(e.contains("`tls` apply to `mock = \"serve\"` only"), "{e}");
+}
+
+#[test]
 fn phases_must_name_a_defined_http_upstream() {
     let e = err(&format!(
         "{MINIMAL}\n[[phase]]\nat = \"1s\"\nupstream = \"nope\"\nfaults = [\"hang-call\"]\n"

@@ -336,9 +336,9 @@ impl Scenario {
                     u.name, u.connection
                 ));
             }
-            if u.mock == MockKind::Stdio && u.stateless {
+            if u.mock == MockKind::Stdio && (u.stateless || u.tls) {
                 return Err(format!(
-                    "upstream \"{}\": `stateless` applies to `mock = \"serve\"` only",
+                    "upstream \"{}\": `stateless` and `tls` apply to `mock = \"serve\"` only",
                     u.name
                 ));
             }

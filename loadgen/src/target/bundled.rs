@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 
-use super::mock_args;
+use super::{MockUrls, mock_args};
 use crate::scenario::{MockKind, Scenario};
 
 /// How to start one `mcp-proxy serve`.
@@ -148,12 +148,12 @@ pub fn proxy_address(listen: Option<SocketAddr>) -> anyhow::Result<SocketAddr> {
 }
 
 /// The bundled proxy's seed for `scenario`: one upstream per `[[upstream]]` (HTTP mocks at
-/// `urls`, stdio mocks as the proxy's children, keeping their counters in `stats_dir`) and
-/// one instance with its key.
+/// `mocks`' URLs, trusting their CA when they serve TLS; stdio mocks as the proxy's children,
+/// keeping their counters in `stats_dir`) and one instance with its key.
 pub fn seed_toml(
     scenario: &Scenario,
     mock_bin: &Path,
-    urls: &BTreeMap<String, String>,
+    mocks: &BTreeMap<String, MockUrls>,
     stats_dir: Option<&Path>,
 ) -> String {
     use toml::{Table, Value};
@@ -164,10 +164,14 @@ pub fn seed_toml(
         match u.mock {
             MockKind::Serve => {
                 t.insert("transport".into(), Value::String("streamable-http".into()));
+                let mock = mocks.get(&u.name);
                 t.insert(
                     "url".into(),
-                    Value::String(urls.get(&u.name).cloned().unwrap_or_default()),
+                    Value::String(mock.map(|m| m.url.clone()).unwrap_or_default()),
                 );
+                if let Some(ca) = mock.and_then(|m| m.ca_file.as_ref()) {
+                    t.insert("ca_file".into(), Value::String(ca.display().to_string()));
+                }
             }
             MockKind::Stdio => {
                 t.insert("transport".into(), Value::String("stdio".into()));

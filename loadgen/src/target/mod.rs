@@ -56,6 +56,17 @@ pub struct Endpoint {
     pub db_pool_max: f64,
 }
 
+/// Where a started `mock-mcp serve` answers.
+#[derive(Debug, Clone)]
+pub struct MockUrls {
+    /// The MCP endpoint (`https://` with the upstream's `tls`).
+    pub url: String,
+    /// Its `/control`, always plain HTTP.
+    pub control: String,
+    /// The throw-away CA a client must trust (`tls` only).
+    pub ca_file: Option<PathBuf>,
+}
+
 /// The `mcp-proxy` and `mock-mcp` binaries.
 #[derive(Debug, Clone)]
 pub struct Binaries {
@@ -180,14 +191,18 @@ impl Processes {
         Ok((path, f))
     }
 
-    /// Starts `mock-mcp serve` for `upstream`; returns its MCP URL and control URL.
+    /// Starts `mock-mcp serve` for `upstream` (with `tls`, on a throw-away CA made in
+    /// `tls/NAME/` of the run's directory).
     pub async fn start_mock(
         &mut self,
         bin: &Path,
         upstream: &crate::scenario::Upstream,
-    ) -> anyhow::Result<(String, String)> {
+    ) -> anyhow::Result<MockUrls> {
         let name = format!("mock-{}", upstream.name);
         let (log, f) = self.log_file(&name)?;
+        let tls_dir = upstream
+            .tls
+            .then(|| self.dir.join("tls").join(&upstream.name));
         let mut cmd = spawn::command(bin, Signal::SIGTERM, false);
         cmd.args([
             "serve",
@@ -199,6 +214,9 @@ impl Processes {
         .args(mock_args(upstream))
         .stdout(Stdio::piped())
         .stderr(f);
+        if let Some(dir) = &tls_dir {
+            cmd.arg("--tls-self-signed").arg(dir);
+        }
         let mut child = OwnedChild::spawn(cmd, &bin.display().to_string(), Signal::SIGKILL)?;
         let mut stdout = BufReader::new(child.take_stdout().expect("piped"));
         let mut addr = None;
@@ -229,10 +247,12 @@ impl Processes {
             );
         };
         self.add(&name, child, Some(stdout));
-        Ok((
-            format!("http://{addr}/mcp"),
-            format!("http://{control}/control"),
-        ))
+        let scheme = if tls_dir.is_some() { "https" } else { "http" };
+        Ok(MockUrls {
+            url: format!("{scheme}://{addr}/mcp"),
+            control: format!("http://{control}/control"),
+            ca_file: tls_dir.map(|d| d.join("ca.pem")),
+        })
     }
 
     /// Starts `mcp-proxy serve` and waits for `/ready`; returns its address and PID.

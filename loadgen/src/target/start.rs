@@ -49,22 +49,22 @@ async fn start_bundled(
         Some(b) => b.clone(),
         None => Binaries::locate(true)?,
     };
-    let mut urls = BTreeMap::new();
+    let mut mocks = BTreeMap::new();
     let mut controls = BTreeMap::new();
     for u in scenario
         .upstreams
         .iter()
         .filter(|u| u.mock == MockKind::Serve)
     {
-        let (url, control) = procs.start_mock(&bins.mock, u).await?;
-        urls.insert(u.name.clone(), url);
-        controls.insert(u.name.clone(), control);
+        let mock = procs.start_mock(&bins.mock, u).await?;
+        controls.insert(u.name.clone(), mock.control.clone());
+        mocks.insert(u.name.clone(), mock);
     }
     let seed = out_dir.join("seed.toml");
     let stats_dir = out_dir.join("mock-stats");
     std::fs::write(
         &seed,
-        seed_toml(scenario, &bins.mock, &urls, Some(&stats_dir)),
+        seed_toml(scenario, &bins.mock, &mocks, Some(&stats_dir)),
     )?;
     let (addr, pid) = if Deployment::wanted(scenario) {
         let d = deployment.insert(Deployment::start(scenario, &bins, out_dir, procs, &seed).await?);

@@ -95,9 +95,15 @@ pub async fn prepare(
         let bins = bins.as_ref().context("the mocks' binary")?;
         match u.mock {
             MockKind::Serve => {
-                let (url, control) = procs.start_mock(&bins.mock, u).await?;
-                vars.insert(format!("upstream.{}.url", u.name), url);
-                controls.insert(u.name.clone(), control);
+                let mock = procs.start_mock(&bins.mock, u).await?;
+                vars.insert(format!("upstream.{}.url", u.name), mock.url);
+                if let Some(ca) = mock.ca_file {
+                    vars.insert(
+                        format!("upstream.{}.ca_file", u.name),
+                        ca.display().to_string(),
+                    );
+                }
+                controls.insert(u.name.clone(), mock.control);
             }
             MockKind::Stdio => {
                 let mut args = vec!["stdio".to_string()];

@@ -22,6 +22,7 @@ use crate::ops::memory::MemoryGuard;
 use crate::ops::metrics::Metrics;
 use crate::sessions::Sessions;
 use crate::upstream::ConnectContext;
+use crate::upstream::http_clients::{HttpClients, PoolSettings};
 use crate::upstream::manager::ConnectionManager;
 
 pub struct AppState {
@@ -65,7 +66,10 @@ impl AppState {
             background_stop.clone(),
         ));
         let connect = ConnectContext {
-            http: upstream_http_client(&settings)?,
+            http: Arc::new(HttpClients::new(PoolSettings {
+                idle_timeout: settings.upstream_http_idle_timeout,
+                max_idle_per_host: settings.upstream_http_max_idle,
+            })?),
             connect_timeout: settings.connect_timeout,
             metrics: metrics.clone(),
             tracker: tracker.clone(),
@@ -206,15 +210,6 @@ fn caches(settings: &Settings, store: &Store, metrics: &Arc<Metrics>) -> Caches 
         capabilities: Arc::new(UpstreamCapabilities::default()),
         metrics: metrics.clone(),
     }
-}
-
-/// The one `reqwest::Client` for every HTTP upstream (its idle keep-alive pool is bounded).
-fn upstream_http_client(settings: &Settings) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .pool_idle_timeout(settings.upstream_http_idle_timeout)
-        .pool_max_idle_per_host(settings.upstream_http_max_idle)
-        .build()
 }
 
 fn service_settings(settings: &Settings) -> ServiceSettings {

@@ -206,7 +206,7 @@ impl Store {
     pub async fn instance_config(&self, id: &str) -> Result<Option<InstanceConfig>, StoreError> {
         self.metrics.db_query("instance_config");
         let rows = sqlx::query(
-            "SELECT i.id, i.prefix, u.name, u.transport, u.url, u.command, u.args, u.env, u.connection \
+            "SELECT i.id, i.prefix, u.name, u.transport, u.url, u.ca_file, u.command, u.args, u.env, u.connection \
              FROM instances i \
              LEFT JOIN instance_upstreams iu ON iu.instance_id = i.id \
              LEFT JOIN upstreams u ON u.name = iu.upstream_name \
@@ -301,10 +301,11 @@ impl Store {
         let mut report = SeedReport::default();
         let mut tx = self.pool.begin().await?;
         for u in &seed.upstreams {
-            let (transport, url, command, args, env) = match &u.transport {
-                UpstreamTransport::StreamableHttp { url } => (
+            let (transport, url, ca_file, command, args, env) = match &u.transport {
+                UpstreamTransport::StreamableHttp { url, ca_file } => (
                     "streamable-http",
                     Some(url.clone()),
+                    ca_file.clone(),
                     None,
                     "[]".to_string(),
                     "{}".to_string(),
@@ -312,21 +313,23 @@ impl Store {
                 UpstreamTransport::Stdio { command, args, env } => (
                     "stdio",
                     None,
+                    None,
                     Some(command.clone()),
                     serde_json::to_string(args).expect("strings serialise"),
                     serde_json::to_string(env).expect("strings serialise"),
                 ),
             };
             sqlx::query(
-                "INSERT INTO upstreams (name, transport, url, command, args, env, connection, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                "INSERT INTO upstreams (name, transport, url, ca_file, command, args, env, connection, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                  ON CONFLICT (name) DO UPDATE SET transport = excluded.transport, url = excluded.url, \
-                 command = excluded.command, args = excluded.args, env = excluded.env, \
+                 ca_file = excluded.ca_file, command = excluded.command, args = excluded.args, env = excluded.env, \
                  connection = excluded.connection, updated_at = excluded.updated_at",
             )
             .bind(u.name.as_str())
             .bind(transport)
             .bind(url)
+            .bind(ca_file)
             .bind(command)
             .bind(args)
             .bind(env)
@@ -524,6 +527,7 @@ fn upstream_from_row(row: &AnyRow) -> Result<Option<UpstreamConfig>, StoreError>
             url: row
                 .try_get::<Option<String>, _>("url")?
                 .ok_or_else(|| corrupt("streamable-http upstream without url".into()))?,
+            ca_file: row.try_get::<Option<String>, _>("ca_file")?,
         },
         "stdio" => {
             let args: String = row.try_get("args")?;

@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub enum UpstreamTransport {
     StreamableHttp {
         url: String,
+        /// PEM roots trusted for this `https://` upstream besides the platform's (a private
+        /// CA); read where the proxy runs, at each connect.
+        ca_file: Option<String>,
     },
     Stdio {
         command: String,
@@ -148,7 +151,7 @@ pub fn is_valid_slug(name: &str) -> bool {
 impl fmt::Display for UpstreamTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::StreamableHttp { url } => write!(f, "streamable-http {url}"),
+            Self::StreamableHttp { url, .. } => write!(f, "streamable-http {url}"),
             Self::Stdio { command, args, .. } => write!(f, "stdio {command} {}", args.join(" ")),
         }
     }

@@ -153,6 +153,7 @@ mod tests {
                     name: n.to_string(),
                     transport: UpstreamTransport::StreamableHttp {
                         url: "http://127.0.0.1:1/mcp".into(),
+                        ca_file: None,
                     },
                     connection: ConnectionMode::Shared,
                 })

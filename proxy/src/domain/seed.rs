@@ -38,6 +38,7 @@ struct SeedUpstream {
     name: String,
     transport: String,
     url: Option<String>,
+    ca_file: Option<String>,
     command: Option<String>,
     #[serde(default)]
     args: Vec<String>,
@@ -185,22 +186,30 @@ fn validate_upstream(
                     "url {url:?} must start with http:// or https://"
                 )));
             }
-            if url.starts_with("https://") {
-                return Err(bad(
-                    "https upstreams are not supported by this build (no TLS stack); use http:// or a sidecar".into(),
-                ));
-            }
             if u.command.is_some() {
                 return Err(bad("`command` is only for transport \"stdio\"".into()));
             }
-            UpstreamTransport::StreamableHttp { url }
+            if let Some(ca_file) = &u.ca_file {
+                if !url.starts_with("https://") {
+                    return Err(bad(format!(
+                        "`ca_file` applies to https:// urls, not {url:?}"
+                    )));
+                }
+                check_ca_file(ca_file).map_err(bad)?;
+            }
+            UpstreamTransport::StreamableHttp {
+                url,
+                ca_file: u.ca_file.clone(),
+            }
         }
         "stdio" => {
             let Some(command) = u.command.clone().filter(|c| !c.is_empty()) else {
                 return Err(bad("transport \"stdio\" needs `command`".into()));
             };
-            if u.url.is_some() {
-                return Err(bad("`url` is only for transport \"streamable-http\"".into()));
+            if u.url.is_some() || u.ca_file.is_some() {
+                return Err(bad(
+                    "`url` and `ca_file` are only for transport \"streamable-http\"".into(),
+                ));
             }
             UpstreamTransport::Stdio {
                 command,
@@ -219,6 +228,19 @@ fn validate_upstream(
         transport,
         connection: u.connection,
     })
+}
+
+/// A `ca_file` must hold at least one PEM certificate where the seed is applied (each replica
+/// reads it again at connect, so a missing file there is a connect error naming it).
+fn check_ca_file(path: &str) -> Result<(), String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file {path:?}: {e}"))?;
+    if !pem
+        .windows(b"-----BEGIN CERTIFICATE-----".len())
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(format!("ca_file {path:?} holds no PEM certificate"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -285,5 +307,55 @@ prefix = "always"
         assert!(
             err("[[instance]]\nid=\"a\"\nupstreams=[]\napi_keys=[\"short\"]").contains("shorter")
         );
+    }
+
+    fn https(extra: &str) -> String {
+        format!(
+            "[[upstream]]\nname=\"hosted\"\ntransport=\"streamable-http\"\nurl=\"https://mcp.example.com/mcp\"\n{extra}"
+        )
+    }
+
+    #[test]
+    fn https_upstreams_with_or_without_a_private_ca() {
+        let seed = Seed::parse(&https("")).unwrap();
+        assert!(matches!(
+            &seed.upstreams[0].transport,
+            UpstreamTransport::StreamableHttp { url, ca_file: None } if url.starts_with("https://")
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let ca = ca.display().to_string();
+        let seed = Seed::parse(&https(&format!("ca_file={ca:?}"))).unwrap();
+        assert!(matches!(
+            &seed.upstreams[0].transport,
+            UpstreamTransport::StreamableHttp { ca_file: Some(f), .. } if *f == ca
+        ));
+    }
+
+    #[test]
+    fn a_bad_ca_file_is_refused_naming_the_upstream_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem").display().to_string();
+        let e = err(&https(&format!("ca_file={missing:?}")));
+        assert!(
+            e.contains("upstream \"hosted\"")
+                && e.contains("cannot read ca_file")
+                && e.contains(&missing),
+            "{e}"
+        );
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let e = err(&https(&format!("ca_file={:?}", junk.display().to_string())));
+        assert!(e.contains("holds no PEM certificate"), "{e}");
+        let plain = "[[upstream]]\nname=\"p\"\ntransport=\"streamable-http\"\nurl=\"http://127.0.0.1:1/mcp\"\nca_file=\"/x.pem\"";
+        assert!(err(plain).contains("applies to https://"), "{}", err(plain));
+        let stdio =
+            "[[upstream]]\nname=\"s\"\ntransport=\"stdio\"\ncommand=\"x\"\nca_file=\"/x.pem\"";
+        assert!(err(stdio).contains("only for transport"), "{}", err(stdio));
     }
 }

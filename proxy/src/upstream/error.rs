@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use rmcp::model::ErrorData;
-use rmcp::service::ServiceError;
+use rmcp::service::{ClientInitializeError, ServiceError};
 
 /// An upstream failure, naming the upstream and the cause.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,36 @@ impl UpstreamError {
                 cause: concise_cause(&other),
             },
         }
+    }
+}
+
+/// `e` and every distinct cause under it, joined by `: `.
+pub(super) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let words = cause.to_string();
+        if !out.contains(&words) {
+            out.push_str(": ");
+            out.push_str(&words);
+        }
+        next = cause.source();
+    }
+    out
+}
+
+/// Why initializing an upstream failed, without rmcp's transport type names: what was being
+/// sent and the innermost cause (its `Display` of a transport error names Rust types).
+pub(super) fn connect_cause(e: &ClientInitializeError) -> String {
+    match e {
+        ClientInitializeError::TransportError { error, context } => {
+            let mut cause: &(dyn std::error::Error + 'static) = error;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            format!("{context}: {cause}")
+        }
+        other => other.to_string(),
     }
 }
 

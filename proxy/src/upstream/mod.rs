@@ -16,6 +16,7 @@ pub mod conn_state;
 mod error;
 pub mod events;
 pub mod handler;
+pub mod http_clients;
 pub mod manager;
 pub mod relay;
 pub mod stdio;
@@ -80,7 +81,7 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// What connecting needs besides the upstream's own config.
 #[derive(Clone)]
 pub struct ConnectContext {
-    pub http: reqwest::Client,
+    pub http: Arc<http_clients::HttpClients>,
     pub connect_timeout: Duration,
     pub metrics: Arc<Metrics>,
     /// Where deferred work of a client (cancel notifications) runs.
@@ -149,13 +150,14 @@ impl UpstreamClient {
         let mut process_group = None;
         let result = tokio::time::timeout(ctx.connect_timeout, async {
             match &config.transport {
-                UpstreamTransport::StreamableHttp { url } => {
+                UpstreamTransport::StreamableHttp { url, ca_file } => {
+                    let http = ctx.http.client(ca_file.as_deref()).await?;
                     let (transport, gate) =
-                        streamable_http::transport(&ctx.http, url, transport_ct.clone());
+                        streamable_http::transport(&http, url, transport_ct.clone());
                     let service = handler
                         .serve_with_lifecycle(transport, era.lifecycle())
                         .await
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| error::connect_cause(&e))?;
                     // What the upstream sends unasked rides its GET stream: serve no call
                     // before it is open (bounded; the connect timeout also applies).
                     if !gate.wait(STREAM_WAIT).await {

@@ -107,11 +107,23 @@ impl CancellableClient {
         fut: impl Future<Output = Result<T, HttpError>>,
     ) -> Result<T, HttpError> {
         tokio::select! {
-            r = fut => r,
+            r = fut => r.map_err(worded),
             _ = self.ct.cancelled() => Err(StreamableHttpError::Io(std::io::Error::other(
                 "upstream connection closed",
             ))),
         }
+    }
+}
+
+/// A client (reqwest) failure with its whole cause: its own `Display` stops at "error sending
+/// request", while the reason (`invalid peer certificate: UnknownIssuer`, `Connection
+/// refused`) is further down its source chain.
+fn worded(e: HttpError) -> HttpError {
+    match e {
+        StreamableHttpError::Client(e) => {
+            StreamableHttpError::Io(std::io::Error::other(super::error::describe(&e)))
+        }
+        other => other,
     }
 }
 

@@ -535,6 +535,8 @@ pub struct MockProcess {
     pub addr: std::net::SocketAddr,
     pub control: std::net::SocketAddr,
     http: reqwest::Client,
+    /// Serving `https://` (`--tls-cert`/`--tls-key` among its arguments).
+    tls: bool,
 }
 
 impl MockProcess {
@@ -572,11 +574,24 @@ impl MockProcess {
             addr,
             control,
             http: unpooled_http(),
+            tls: extra.contains(&"--tls-cert") || extra.contains(&"--tls-self-signed"),
         }
     }
 
+    /// Serving `https://` with `certs`' server certificate (and `extra`).
+    pub async fn serve_tls(certs: &mock_mcp::tls::TestCerts, extra: &[&str]) -> MockProcess {
+        let (cert, key) = (
+            certs.cert.display().to_string(),
+            certs.key.display().to_string(),
+        );
+        let mut args = vec!["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
+        args.extend_from_slice(extra);
+        MockProcess::serve(&args).await
+    }
+
     pub fn url(&self) -> String {
-        format!("http://{}/mcp", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/mcp", self.addr)
     }
 
     pub fn pid(&self) -> u32 {
