@@ -3,7 +3,9 @@
 //! in every connection mode; an upstream whose certificate it cannot verify (another CA, or no
 //! `ca_file` for a private one) is refused with a JSON-RPC error naming the upstream and the
 //! certificate problem; and 500 refused TLS connects, or 200 TLS connections opened, used and
-//! closed, leave the proxy's fds, sockets, tasks and children where they were.
+//! closed, leave the proxy's fds, sockets, tasks and children where they were. The proxy
+//! binary honours `HTTPS_PROXY` (its upstream TLS goes through the forward proxy's `CONNECT`)
+//! and `NO_PROXY` (it does not).
 //!
 //! The upstream is `mock-mcp serve --tls-cert --tls-key` as its own process, with throw-away
 //! certificates (`mock_mcp::tls::TestCerts`, rcgen) for `127.0.0.1`.
@@ -99,7 +101,9 @@ async fn a_certificate_the_proxy_cannot_verify_is_refused_and_leaves_nothing_beh
         assert!(
             err.message.contains(&format!("upstream \"{upstream}\""))
                 && err.message.contains("connect failed")
-                && err.message.contains("invalid peer certificate: UnknownIssuer"),
+                && err
+                    .message
+                    .contains("invalid peer certificate: UnknownIssuer"),
             "{tool}: the error names the upstream and the certificate problem: {}",
             err.message
         );
@@ -157,5 +161,103 @@ async fn a_certificate_the_proxy_cannot_verify_is_refused_and_leaves_nothing_beh
 
     client.cancel().await.unwrap();
     proxy.shutdown().await;
+    mock.stop().await;
+}
+
+/// A forward proxy that answers `CONNECT host:port` and relays bytes; counts the tunnels.
+async fn connect_proxy() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tunnels = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = tunnels.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut client = tokio::io::BufReader::new(client);
+                let mut line = String::new();
+                client.read_line(&mut line).await.ok()?;
+                let target = line
+                    .strip_prefix("CONNECT ")?
+                    .split(' ')
+                    .next()?
+                    .to_string();
+                loop {
+                    let mut header = String::new();
+                    client.read_line(&mut header).await.ok()?;
+                    if header == "\r\n" || header.is_empty() {
+                        break;
+                    }
+                }
+                let mut upstream = tokio::net::TcpStream::connect(target).await.ok()?;
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut client = client.into_inner();
+                client
+                    .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                    .await
+                    .ok()?;
+                tokio::io::copy_bidirectional(&mut client, &mut upstream)
+                    .await
+                    .ok()
+            });
+        }
+    });
+    (addr, tunnels)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_proxy_and_no_proxy_from_the_environment_are_honoured() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = TestCerts::generate(&dir.path().join("upstream")).unwrap();
+    let mock = MockProcess::serve_tls(&certs, &[]).await;
+    let seed = dir.path().join("seed.toml");
+    std::fs::write(
+        &seed,
+        tls_seed(&[("hosted", &mock.url(), "per-request", Some(&certs.ca))]),
+    )
+    .unwrap();
+    let (forward, tunnels) = connect_proxy().await;
+    for (no_proxy, through_proxy) in [("", true), ("127.0.0.1", false)] {
+        let port = free_port();
+        let _proxy = proxy_serve_command(dir.path(), &seed, port)
+            .env("HTTPS_PROXY", format!("http://{forward}"))
+            .env("NO_PROXY", no_proxy)
+            .env("RUST_LOG", "error")
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}/mcp/demo");
+        let mut up = false;
+        for _ in 0..200 {
+            if reqwest::get(format!("http://127.0.0.1:{port}/ready"))
+                .await
+                .is_ok()
+            {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(up, "the proxy never answered /ready");
+        let before = tunnels.load(Ordering::SeqCst);
+        let client = client(&url, KEY).await;
+        let r = client
+            .call_tool(call("hosted__echo", json!({ "text": "via?" })))
+            .await
+            .unwrap_or_else(|e| panic!("NO_PROXY={no_proxy:?}: {e}"));
+        assert_eq!(text(&r), "via?");
+        let opened = tunnels.load(Ordering::SeqCst) - before;
+        assert_eq!(
+            opened > 0,
+            through_proxy,
+            "NO_PROXY={no_proxy:?}: {opened} CONNECT tunnels through HTTPS_PROXY"
+        );
+        client.cancel().await.unwrap();
+    }
     mock.stop().await;
 }
