@@ -404,3 +404,52 @@ async fn the_proxy_serves_from_each_database() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn an_https_upstream_keeps_its_ca_file_and_a_new_seed_replaces_it() {
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = ca_dir.path().join("ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let seed = |ca_line: &str| {
+        format!(
+            "[[upstream]]\nname = \"hosted\"\ntransport = \"streamable-http\"\nurl = \"https://mcp.example.com/mcp\"\n{ca_line}\n\
+             [[instance]]\nid = \"demo\"\nupstreams = [\"hosted\"]\n"
+        )
+    };
+    for db in databases().await {
+        let (store, _metrics) = open(&db).await;
+        let ca_file = ca.display().to_string();
+        let with = Seed::parse(&seed(&format!("ca_file = {ca_file:?}"))).unwrap();
+        store.apply_seed(&with).await.unwrap();
+        let config = store.instance_config("demo").await.unwrap().unwrap();
+        assert_eq!(
+            config.upstreams[0].transport,
+            UpstreamTransport::StreamableHttp {
+                url: "https://mcp.example.com/mcp".into(),
+                ca_file: Some(ca_file.clone()),
+            },
+            "{}",
+            db.label
+        );
+        store
+            .apply_seed(&Seed::parse(&seed("")).unwrap())
+            .await
+            .unwrap();
+        let config = store.instance_config("demo").await.unwrap().unwrap();
+        assert!(
+            matches!(
+                &config.upstreams[0].transport,
+                UpstreamTransport::StreamableHttp { ca_file: None, .. }
+            ),
+            "{}: {:?}",
+            db.label,
+            config.upstreams[0].transport
+        );
+        store.close().await;
+        db.cleanup().await;
+    }
+}
