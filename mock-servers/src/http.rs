@@ -1,5 +1,6 @@
 //! Streamable HTTP transport: an axum server with the MCP endpoint at `/mcp` and the control
-//! endpoint at `/control`, with the HTTP faults of its [`FaultState`] applied in front of rmcp.
+//! endpoint at `/control`, with the required headers checked and the HTTP faults of its
+//! [`FaultState`] applied in front of rmcp.
 //!
 //! Ownership: the root token stops everything; each "generation" of the listener (a new one
 //! after `refuse` is lifted) is served by a task on `tasks`; `shutdown` waits for all of them.
@@ -19,6 +20,7 @@ use crate::control;
 use crate::faults::{Counters, Fault, FaultState, Latency};
 use crate::http_faults::{self, FaultListener, HttpFaults};
 use crate::paging::DEFAULT_PAGE_SIZE;
+use crate::require_header::{self, HeaderCheck, RequiredHeader};
 use crate::tls::TlsListener;
 use crate::tools::MockTools;
 
@@ -46,6 +48,10 @@ pub struct MockConfig {
     pub roots_on_initialized: bool,
     /// Serve `https://` with this config (`--tls-cert`/`--tls-key`). Default: plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Headers every request to `/mcp` must carry at exactly their value
+    /// (`--require-header "Name: value"`); otherwise 401 (`WWW-Authenticate: Bearer`), counted
+    /// in `unauthorized`. `/control` needs none. Default: none.
+    pub require_headers: Vec<RequiredHeader>,
 }
 
 impl Default for MockConfig {
@@ -58,6 +64,7 @@ impl Default for MockConfig {
             page_size: DEFAULT_PAGE_SIZE,
             roots_on_initialized: false,
             tls: None,
+            require_headers: Vec::new(),
         }
     }
 }
@@ -109,10 +116,19 @@ impl MockServer {
             sessions,
             token.clone(),
         ));
+        let check = Arc::new(HeaderCheck::new(
+            config.require_headers.clone(),
+            config.state.clone(),
+        ));
+        // the last layer runs first: the credentials, then the faults, then rmcp
         let app = mcp
             .layer(axum::middleware::from_fn_with_state(
                 http.clone(),
                 http_faults::apply,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                check,
+                require_header::apply,
             ))
             .merge(control::router(http.clone()));
 

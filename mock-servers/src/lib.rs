@@ -52,7 +52,9 @@
 //! [`MockConfig::stateless`]), and stdio via [`serve_stdio`]. The
 //! `mock-mcp` binary wraps both (`mock-mcp serve`, `mock-mcp stdio`, each with
 //! `--page-size N` and `--roots-on-initialized`). The HTTP mock serves `https://` with
-//! [`MockConfig::tls`] (`--tls-cert`/`--tls-key`; [`tls`]).
+//! [`MockConfig::tls`] (`--tls-cert`/`--tls-key`; [`tls`]), and asks for credentials with
+//! [`MockConfig::require_headers`] (`--require-header "Name: value"`, repeatable: a request
+//! without them gets 401, counted in `GET /control`'s `unauthorized`).
 
 mod client_requests;
 mod control;
@@ -64,6 +66,7 @@ mod paging;
 pub mod prompts;
 #[cfg(feature = "test-support")]
 pub mod recorder;
+mod require_header;
 pub mod resources;
 mod session;
 mod stats_file;
@@ -78,6 +81,7 @@ pub use client_requests::{
 };
 pub use http::{MockConfig, MockServer};
 pub use paging::DEFAULT_PAGE_SIZE;
+pub use require_header::RequiredHeader;
 pub use session::DEFAULT_LOG_LEVEL;
 pub use stats_file::{STATS_DIR_ENV, stats_dir};
 pub use stdio::{CRASH_EXIT_CODE, serve_stdio};

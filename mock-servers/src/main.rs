@@ -1,5 +1,6 @@
-//! `mock-mcp` binary: `mock-mcp serve --listen ADDR [--stateless]` or `mock-mcp stdio`, both
-//! with `--fault`, `--latency`, `--seed`, `--page-size` and `--roots-on-initialized`.
+//! `mock-mcp` binary: `mock-mcp serve --listen ADDR [--stateless] [--require-header "N: V"]…`
+//! or `mock-mcp stdio`, both with `--fault`, `--latency`, `--seed`, `--page-size` and
+//! `--roots-on-initialized`.
 
 use std::{io::Write, net::SocketAddr, sync::Arc};
 
@@ -71,6 +72,11 @@ enum Command {
         /// DIR (ca.pem: what a client trusts; cert.pem, key.pem).
         #[arg(long, value_name = "DIR", conflicts_with = "tls_cert")]
         tls_self_signed: Option<std::path::PathBuf>,
+        /// Refuse (401, WWW-Authenticate: Bearer) every request to /mcp without this header at
+        /// exactly this value: "Name: value" (e.g. "Authorization: Bearer abc"); repeatable.
+        /// /control needs none.
+        #[arg(long = "require-header", value_name = "NAME: VALUE")]
+        require_headers: Vec<mock_mcp::RequiredHeader>,
         #[command(flatten)]
         faults: FaultArgs,
     },
@@ -107,6 +113,7 @@ fn main() -> anyhow::Result<()> {
                 tls_cert,
                 tls_key,
                 tls_self_signed,
+                require_headers,
                 faults,
             } => {
                 let files = match (tls_cert, tls_key, tls_self_signed) {
@@ -129,6 +136,7 @@ fn main() -> anyhow::Result<()> {
                     page_size: faults.page_size,
                     roots_on_initialized: faults.roots_on_initialized,
                     state: faults.state()?,
+                    require_headers,
                 };
                 serve(config).await
             }

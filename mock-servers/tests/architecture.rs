@@ -23,10 +23,13 @@ const LAYERS: &[(&str, &[&str])] = &[
             "paging",
             "session",
             "tls",
+            "require_header",
         ],
     ),
     // the TLS listener (and the test certificates) under the HTTP transport
     ("tls", &[]),
+    // the credentials check, the outermost middleware in front of rmcp (before the faults)
+    ("require_header", &["faults"]),
     ("control", &["http_faults", "faults"]),
     ("http_faults", &["tools", "faults"]),
     ("stdio", &["tools", "faults", "stats_file"]),

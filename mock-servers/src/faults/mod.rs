@@ -29,6 +29,8 @@ pub struct FaultState {
     latency: Mutex<Latency>,
     rng: Mutex<StdRng>,
     requests: AtomicU64,
+    authorized: AtomicU64,
+    unauthorized: AtomicU64,
     fired: Mutex<BTreeMap<&'static str, u64>>,
     calls: Arc<CallStats>,
 }
@@ -36,8 +38,13 @@ pub struct FaultState {
 /// What `GET /control` reports.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Counters {
-    /// MCP requests received (HTTP: every request to `/mcp`; stdio: every request message).
+    /// MCP requests received (HTTP: every request to `/mcp` past `--require-header`; stdio:
+    /// every request message).
     pub requests: u64,
+    /// HTTP requests to `/mcp` that carried every `--require-header` (0 without one).
+    pub authorized: u64,
+    /// HTTP requests to `/mcp` refused with 401 by `--require-header` (not in `requests`).
+    pub unauthorized: u64,
     /// `tools/call` requests that reached a tool.
     pub calls: u64,
     /// `tools/call` requests executing now.
@@ -66,6 +73,8 @@ impl FaultState {
             latency: Mutex::new(latency),
             rng: Mutex::new(rng),
             requests: AtomicU64::new(0),
+            authorized: AtomicU64::new(0),
+            unauthorized: AtomicU64::new(0),
             fired: Mutex::default(),
             calls: Arc::default(),
         }
@@ -107,6 +116,16 @@ impl FaultState {
 
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Counts one HTTP request checked against `--require-header`: let through or refused.
+    pub fn count_authorization(&self, authorized: bool) {
+        let counter = if authorized {
+            &self.authorized
+        } else {
+            &self.unauthorized
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The first active fault matching `select` that fires now (its probability is rolled),
@@ -161,6 +180,8 @@ impl FaultState {
     pub fn counters(&self, calls: u64, in_flight: u64, sessions_open: u64) -> Counters {
         Counters {
             requests: self.requests(),
+            authorized: self.authorized.load(Ordering::Relaxed),
+            unauthorized: self.unauthorized.load(Ordering::Relaxed),
             calls,
             in_flight,
             sessions_open,
