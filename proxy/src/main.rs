@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use mcp_proxy::Settings;
-use mcp_proxy::data::store::{KeyInfo, Revoke};
-use mcp_proxy::settings::resolve_database_url;
+use mcp_proxy::data::store::{KeyInfo, Revoke, SecretInfo};
+use mcp_proxy::domain::secrets::{Secret, SecretKey};
+use mcp_proxy::settings::{SecretKeyArgs, resolve_database_url};
 use mcp_proxy::{data::store::Store, domain::seed::Seed};
 
 #[derive(Parser)]
@@ -67,6 +68,14 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         db: DbArgs,
+        #[command(flatten)]
+        key: SecretKeyArgs,
+    },
+    /// Manage instance secrets (the `${NAME}` values of upstream header and env templates),
+    /// sealed at rest with the secret key.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
     },
     /// Manage API keys.
     Keys {
@@ -102,6 +111,136 @@ enum KeysCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Set (add or replace) an instance's secret; the value is read from stdin (one line),
+    /// never from the command line. Running replicas on the same PostgreSQL reconnect their
+    /// upstreams with the new value at once.
+    Set {
+        #[arg(long)]
+        instance: String,
+        /// The secret's name, as templates write it (`${NAME}`).
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        key: SecretKeyArgs,
+    },
+    /// Delete an instance's secret (refused while a template of its upstreams uses it).
+    Delete {
+        #[arg(long)]
+        instance: String,
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List an instance's secrets: name, the key that sealed it, updated (never a value).
+    List {
+        #[arg(long)]
+        instance: String,
+        #[arg(long, default_value = "text")]
+        format: ListFormat,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Re-seal every secret with the current key (`MCP_PROXY_SECRET_KEY` / `--secret-key-file`),
+    /// opening each with the current or a `--previous-secret-key-file` key.
+    RotateKey {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        key: SecretKeyArgs,
+    },
+    /// Print a new random secret key (64 hex digits) for MCP_PROXY_SECRET_KEY or a key file.
+    NewKey,
+}
+
+/// One line of stdin, without its line ending: a secret's value.
+fn read_secret_value() -> anyhow::Result<Secret> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the secret's value from stdin")?;
+    let value = line.strip_suffix('\n').unwrap_or(&line);
+    let value = value.strip_suffix('\r').unwrap_or(value);
+    if value.is_empty() || value.chars().any(|c| c.is_control()) {
+        anyhow::bail!("the secret's value (stdin) must be one non-empty line");
+    }
+    Ok(Secret::new(value))
+}
+
+/// `secrets list` output: an aligned table, or a JSON array.
+fn render_secrets(secrets: &[SecretInfo], format: ListFormat) -> String {
+    match format {
+        ListFormat::Json => serde_json::to_string_pretty(secrets).expect("JSON values serialise"),
+        ListFormat::Text => {
+            let mut out = format!("{:<32} {:<10} {}", "NAME", "KEY", "UPDATED");
+            for s in secrets {
+                out += &format!(
+                    "\n{:<32} {:<10} {}",
+                    s.name,
+                    s.key_id,
+                    rfc3339(s.updated_at)
+                );
+            }
+            out
+        }
+    }
+}
+
+async fn secrets(command: SecretsCommand) -> anyhow::Result<()> {
+    match command {
+        SecretsCommand::Set {
+            instance,
+            name,
+            db,
+            key,
+        } => {
+            if !mcp_proxy::domain::template::is_valid_name(&name) {
+                anyhow::bail!("secret name {name:?} must be [A-Za-z_][A-Za-z0-9_]*");
+            }
+            let value = read_secret_value()?;
+            let store = open_store(db).await?.with_keyring(key.keyring()?);
+            let outcome = store.set_secret(&instance, &name, &value).await;
+            store.close().await;
+            outcome?;
+            println!("set secret {name} of instance {instance}");
+        }
+        SecretsCommand::Delete { instance, name, db } => {
+            let store = open_store(db).await?;
+            let outcome = store.delete_secret(&instance, &name).await;
+            store.close().await;
+            outcome?;
+            println!("deleted secret {name} of instance {instance}");
+        }
+        SecretsCommand::List {
+            instance,
+            format,
+            db,
+        } => {
+            let store = open_store(db).await?;
+            let secrets = store.list_secrets(&instance).await;
+            store.close().await;
+            println!("{}", render_secrets(&secrets?, format));
+        }
+        SecretsCommand::RotateKey { db, key } => {
+            let Some(keyring) = key.keyring()? else {
+                anyhow::bail!(
+                    "rotate-key needs the new key (MCP_PROXY_SECRET_KEY or --secret-key-file) \
+                     and the old one (--previous-secret-key-file)"
+                );
+            };
+            let key_id = keyring.key_id().to_string();
+            let store = open_store(db).await?.with_keyring(Some(keyring));
+            let outcome = store.reseal_secrets().await;
+            store.close().await;
+            println!("re-sealed {} secret(s) with key {key_id}", outcome?);
+        }
+        SecretsCommand::NewKey => println!("{}", SecretKey::generate()),
+    }
+    Ok(())
 }
 
 fn init_logging(format: LogFormat) {
@@ -203,16 +342,18 @@ async fn main() -> anyhow::Result<()> {
             });
             proxy.wait().await;
         }
-        Command::Seed { file, db } => {
+        Command::Seed { file, db, key } => {
             let seed = Seed::load(&file)?;
-            let store = open_store(db).await?;
-            let report = store.apply_seed(&seed).await?;
+            let store = open_store(db).await?.with_keyring(key.keyring()?);
+            let report = store.apply_seed(&seed).await;
             store.close().await;
+            let report = report?;
             println!(
-                "seeded {} upstream(s), {} instance(s), {} new key(s)",
-                report.upstreams, report.instances, report.keys_added
+                "seeded {} upstream(s), {} instance(s), {} new key(s), {} secret(s)",
+                report.upstreams, report.instances, report.keys_added, report.secrets_set
             );
         }
+        Command::Secrets { command } => secrets(command).await?,
         Command::Keys {
             command: KeysCommand::Create { instance, db },
         } => {

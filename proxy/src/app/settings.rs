@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::domain::secrets::{Keyring, SecretKey};
+
 /// Settings for a running proxy. `Default` gives the documented defaults, which is what tests
 /// start from.
 #[derive(Debug, Clone, clap::Args)]
@@ -158,6 +160,61 @@ pub struct Settings {
     /// sessions get 503 + `Retry-After`; below 80 % it serves them again.
     #[arg(long, env = "MCP_PROXY_MEMORY_LIMIT_MIB", default_value_t = 1024)]
     pub memory_limit_mib: u64,
+    #[command(flatten)]
+    pub secret_key: SecretKeyArgs,
+}
+
+/// Where the key sealing instance secrets at rest comes from: `MCP_PROXY_SECRET_KEY` (the
+/// environment only, never a command line) or `--secret-key-file`; 64 hex digits
+/// (`mcp-proxy secrets new-key`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SecretKeyArgs {
+    /// File holding the key that seals instance secrets (64 hex digits). Or set the key
+    /// itself in MCP_PROXY_SECRET_KEY.
+    #[arg(long, env = "MCP_PROXY_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+    /// Files holding keys that sealed secrets before a rotation: still opened, never used to
+    /// seal (`secrets rotate-key` re-seals everything with the current key).
+    #[arg(
+        long,
+        env = "MCP_PROXY_PREVIOUS_SECRET_KEY_FILE",
+        value_delimiter = ','
+    )]
+    pub previous_secret_key_file: Vec<PathBuf>,
+}
+
+impl SecretKeyArgs {
+    /// The keyring, if a key was given; an error names the source that is wrong.
+    pub fn keyring(&self) -> anyhow::Result<Option<Keyring>> {
+        use anyhow::Context;
+        let from_env = std::env::var("MCP_PROXY_SECRET_KEY")
+            .ok()
+            .filter(|k| !k.trim().is_empty());
+        let current = match (&self.secret_key_file, from_env) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "both MCP_PROXY_SECRET_KEY and --secret-key-file are set: give the key once"
+            ),
+            (Some(file), None) => read_key(file)?,
+            (None, Some(text)) => SecretKey::parse(&text).context("MCP_PROXY_SECRET_KEY")?,
+            (None, None) if self.previous_secret_key_file.is_empty() => return Ok(None),
+            (None, None) => anyhow::bail!(
+                "--previous-secret-key-file needs the current key too (MCP_PROXY_SECRET_KEY \
+                 or --secret-key-file)"
+            ),
+        };
+        let previous = self
+            .previous_secret_key_file
+            .iter()
+            .map(|f| read_key(f))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Some(Keyring::new(current, previous)))
+    }
+}
+
+fn read_key(file: &std::path::Path) -> anyhow::Result<SecretKey> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("cannot read secret key file {}: {e}", file.display()))?;
+    SecretKey::parse(&text).map_err(|e| anyhow::anyhow!("secret key file {}: {e}", file.display()))
 }
 
 impl Default for Settings {

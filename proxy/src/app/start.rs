@@ -61,7 +61,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
         metrics.clone(),
     )
     .await?
-    .with_notify_channel(&settings.notify_channel)?;
+    .with_notify_channel(&settings.notify_channel)?
+    .with_keyring(settings.secret_key.keyring()?);
+    // A store with secrets this proxy cannot open is refused before anything is served.
+    store.check_secret_keys().await?;
     // Validate the seed before anything is bound; it is applied through the state below.
     let seed = settings.seed.as_deref().map(Seed::load).transpose()?;
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;

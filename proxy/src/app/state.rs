@@ -14,6 +14,7 @@ use crate::data::store::{CreatedKey, Revoke, SeedReport, Store, StoreError};
 use crate::data::usage::UsageRecorder;
 use crate::domain::capabilities::UpstreamCapabilities;
 use crate::domain::invalidation::Invalidation;
+use crate::domain::secrets::Secret;
 use crate::domain::seed::Seed;
 use crate::http::{Gateway, HttpLimits};
 use crate::mcp::instances::{Instances, ServiceSettings};
@@ -173,6 +174,21 @@ impl AppState {
             invalidation::apply(&self.caches, &Invalidation::Key(key.key_hash)).await;
         }
         Ok(outcome)
+    }
+
+    /// Sets an instance's secret and drops its cached config here, so its next request
+    /// connects with the new value (the slot replaces, and closes, the connection made with
+    /// the old one); other replicas hear of it through the store's notification.
+    pub async fn set_secret(
+        &self,
+        instance_id: &str,
+        name: &str,
+        value: &Secret,
+    ) -> Result<(), StoreError> {
+        self.store.set_secret(instance_id, name, value).await?;
+        let changed = Invalidation::Instance(instance_id.to_string());
+        invalidation::apply(&self.caches, &changed).await;
+        Ok(())
     }
 
     /// Re-reads the `--seed` file and applies it (SIGHUP). Without one, does nothing.

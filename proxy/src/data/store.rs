@@ -17,8 +17,11 @@ use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
 use crate::domain::invalidation::{self, Invalidation};
 use crate::domain::keys::hash_key;
-use crate::domain::model::{ApiKeyRecord, InstanceConfig, UpstreamConfig, UpstreamTransport};
-use crate::domain::seed::Seed;
+use crate::domain::model::{
+    ApiKeyRecord, Credentials, InstanceConfig, UpstreamConfig, UpstreamTransport,
+};
+use crate::domain::secrets::{Keyring, SealError, Secret};
+use crate::domain::seed::{Seed, first_missing_secret};
 use crate::ops::metrics::Metrics;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -38,6 +41,39 @@ pub enum StoreError {
     NoSuchInstance(String),
     #[error("{0}")]
     BadChannel(String),
+    #[error(
+        "{what}, but no secret key was given: set MCP_PROXY_SECRET_KEY or --secret-key-file \
+         (64 hex digits; `mcp-proxy secrets new-key` makes one)"
+    )]
+    NoSecretKey { what: String },
+    #[error(
+        "{count} secret(s) are sealed with key {key_id}, which this proxy does not hold \
+         (its key is {current}; while a rotation rolls out, give the old key with \
+         --previous-secret-key-file)"
+    )]
+    ForeignKey {
+        key_id: String,
+        count: i64,
+        current: String,
+    },
+    #[error("secret {name:?} of instance {instance:?}: {source}")]
+    Sealed {
+        instance: String,
+        name: String,
+        source: SealError,
+    },
+    #[error(
+        "instance {instance:?} uses upstream {upstream:?}, whose templates need ${{{name}}}: \
+         give it in the seed's [instance.secrets] or with \
+         `mcp-proxy secrets set --instance {instance} {name}`"
+    )]
+    MissingSecret {
+        instance: String,
+        upstream: String,
+        name: String,
+    },
+    #[error("instance {instance:?} has no secret {name:?}")]
+    NoSuchSecret { instance: String, name: String },
 }
 
 /// Connection pool plus the metrics it reports to.
@@ -49,6 +85,8 @@ pub struct Store {
     postgres: bool,
     /// Where cache-changing writes are announced (PostgreSQL only; see [`Store::with_notify_channel`]).
     notify_channel: Option<Arc<str>>,
+    /// Seals and opens instance secrets; without it, secrets can be neither written nor read.
+    keyring: Option<Arc<Keyring>>,
 }
 
 /// What applying a seed changed.
@@ -57,6 +95,16 @@ pub struct SeedReport {
     pub upstreams: usize,
     pub instances: usize,
     pub keys_added: usize,
+    pub secrets_set: usize,
+}
+
+/// A secret as `secrets list` shows it: its name, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SecretInfo {
+    pub name: String,
+    /// The key it is sealed with.
+    pub key_id: String,
+    pub updated_at: i64,
 }
 
 /// A key that was just revoked.
@@ -147,7 +195,20 @@ impl Store {
             metrics,
             postgres: invalidation::is_postgres_url(&url),
             notify_channel: None,
+            keyring: None,
         })
+    }
+
+    /// Seals and opens instance secrets with `keyring`.
+    pub fn with_keyring(mut self, keyring: Option<Keyring>) -> Store {
+        self.keyring = keyring.map(Arc::new);
+        self
+    }
+
+    fn keyring(&self, what: impl FnOnce() -> String) -> Result<&Keyring, StoreError> {
+        self.keyring
+            .as_deref()
+            .ok_or_else(|| StoreError::NoSecretKey { what: what() })
     }
 
     /// Announces cache-changing writes on `channel` (PostgreSQL only; on SQLite it is checked
@@ -202,11 +263,13 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Loads an instance and its upstreams in one flat query.
+    /// Loads an instance and its upstreams in one flat query, and the secrets their templates
+    /// name in a second (only when a template names one), opened and bound to each upstream.
     pub async fn instance_config(&self, id: &str) -> Result<Option<InstanceConfig>, StoreError> {
         self.metrics.db_query("instance_config");
         let rows = sqlx::query(
-            "SELECT i.id, i.prefix, u.name, u.transport, u.url, u.ca_file, u.command, u.args, u.env, u.connection \
+            "SELECT i.id, i.prefix, u.name, u.transport, u.url, u.ca_file, u.command, u.args, u.env, \
+             u.connection, u.headers, u.forward_headers \
              FROM instances i \
              LEFT JOIN instance_upstreams iu ON iu.instance_id = i.id \
              LEFT JOIN upstreams u ON u.name = iu.upstream_name \
@@ -230,11 +293,182 @@ impl Store {
                 upstreams.push(upstream);
             }
         }
+        if upstreams.iter().any(|u| !u.secret_names().is_empty()) {
+            let secrets = self.open_secrets(id).await?;
+            for upstream in &mut upstreams {
+                upstream.credentials = Credentials {
+                    secrets: upstream
+                        .secret_names()
+                        .into_iter()
+                        .filter_map(|n| Some((n.to_string(), secrets.get(n)?.clone())))
+                        .collect(),
+                    forwarded: BTreeMap::new(),
+                };
+            }
+        }
         Ok(Some(InstanceConfig {
             id: first.try_get("id")?,
             prefix,
             upstreams,
         }))
+    }
+
+    /// Every secret of an instance, opened.
+    async fn open_secrets(&self, instance: &str) -> Result<BTreeMap<String, Secret>, StoreError> {
+        self.metrics.db_query("instance_secrets");
+        let rows = sqlx::query("SELECT name, sealed FROM instance_secrets WHERE instance_id = $1")
+            .bind(instance)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = BTreeMap::new();
+        for row in &rows {
+            let name: String = row.try_get("name")?;
+            let keyring = self.keyring(|| format!("instance {instance:?} has sealed secrets"))?;
+            let sealed: String = row.try_get("sealed")?;
+            let secret =
+                keyring
+                    .open(instance, &name, &sealed)
+                    .map_err(|source| StoreError::Sealed {
+                        instance: instance.to_string(),
+                        name: name.clone(),
+                        source,
+                    })?;
+            out.insert(name, secret);
+        }
+        Ok(out)
+    }
+
+    /// Refuses a store whose sealed secrets this proxy cannot open: some and no key, or some
+    /// sealed with a key it does not hold (a start-up check, so the first request does not
+    /// find out).
+    pub async fn check_secret_keys(&self) -> Result<(), StoreError> {
+        self.metrics.db_query("secret_keys");
+        let rows = sqlx::query(
+            "SELECT key_id, COUNT(*) AS n FROM instance_secrets GROUP BY key_id ORDER BY key_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &rows {
+            let key_id: String = row.try_get("key_id")?;
+            let count: i64 = row.try_get("n")?;
+            let keyring = self.keyring(|| {
+                format!("the store holds {count} secret(s) sealed with key {key_id}")
+            })?;
+            if !keyring.holds(&key_id) {
+                return Err(StoreError::ForeignKey {
+                    key_id,
+                    count,
+                    current: keyring.key_id().to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets (adds or replaces) one secret of an instance, sealed, and announces the instance
+    /// so every replica reloads its config (and replaces connections made with the old value).
+    pub async fn set_secret(
+        &self,
+        instance: &str,
+        name: &str,
+        value: &Secret,
+    ) -> Result<(), StoreError> {
+        let keyring = self.keyring(|| format!("cannot seal secret {name:?}"))?;
+        self.metrics.db_query("set_secret");
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT id FROM instances WHERE id = $1")
+            .bind(instance)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NoSuchInstance(instance.to_string()));
+        }
+        upsert_secret(&mut tx, keyring, instance, name, value).await?;
+        self.notify(&mut tx, &Invalidation::Instance(instance.to_string()))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes one secret, unless a template of the instance's upstreams still needs it.
+    pub async fn delete_secret(&self, instance: &str, name: &str) -> Result<(), StoreError> {
+        self.metrics.db_query("delete_secret");
+        let mut tx = self.pool.begin().await?;
+        let result =
+            sqlx::query("DELETE FROM instance_secrets WHERE instance_id = $1 AND name = $2")
+                .bind(instance)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NoSuchSecret {
+                instance: instance.to_string(),
+                name: name.to_string(),
+            });
+        }
+        check_no_missing_secret(&mut tx).await?;
+        self.notify(&mut tx, &Invalidation::Instance(instance.to_string()))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// An instance's secrets by name (never a value), in name order.
+    pub async fn list_secrets(&self, instance: &str) -> Result<Vec<SecretInfo>, StoreError> {
+        self.metrics.db_query("list_secrets");
+        let rows = sqlx::query(
+            "SELECT s.name, s.key_id, s.updated_at FROM instances i \
+             LEFT JOIN instance_secrets s ON s.instance_id = i.id \
+             WHERE i.id = $1 ORDER BY s.name",
+        )
+        .bind(instance)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Err(StoreError::NoSuchInstance(instance.to_string()));
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let Some(name) = row.try_get::<Option<String>, _>("name")? else {
+                continue;
+            };
+            out.push(SecretInfo {
+                name,
+                key_id: row.try_get("key_id")?,
+                updated_at: row.try_get("updated_at")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Re-seals every secret with the keyring's current key (opening each with whichever key
+    /// it names), in one transaction; how many were re-sealed. The key rotation.
+    pub async fn reseal_secrets(&self) -> Result<usize, StoreError> {
+        let keyring = self.keyring(|| "cannot rotate".to_string())?;
+        self.metrics.db_query("reseal_secrets");
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query("SELECT instance_id, name, sealed FROM instance_secrets")
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut resealed = 0;
+        for row in &rows {
+            let instance: String = row.try_get("instance_id")?;
+            let name: String = row.try_get("name")?;
+            let sealed: String = row.try_get("sealed")?;
+            let value =
+                keyring
+                    .open(&instance, &name, &sealed)
+                    .map_err(|source| StoreError::Sealed {
+                        instance: instance.clone(),
+                        name: name.clone(),
+                        source,
+                    })?;
+            upsert_secret(&mut tx, keyring, &instance, &name, &value).await?;
+            resealed += 1;
+        }
+        self.notify(&mut tx, &Invalidation::All).await?;
+        tx.commit().await?;
+        Ok(resealed)
     }
 
     /// Looks up an API key by the SHA-256 of its plaintext.
@@ -295,48 +529,21 @@ impl Store {
 
     /// Applies a seed in one transaction: upstreams and instances are upserted, each seeded
     /// instance's upstream list is replaced, keys are added if absent (never removed).
+    /// Secrets are sealed and upserted (others the instance has stay); afterwards every
+    /// template of every instance must find its secrets, or nothing is applied.
     pub async fn apply_seed(&self, seed: &Seed) -> Result<SeedReport, StoreError> {
+        let keyring = match seed.instances.iter().find(|i| !i.secrets.is_empty()) {
+            Some(i) => {
+                Some(self.keyring(|| format!("the seed sets secrets of instance {:?}", i.id))?)
+            }
+            None => None,
+        };
         self.metrics.db_query("apply_seed");
         let now = now_ms();
         let mut report = SeedReport::default();
         let mut tx = self.pool.begin().await?;
         for u in &seed.upstreams {
-            let (transport, url, ca_file, command, args, env) = match &u.transport {
-                UpstreamTransport::StreamableHttp { url, ca_file } => (
-                    "streamable-http",
-                    Some(url.clone()),
-                    ca_file.clone(),
-                    None,
-                    "[]".to_string(),
-                    "{}".to_string(),
-                ),
-                UpstreamTransport::Stdio { command, args, env } => (
-                    "stdio",
-                    None,
-                    None,
-                    Some(command.clone()),
-                    serde_json::to_string(args).expect("strings serialise"),
-                    serde_json::to_string(env).expect("strings serialise"),
-                ),
-            };
-            sqlx::query(
-                "INSERT INTO upstreams (name, transport, url, ca_file, command, args, env, connection, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 ON CONFLICT (name) DO UPDATE SET transport = excluded.transport, url = excluded.url, \
-                 ca_file = excluded.ca_file, command = excluded.command, args = excluded.args, env = excluded.env, \
-                 connection = excluded.connection, updated_at = excluded.updated_at",
-            )
-            .bind(u.name.as_str())
-            .bind(transport)
-            .bind(url)
-            .bind(ca_file)
-            .bind(command)
-            .bind(args)
-            .bind(env)
-            .bind(u.connection.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            upsert_upstream(&mut tx, u, now).await?;
             report.upstreams += 1;
         }
         for i in &seed.instances {
@@ -376,8 +583,14 @@ impl Store {
                 .await?;
                 report.keys_added += result.rows_affected() as usize;
             }
+            for (name, value) in &i.secrets {
+                let keyring = keyring.expect("checked before the transaction");
+                upsert_secret(&mut tx, keyring, &i.id, name, value).await?;
+                report.secrets_set += 1;
+            }
             report.instances += 1;
         }
+        check_no_missing_secret(&mut tx).await?;
         // One `all` rather than one payload per seeded instance and key: an upserted upstream
         // is shared by every instance that lists it, seeded here or not, so only `all` is
         // right without reading back who uses it; seeds are rare admin writes, and refilling
@@ -513,6 +726,130 @@ fn new_key_id() -> String {
     format!("key_{}", hex::encode(rand::random::<[u8; 8]>()))
 }
 
+async fn upsert_upstream(
+    tx: &mut Transaction<'static, Any>,
+    u: &UpstreamConfig,
+    now: i64,
+) -> Result<(), StoreError> {
+    let json = |v: &BTreeMap<String, String>| serde_json::to_string(v).expect("strings serialise");
+    let (transport, url, ca_file, command, args, env, headers) = match &u.transport {
+        UpstreamTransport::StreamableHttp {
+            url,
+            ca_file,
+            headers,
+        } => (
+            "streamable-http",
+            Some(url.clone()),
+            ca_file.clone(),
+            None,
+            "[]".to_string(),
+            "{}".to_string(),
+            json(headers),
+        ),
+        UpstreamTransport::Stdio { command, args, env } => (
+            "stdio",
+            None,
+            None,
+            Some(command.clone()),
+            serde_json::to_string(args).expect("strings serialise"),
+            json(env),
+            "{}".to_string(),
+        ),
+    };
+    sqlx::query(
+        "INSERT INTO upstreams (name, transport, url, ca_file, command, args, env, headers, \
+         forward_headers, connection, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (name) DO UPDATE SET transport = excluded.transport, url = excluded.url, \
+         ca_file = excluded.ca_file, command = excluded.command, args = excluded.args, env = excluded.env, \
+         headers = excluded.headers, forward_headers = excluded.forward_headers, \
+         connection = excluded.connection, updated_at = excluded.updated_at",
+    )
+    .bind(u.name.as_str())
+    .bind(transport)
+    .bind(url)
+    .bind(ca_file)
+    .bind(command)
+    .bind(args)
+    .bind(env)
+    .bind(headers)
+    .bind(json(&u.forward_headers))
+    .bind(u.connection.as_str())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_secret(
+    tx: &mut Transaction<'static, Any>,
+    keyring: &Keyring,
+    instance: &str,
+    name: &str,
+    value: &Secret,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO instance_secrets (instance_id, name, sealed, key_id, updated_at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (instance_id, name) DO UPDATE SET sealed = excluded.sealed, \
+         key_id = excluded.key_id, updated_at = excluded.updated_at",
+    )
+    .bind(instance)
+    .bind(name)
+    .bind(keyring.seal(instance, name, value))
+    .bind(keyring.key_id())
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Every instance's upstream templates find their secrets (checked inside the writing
+/// transaction, which the caller rolls back on an error).
+async fn check_no_missing_secret(tx: &mut Transaction<'static, Any>) -> Result<(), StoreError> {
+    let rows = sqlx::query(
+        "SELECT iu.instance_id, u.name, u.transport, u.url, u.ca_file, u.command, u.args, u.env, \
+         u.connection, u.headers, u.forward_headers \
+         FROM instance_upstreams iu JOIN upstreams u ON u.name = iu.upstream_name \
+         ORDER BY iu.instance_id, iu.position",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut uses = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(upstream) = upstream_from_row(row)?
+            && !upstream.secret_names().is_empty()
+        {
+            uses.push((row.try_get::<String, _>("instance_id")?, upstream));
+        }
+    }
+    if uses.is_empty() {
+        return Ok(());
+    }
+    let mut have = std::collections::BTreeSet::new();
+    for row in sqlx::query("SELECT instance_id, name FROM instance_secrets")
+        .fetch_all(&mut **tx)
+        .await?
+    {
+        have.insert((
+            row.try_get::<String, _>("instance_id")?,
+            row.try_get::<String, _>("name")?,
+        ));
+    }
+    let missing = first_missing_secret(
+        uses.iter().map(|(i, u)| (i.as_str(), u)),
+        |instance, name| have.contains(&(instance.to_string(), name.to_string())),
+    );
+    match missing {
+        Some((instance, upstream, name)) => Err(StoreError::MissingSecret {
+            instance,
+            upstream,
+            name,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn upstream_from_row(row: &AnyRow) -> Result<Option<UpstreamConfig>, StoreError> {
     let Some(name) = row.try_get::<Option<String>, _>("name")? else {
         return Ok(None);
@@ -528,6 +865,7 @@ fn upstream_from_row(row: &AnyRow) -> Result<Option<UpstreamConfig>, StoreError>
                 .try_get::<Option<String>, _>("url")?
                 .ok_or_else(|| corrupt("streamable-http upstream without url".into()))?,
             ca_file: row.try_get::<Option<String>, _>("ca_file")?,
+            headers: json_map(row, "headers").map_err(corrupt)?,
         },
         "stdio" => {
             let args: String = row.try_get("args")?;
@@ -547,8 +885,16 @@ fn upstream_from_row(row: &AnyRow) -> Result<Option<UpstreamConfig>, StoreError>
     let connection: String = row.try_get("connection")?;
     let connection = connection.parse().map_err(corrupt)?;
     Ok(Some(UpstreamConfig {
+        forward_headers: json_map(row, "forward_headers").map_err(corrupt)?,
         name,
         transport,
         connection,
+        credentials: Credentials::default(),
     }))
+}
+
+/// A JSON object of strings stored in `column`.
+fn json_map(row: &AnyRow, column: &str) -> Result<BTreeMap<String, String>, String> {
+    let text: String = row.try_get(column).map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| format!("{column}: {e}"))
 }

@@ -6,4 +6,6 @@ pub mod invalidation;
 pub mod keys;
 pub mod model;
 pub mod router;
+pub mod secrets;
 pub mod seed;
+pub mod template;

@@ -1,10 +1,13 @@
 //! Domain types shared by the seed file, the store, the caches and the handler. No IO here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::domain::secrets::Secret;
+use crate::domain::template;
 
 /// How an upstream is reached.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -14,10 +17,13 @@ pub enum UpstreamTransport {
         /// PEM roots trusted for this `https://` upstream besides the platform's (a private
         /// CA); read where the proxy runs, at each connect.
         ca_file: Option<String>,
+        /// Sent with every request to the upstream; values are `${NAME}` templates.
+        headers: BTreeMap<String, String>,
     },
     Stdio {
         command: String,
         args: Vec<String>,
+        /// The child's environment besides the proxy's; values are `${NAME}` templates.
         env: BTreeMap<String, String>,
     },
 }
@@ -110,6 +116,72 @@ pub struct UpstreamConfig {
     pub name: String,
     pub transport: UpstreamTransport,
     pub connection: ConnectionMode,
+    /// A caller's header (key) sent to the upstream as another (value); `per-session` and
+    /// `per-request` upstreams only.
+    pub forward_headers: BTreeMap<String, String>,
+    /// What fills the templates for one instance and caller; empty as seeded.
+    pub credentials: Credentials,
+}
+
+/// What fills an upstream's templates for one instance (its secrets) and, on a `per-session`
+/// or `per-request` upstream, for one caller (the headers it forwards). Never stored with the
+/// upstream. Part of the config a connection was made with, so a connection is only reused
+/// for the same credentials, and a changed secret replaces it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Credentials {
+    /// The instance's secrets this upstream's templates name.
+    pub secrets: BTreeMap<String, Secret>,
+    /// Upstream header name → the caller's value.
+    pub forwarded: BTreeMap<String, Secret>,
+}
+
+/// A template names a secret its instance does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("upstream {upstream:?} needs the secret ${{{name}}}, which this instance does not have")]
+pub struct MissingSecret {
+    pub upstream: String,
+    pub name: String,
+}
+
+impl UpstreamConfig {
+    /// The templates: header values (HTTP) or env values (stdio).
+    fn templates(&self) -> &BTreeMap<String, String> {
+        match &self.transport {
+            UpstreamTransport::StreamableHttp { headers, .. } => headers,
+            UpstreamTransport::Stdio { env, .. } => env,
+        }
+    }
+
+    /// Every secret name the templates use (a malformed stored template names none; it fails
+    /// when rendered).
+    pub fn secret_names(&self) -> BTreeSet<&str> {
+        self.templates()
+            .values()
+            .flat_map(|t| template::names(t).unwrap_or_default())
+            .collect()
+    }
+
+    /// The templates rendered with [`Credentials::secrets`], then the forwarded headers: the
+    /// upstream's headers (HTTP) or the child's extra environment (stdio).
+    pub fn rendered(&self) -> Result<Vec<(&str, Secret)>, MissingSecret> {
+        let mut out = Vec::with_capacity(self.templates().len() + self.credentials.forwarded.len());
+        for (key, value) in self.templates() {
+            let value = template::render(value, &self.credentials.secrets).map_err(|name| {
+                MissingSecret {
+                    upstream: self.name.clone(),
+                    name,
+                }
+            })?;
+            out.push((key.as_str(), value));
+        }
+        out.extend(
+            self.credentials
+                .forwarded
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone())),
+        );
+        Ok(out)
+    }
 }
 
 /// Everything the proxy needs to serve one instance, loaded in one query and cached.

@@ -154,8 +154,11 @@ mod tests {
                     transport: UpstreamTransport::StreamableHttp {
                         url: "http://127.0.0.1:1/mcp".into(),
                         ca_file: None,
+                        headers: Default::default(),
                     },
                     connection: ConnectionMode::Shared,
+                    forward_headers: Default::default(),
+                    credentials: Default::default(),
                 })
                 .collect(),
         }

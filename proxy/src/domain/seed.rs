@@ -6,8 +6,10 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::domain::model::{
-    ConnectionMode, PrefixMode, UpstreamConfig, UpstreamTransport, is_valid_slug,
+    ConnectionMode, Credentials, PrefixMode, UpstreamConfig, UpstreamTransport, is_valid_slug,
 };
+use crate::domain::secrets::Secret;
+use crate::domain::template;
 
 /// A seed file that failed to load: the message names the file, the entry and the field.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,10 @@ struct SeedUpstream {
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    forward_headers: BTreeMap<String, String>,
+    #[serde(default)]
     connection: ConnectionMode,
 }
 
@@ -57,6 +63,9 @@ struct SeedInstanceFile {
     api_keys: Vec<String>,
     #[serde(default)]
     prefix: PrefixMode,
+    /// Plaintext here; sealed when stored.
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
 }
 
 /// A validated seed, ready to apply.
@@ -73,6 +82,8 @@ pub struct SeedInstance {
     pub prefix: PrefixMode,
     pub upstreams: Vec<String>,
     pub api_keys: Vec<String>,
+    /// Added to (or replacing) the instance's stored secrets; others it has stay.
+    pub secrets: BTreeMap<String, Secret>,
 }
 
 /// Whether `id` is acceptable as an instance id (it appears in the URL path).
@@ -148,11 +159,13 @@ impl Seed {
                     k.chars().take(2).collect::<String>()
                 )));
             }
+            let secrets = validate_secrets(&i.id, i.secrets)?;
             instances.push(SeedInstance {
                 id: i.id,
                 prefix: i.prefix,
                 upstreams: i.upstreams,
                 api_keys: i.api_keys,
+                secrets,
             });
         }
         Ok(Seed {
@@ -197,20 +210,25 @@ fn validate_upstream(
                 }
                 check_ca_file(ca_file).map_err(bad)?;
             }
+            check_headers(&u.headers).map_err(bad)?;
             UpstreamTransport::StreamableHttp {
                 url,
                 ca_file: u.ca_file.clone(),
+                headers: u.headers.clone(),
             }
         }
         "stdio" => {
             let Some(command) = u.command.clone().filter(|c| !c.is_empty()) else {
                 return Err(bad("transport \"stdio\" needs `command`".into()));
             };
-            if u.url.is_some() || u.ca_file.is_some() {
+            if u.url.is_some() || u.ca_file.is_some() || !u.headers.is_empty() {
                 return Err(bad(
-                    "`url` and `ca_file` are only for transport \"streamable-http\"".into(),
+                    "`url`, `ca_file` and `headers` are only for transport \"streamable-http\" \
+                     (a stdio upstream takes `env`)"
+                        .into(),
                 ));
             }
+            check_env(&u.env).map_err(bad)?;
             UpstreamTransport::Stdio {
                 command,
                 args: u.args.clone(),
@@ -223,10 +241,140 @@ fn validate_upstream(
             )));
         }
     };
+    check_forward_headers(&u.forward_headers, u.connection, &transport).map_err(bad)?;
     Ok(UpstreamConfig {
         name: u.name,
         transport,
         connection: u.connection,
+        forward_headers: u.forward_headers,
+        credentials: Credentials::default(),
+    })
+}
+
+/// Headers the transport sets itself (or that would break it): never from a seed.
+const RESERVED_HEADERS: &[&str] = &[
+    "accept",
+    "connection",
+    "content-length",
+    "content-type",
+    "host",
+    "last-event-id",
+    "mcp-protocol-version",
+    "mcp-session-id",
+    "transfer-encoding",
+];
+
+/// An HTTP header name a seed may set: a token (RFC 9110) and not one the transport owns.
+fn check_header_name(name: &str) -> Result<(), String> {
+    let token = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        return Err(format!("{name:?} is not a valid HTTP header name"));
+    }
+    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(format!("header {name:?} is set by the transport itself"));
+    }
+    Ok(())
+}
+
+/// A template's syntax, and no control character in its literal text (a header or env value
+/// cannot carry one).
+fn check_template(what: &str, value: &str) -> Result<(), String> {
+    template::names(value).map_err(|e| format!("{what}: {e}"))?;
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(format!("{what}: the value holds a control character"));
+    }
+    Ok(())
+}
+
+fn check_headers(headers: &BTreeMap<String, String>) -> Result<(), String> {
+    for (name, value) in headers {
+        check_header_name(name).map_err(|e| format!("headers: {e}"))?;
+        check_template(&format!("headers.{name}"), value)?;
+    }
+    Ok(())
+}
+
+fn check_env(env: &BTreeMap<String, String>) -> Result<(), String> {
+    for (name, value) in env {
+        if name.is_empty() || name.contains(['=', '\0']) {
+            return Err(format!("env: {name:?} is not a variable name"));
+        }
+        check_template(&format!("env.{name}"), value)?;
+    }
+    Ok(())
+}
+
+/// `forward_headers` carries one caller's header: only onto a connection that serves one
+/// caller (`per-session`, `per-request`), and only over HTTP.
+fn check_forward_headers(
+    forward: &BTreeMap<String, String>,
+    connection: ConnectionMode,
+    transport: &UpstreamTransport,
+) -> Result<(), String> {
+    if forward.is_empty() {
+        return Ok(());
+    }
+    if connection == ConnectionMode::Shared {
+        return Err(
+            "`forward_headers` needs connection = \"per-session\" or \"per-request\": \
+             a shared connection serves every caller of the instance, so one caller's header \
+             would reach the upstream for all of them"
+                .into(),
+        );
+    }
+    if !matches!(transport, UpstreamTransport::StreamableHttp { .. }) {
+        return Err("`forward_headers` applies to HTTP upstreams".into());
+    }
+    for (from, to) in forward {
+        check_header_name(from).map_err(|e| format!("forward_headers: {e}"))?;
+        check_header_name(to).map_err(|e| format!("forward_headers: {e}"))?;
+    }
+    Ok(())
+}
+
+/// An instance's seeded secrets: valid names, values of one line. Never echoes a value.
+fn validate_secrets(
+    instance: &str,
+    secrets: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, Secret>, SeedError> {
+    let mut out = BTreeMap::new();
+    for (name, value) in secrets {
+        if !template::is_valid_name(&name) {
+            return Err(SeedError::Invalid(format!(
+                "instance {instance:?}: secret name {name:?} must be [A-Za-z_][A-Za-z0-9_]*"
+            )));
+        }
+        if value.is_empty() || value.chars().any(|c| c.is_control()) {
+            return Err(SeedError::Invalid(format!(
+                "instance {instance:?}: secret {name:?} must be one non-empty line"
+            )));
+        }
+        out.insert(name, Secret::new(value));
+    }
+    Ok(out)
+}
+
+/// The first secret an instance lacks: `(instance, upstream, name)` for the first instance
+/// (in `uses` order) whose upstream's templates name a secret not in its `have` set.
+pub fn first_missing_secret<'a>(
+    uses: impl IntoIterator<Item = (&'a str, &'a UpstreamConfig)>,
+    have: impl Fn(&str, &str) -> bool,
+) -> Option<(String, String, String)> {
+    uses.into_iter().find_map(|(instance, upstream)| {
+        upstream
+            .secret_names()
+            .into_iter()
+            .find(|name| !have(instance, name))
+            .map(|name| {
+                (
+                    instance.to_string(),
+                    upstream.name.clone(),
+                    name.to_string(),
+                )
+            })
     })
 }
 
@@ -320,7 +468,7 @@ prefix = "always"
         let seed = Seed::parse(&https("")).unwrap();
         assert!(matches!(
             &seed.upstreams[0].transport,
-            UpstreamTransport::StreamableHttp { url, ca_file: None } if url.starts_with("https://")
+            UpstreamTransport::StreamableHttp { url, ca_file: None, .. } if url.starts_with("https://")
         ));
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
@@ -357,5 +505,93 @@ prefix = "always"
         let stdio =
             "[[upstream]]\nname=\"s\"\ntransport=\"stdio\"\ncommand=\"x\"\nca_file=\"/x.pem\"";
         assert!(err(stdio).contains("only for transport"), "{}", err(stdio));
+    }
+}
+
+#[cfg(test)]
+mod credential_tests {
+    use super::*;
+
+    fn seed(upstream_extra: &str, instance_extra: &str) -> Result<Seed, SeedError> {
+        Seed::parse(&format!(
+            "[[upstream]]\nname=\"gh\"\ntransport=\"streamable-http\"\nurl=\"https://api.example.com/mcp\"\n{upstream_extra}\n\
+             [[instance]]\nid=\"team-a\"\nupstreams=[\"gh\"]\n{instance_extra}"
+        ))
+    }
+
+    #[test]
+    fn headers_templates_and_instance_secrets() {
+        let s = seed(
+            "headers = { Authorization = \"Bearer ${TOKEN}\", X-Org = \"acme\" }",
+            "secrets = { TOKEN = \"ghp_abc123\" }",
+        )
+        .unwrap();
+        let up = &s.upstreams[0];
+        assert_eq!(up.secret_names().into_iter().collect::<Vec<_>>(), ["TOKEN"]);
+        assert_eq!(s.instances[0].secrets["TOKEN"].expose(), "ghp_abc123");
+        // a seed's Debug (what an error or a log could show) never holds a secret
+        assert!(!format!("{s:?}").contains("ghp_abc123"));
+        let mut bound = up.clone();
+        bound.credentials.secrets = s.instances[0].secrets.clone();
+        let rendered = bound.rendered().unwrap();
+        assert_eq!(rendered[0].0, "Authorization");
+        assert_eq!(rendered[0].1.expose(), "Bearer ghp_abc123");
+        let missing = up.rendered().unwrap_err().to_string();
+        assert!(
+            missing.contains("\"gh\"") && missing.contains("${TOKEN}"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn bad_credentials_are_refused_saying_why() {
+        let e = |u: &str, i: &str| seed(u, i).unwrap_err().to_string();
+        assert!(e("headers = { Authorization = \"Bearer ${TOKEN\" }", "").contains("unclosed"));
+        assert!(e("headers = { \"Bad Name\" = \"x\" }", "").contains("not a valid HTTP header"));
+        assert!(e("headers = { Mcp-Session-Id = \"x\" }", "").contains("set by the transport"));
+        assert!(e("headers = { X = \"a\\nb\" }", "").contains("control character"));
+        let shared = e(
+            "forward_headers = { X-Upstream-Authorization = \"Authorization\" }",
+            "",
+        );
+        assert!(
+            shared.contains("per-session") && shared.contains("every caller"),
+            "{shared}"
+        );
+        assert!(
+            seed(
+                "connection = \"per-request\"\nforward_headers = { X-Upstream-Authorization = \"Authorization\" }",
+                ""
+            )
+            .is_ok()
+        );
+        let name = e("", "secrets = { \"1BAD\" = \"x\" }");
+        assert!(name.contains("team-a") && name.contains("1BAD"), "{name}");
+        let value = e("", "secrets = { TOKEN = \"\" }");
+        assert!(value.contains("non-empty"), "{value}");
+        let stdio = Seed::parse(
+            "[[upstream]]\nname=\"s\"\ntransport=\"stdio\"\ncommand=\"x\"\nheaders={A=\"b\"}",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(stdio.contains("takes `env`"), "{stdio}");
+    }
+
+    #[test]
+    fn the_first_missing_secret_names_instance_upstream_and_name() {
+        let s = seed(
+            "headers = { Authorization = \"Bearer ${TOKEN}\", X-Team = \"${TEAM}\" }",
+            "secrets = { TOKEN = \"t\" }",
+        )
+        .unwrap();
+        let have = |_: &str, name: &str| name == "TOKEN";
+        assert_eq!(
+            first_missing_secret([("team-a", &s.upstreams[0])], have),
+            Some(("team-a".into(), "gh".into(), "TEAM".into()))
+        );
+        assert_eq!(
+            first_missing_secret([("team-a", &s.upstreams[0])], |_, _| true),
+            None
+        );
     }
 }

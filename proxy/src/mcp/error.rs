@@ -26,7 +26,8 @@ impl From<UpstreamError> for ErrorData {
             | UpstreamError::CallTimeout { ref upstream, .. }
             | UpstreamError::TooManyConnections { ref upstream, .. }
             | UpstreamError::GaveUp { ref upstream, .. }
-            | UpstreamError::ShuttingDown { ref upstream } => {
+            | UpstreamError::ShuttingDown { ref upstream }
+            | UpstreamError::CredentialRefused { ref upstream, .. } => {
                 let data = json!({ "upstream": upstream, "kind": kind });
                 ErrorData::new(ErrorCode::INTERNAL_ERROR, e.to_string(), Some(data))
             }

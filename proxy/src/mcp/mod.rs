@@ -26,6 +26,7 @@ use rmcp::{RoleServer, ServerHandler};
 
 use crate::domain::model::{InstanceConfig, UpstreamConfig};
 use crate::domain::router::{self, RouteError, ToolIndex};
+use crate::domain::secrets::Secret;
 use crate::ops::metrics::RequestTimer;
 use crate::sessions::SessionScope;
 use crate::upstream::manager::Lease;
@@ -81,20 +82,27 @@ impl ProxyHandler {
     }
 
     /// The instance's config: the one the HTTP entry loaded for this request, else (a request
-    /// that did not come through it) from the cache.
+    /// that did not come through it) from the cache; with the caller's forwarded headers bound
+    /// to the upstreams that take them.
     async fn config(
         &self,
         ctx: &RequestContext<RoleServer>,
     ) -> Result<Arc<InstanceConfig>, ErrorData> {
-        if let Some(AdmittedConfig(config)) = http_parts(ctx).and_then(|p| p.extensions.get()) {
-            return Ok(config.clone());
-        }
-        self.state
-            .caches
-            .configs
-            .get(&self.instance_id)
-            .await
-            .map_err(|e| ErrorData::from(e.as_ref()))
+        let parts = http_parts(ctx);
+        let config = match parts.and_then(|p| p.extensions.get()) {
+            Some(AdmittedConfig(config)) => config.clone(),
+            None => self
+                .state
+                .caches
+                .configs
+                .get(&self.instance_id)
+                .await
+                .map_err(|e| ErrorData::from(e.as_ref()))?,
+        };
+        Ok(match parts {
+            Some(parts) => forwarding(config, &parts.headers),
+            None => config,
+        })
     }
 
     /// Runs `fut` unless the request timeout passes, the client cancels, or the client's HTTP
@@ -320,6 +328,31 @@ impl ProxyHandler {
 }
 
 /// The HTTP request that carried an MCP request (rmcp hands its parts to the handler).
+/// `config` with each upstream's `forward_headers` filled from the caller's `headers` (the
+/// same `Arc` when no upstream forwards any). A `per-session` connection is made with the
+/// values of the request that opened it and replaced when a later request's differ.
+fn forwarding(config: Arc<InstanceConfig>, headers: &axum::http::HeaderMap) -> Arc<InstanceConfig> {
+    if config
+        .upstreams
+        .iter()
+        .all(|u| u.forward_headers.is_empty())
+    {
+        return config;
+    }
+    let mut bound = (*config).clone();
+    for upstream in &mut bound.upstreams {
+        upstream.credentials.forwarded = upstream
+            .forward_headers
+            .iter()
+            .filter_map(|(from, to)| {
+                let value = headers.get(from.as_str())?.to_str().ok()?;
+                Some((to.clone(), Secret::new(value)))
+            })
+            .collect();
+    }
+    Arc::new(bound)
+}
+
 fn http_parts(ctx: &RequestContext<RoleServer>) -> Option<&axum::http::request::Parts> {
     ctx.extensions.get::<axum::http::request::Parts>()
 }

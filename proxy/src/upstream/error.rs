@@ -37,6 +37,11 @@ pub enum UpstreamError {
     },
     #[error("upstream {upstream:?}: the proxy is shutting down")]
     ShuttingDown { upstream: String },
+    #[error(
+        "upstream {upstream:?} refused the credential (HTTP {status}): check the instance's \
+         secrets for this upstream's headers"
+    )]
+    CredentialRefused { upstream: String, status: u16 },
 }
 
 impl UpstreamError {
@@ -52,6 +57,7 @@ impl UpstreamError {
             Self::TooManyConnections { .. } => "connection_limit",
             Self::GaveUp { .. } => "gave_up",
             Self::ShuttingDown { .. } => "shutting_down",
+            Self::CredentialRefused { .. } => "credential_refused",
         }
     }
 

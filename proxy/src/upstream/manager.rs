@@ -258,9 +258,11 @@ impl ConnectionManager {
                     return Ok(Arc::new(client));
                 }
                 Err(
+                    // waiting does not change a refused credential: no loop of refusals
                     e @ (UpstreamError::CircuitOpen { .. }
                     | UpstreamError::TooManyConnections { .. }
-                    | UpstreamError::ShuttingDown { .. }),
+                    | UpstreamError::ShuttingDown { .. }
+                    | UpstreamError::CredentialRefused { .. }),
                 ) => return Err(e),
                 Err(e) => last = e.to_string(),
             }

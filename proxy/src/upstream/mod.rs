@@ -148,12 +148,16 @@ impl UpstreamClient {
         let transport_ct = CancellationToken::new();
         let connect_guard = transport_ct.clone().drop_guard();
         let mut process_group = None;
+        let mut credential = None;
         let result = tokio::time::timeout(ctx.connect_timeout, async {
+            let rendered = config.rendered().map_err(|e| e.to_string())?;
             match &config.transport {
-                UpstreamTransport::StreamableHttp { url, ca_file } => {
+                UpstreamTransport::StreamableHttp { url, ca_file, .. } => {
+                    let headers = streamable_http::header_map(&rendered)?;
                     let http = ctx.http.client(ca_file.as_deref()).await?;
-                    let (transport, gate) =
-                        streamable_http::transport(&http, url, transport_ct.clone());
+                    let (transport, gate, check) =
+                        streamable_http::transport(&http, url, headers, transport_ct.clone());
+                    credential = Some(check);
                     let service = handler
                         .serve_with_lifecycle(transport, era.lifecycle())
                         .await
@@ -165,8 +169,8 @@ impl UpstreamClient {
                     }
                     Ok(service)
                 }
-                UpstreamTransport::Stdio { command, args, env } => {
-                    let (child, group) = stdio::spawn(command, args, env)
+                UpstreamTransport::Stdio { command, args, .. } => {
+                    let (child, group) = stdio::spawn(command, args, &rendered)
                         .map_err(|e| format!("cannot start {command:?}: {e}"))?;
                     process_group = group;
                     handler
@@ -194,6 +198,13 @@ impl UpstreamClient {
                     ctx.tracker.spawn(stdio::end_group(group));
                 }
                 state.advance(ConnState::Closed);
+                if let Some(status) = credential.as_ref().and_then(|c| c.refused()) {
+                    ctx.metrics.upstream_connect(&name, "credential_refused");
+                    return Err(UpstreamError::CredentialRefused {
+                        upstream: name,
+                        status,
+                    });
+                }
                 ctx.metrics.upstream_connect(&name, "error");
                 return Err(UpstreamError::Connect {
                     upstream: name,

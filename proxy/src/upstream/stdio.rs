@@ -8,7 +8,6 @@
 //! with [`end_group`]: no orphan survives the connection. If the client is dropped instead,
 //! rmcp's drop guard kills and reaps the leader and `Drop` kills the group.
 
-use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -17,19 +16,22 @@ use nix::unistd::Pid;
 use process_wrap::tokio::{CommandWrap, ProcessGroup};
 use rmcp::transport::TokioChildProcess;
 
+use crate::domain::secrets::Secret;
+
 /// How long group members get between SIGTERM and SIGKILL.
 pub const GROUP_GRACE: Duration = Duration::from_secs(2);
 
-/// Spawns `command args…` with `env` added, in a new process group, stdin/stdout piped for MCP
+/// Spawns `command args…` with `env` (rendered from its templates) added, in a new process group, stdin/stdout piped for MCP
 /// and stderr inherited (the upstream's logs end up in the proxy's). Returns the transport and
 /// the process group id (the child's pid).
 pub fn spawn(
     command: &str,
     args: &[String],
-    env: &BTreeMap<String, String>,
+    env: &[(&str, Secret)],
 ) -> std::io::Result<(TokioChildProcess, Option<i32>)> {
+    let env = || env.iter().map(|(k, v)| (*k, v.expose()));
     let mut cmd = tokio::process::Command::new(command);
-    cmd.args(args).envs(env);
+    cmd.args(args).envs(env());
     let mut wrapped = CommandWrap::from(cmd);
     wrapped.wrap(ProcessGroup::leader());
     let (child, _stderr) = TokioChildProcess::builder(wrapped)
@@ -42,7 +44,7 @@ pub fn spawn(
         // and stays a zombie
         let stray = std::process::Command::new(command)
             .args(args)
-            .envs(env)
+            .envs(env())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

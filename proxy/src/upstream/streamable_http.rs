@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue};
@@ -28,27 +28,78 @@ use rmcp::transport::streamable_http_client::{
 use sse_stream::Sse;
 use tokio_util::sync::CancellationToken;
 
-/// The rmcp transport for `url`, whose HTTP exchanges all end when `ct` is cancelled, and
-/// the gate that tells when its GET event stream is open. Nothing is opened until the client
+/// The rmcp transport for `url` sending `headers` with every request, whose HTTP exchanges
+/// all end when `ct` is cancelled; the gate that tells when its GET event stream is open; and
+/// what tells whether the upstream refused the credential. Nothing is opened until the client
 /// initializes over it.
 pub fn transport(
     http: &reqwest::Client,
     url: &str,
+    headers: HashMap<HeaderName, HeaderValue>,
     ct: CancellationToken,
 ) -> (
     StreamableHttpClientTransport<CancellableClient>,
     Arc<StreamGate>,
+    Arc<CredentialCheck>,
 ) {
     let gate = Arc::new(StreamGate::default());
+    let credential = Arc::new(CredentialCheck::default());
     let transport = StreamableHttpClientTransport::with_client(
         CancellableClient {
             inner: http.clone(),
             ct,
             gate: gate.clone(),
+            credential: credential.clone(),
         },
-        StreamableHttpClientTransportConfig::with_uri(url.to_string()),
+        StreamableHttpClientTransportConfig::with_uri(url.to_string()).custom_headers(headers),
     );
-    (transport, gate)
+    (transport, gate, credential)
+}
+
+/// The upstream's headers as the transport sends them: each value marked sensitive (kept out
+/// of any `Debug` of the request). The error names the header, never its value.
+pub fn header_map(
+    rendered: &[(&str, crate::domain::secrets::Secret)],
+) -> Result<HashMap<HeaderName, HeaderValue>, String> {
+    let mut out = HashMap::with_capacity(rendered.len());
+    for (name, value) in rendered {
+        let key = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("{name:?} is not a valid HTTP header name"))?;
+        let mut value = HeaderValue::from_str(value.expose())
+            .map_err(|_| format!("the value of header {name:?} is not a valid header value"))?;
+        value.set_sensitive(true);
+        out.insert(key, value);
+    }
+    Ok(out)
+}
+
+/// The HTTP status (401 or 403) of an upstream that refused this connection's credential.
+#[derive(Default)]
+pub struct CredentialCheck(AtomicU16);
+
+impl CredentialCheck {
+    /// 401 or 403 once the upstream refused the credential.
+    pub fn refused(&self) -> Option<u16> {
+        Some(self.0.load(Ordering::Acquire)).filter(|s| *s != 0)
+    }
+
+    fn observe(&self, e: &HttpError) {
+        if let Some(status) = refusal_status(e) {
+            self.0.store(status, Ordering::Release);
+        }
+    }
+}
+
+/// 401/403 as rmcp reports them: with a `WWW-Authenticate` challenge as their own errors,
+/// without one as an unexpected response that keeps its status.
+fn refusal_status(e: &HttpError) -> Option<u16> {
+    match e {
+        StreamableHttpError::AuthRequired(_) => Some(401),
+        StreamableHttpError::InsufficientScope(_) => Some(403),
+        StreamableHttpError::UnexpectedServerResponse(m) if m.starts_with("HTTP 401") => Some(401),
+        StreamableHttpError::UnexpectedServerResponse(m) if m.starts_with("HTTP 403") => Some(403),
+        _ => None,
+    }
 }
 
 /// Whether the upstream's standalone event stream is expected (it gave a session id) and
@@ -97,6 +148,7 @@ pub struct CancellableClient {
     inner: reqwest::Client,
     ct: CancellationToken,
     gate: Arc<StreamGate>,
+    credential: Arc<CredentialCheck>,
 }
 
 type HttpError = StreamableHttpError<reqwest::Error>;
@@ -107,7 +159,10 @@ impl CancellableClient {
         fut: impl Future<Output = Result<T, HttpError>>,
     ) -> Result<T, HttpError> {
         tokio::select! {
-            r = fut => r.map_err(worded),
+            r = fut => r.map_err(|e| {
+                self.credential.observe(&e);
+                worded(e)
+            }),
             _ = self.ct.cancelled() => Err(StreamableHttpError::Io(std::io::Error::other(
                 "upstream connection closed",
             ))),
@@ -247,5 +302,54 @@ impl StreamableHttpClient for CancellableClient {
             .await;
         self.gate.stream_attempted();
         stream
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::transport::streamable_http_client::{AuthRequiredError, InsufficientScopeError};
+
+    #[test]
+    fn a_refused_credential_is_told_apart_from_other_failures() {
+        let challenge = "Bearer realm=\"x\"".to_string();
+        let cases: [(HttpError, Option<u16>); 5] = [
+            (
+                StreamableHttpError::AuthRequired(AuthRequiredError::new(challenge.clone())),
+                Some(401),
+            ),
+            (
+                StreamableHttpError::InsufficientScope(InsufficientScopeError::new(
+                    challenge, None,
+                )),
+                Some(403),
+            ),
+            (
+                StreamableHttpError::UnexpectedServerResponse("HTTP 401 Unauthorized: no".into()),
+                Some(401),
+            ),
+            (
+                StreamableHttpError::UnexpectedServerResponse("HTTP 403 Forbidden: no".into()),
+                Some(403),
+            ),
+            (
+                StreamableHttpError::UnexpectedServerResponse("HTTP 404 Not Found: 401".into()),
+                None,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(refusal_status(&e), want, "{e}");
+        }
+    }
+
+    #[test]
+    fn header_values_are_sensitive_and_errors_never_show_them() {
+        use crate::domain::secrets::Secret;
+        let map = header_map(&[("Authorization", Secret::new("Bearer t0ken"))]).unwrap();
+        let value = &map[&HeaderName::from_static("authorization")];
+        assert!(value.is_sensitive());
+        assert!(!format!("{map:?}").contains("t0ken"));
+        let e = header_map(&[("X-Bad", Secret::new("a\nsecret"))]).unwrap_err();
+        assert!(e.contains("X-Bad") && !e.contains("secret"), "{e}");
     }
 }
