@@ -86,6 +86,11 @@ const ONLY_IN: &[(&str, &[&str], &str)] = &[
         &["target::bundled"],
         "mcp-proxy's paths live in target/bundled.rs",
     ),
+    (
+        "MCP_PROXY_SECRET_KEY",
+        &["target::bundled"],
+        "mcp-proxy's environment lives in target/bundled.rs",
+    ),
 ];
 
 /// `INNER` rules: a module path under a folder that must not import another.

@@ -177,3 +177,72 @@ fn load_figures(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_report_format_holds_a_secret_of_the_scenario() {
+        let scenario = Scenario::parse(
+            r#"
+name = "creds"
+[target]
+secrets = { TOKEN = "s3cret-abc" }
+[[upstream]]
+name = "echo"
+mock = "serve"
+require_header = "Authorization: Bearer s3cret-abc"
+headers = { Authorization = "Bearer ${TOKEN}" }
+[load]
+users = 1
+warmup = "1s"
+duration = "2s"
+mix = { "tools/call echo" = 1 }
+"#,
+        )
+        .unwrap();
+        let load = LoadResult {
+            wall: std::time::Duration::from_secs(2),
+            active: std::time::Duration::ZERO,
+            ops: BTreeMap::new(),
+            seconds: Vec::new(),
+            late_starts: 0,
+            reinitialized: 0,
+            sessions_opened: 0,
+            in_flight_failed_at_stop: 0,
+            after_stop: 0,
+            eras: BTreeMap::new(),
+            client: Default::default(),
+            sessions: Vec::new(),
+        };
+        let report = report(RunFacts {
+            scenario: &scenario,
+            shard: None,
+            environment: Environment::default(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            load: &load,
+            phases: Vec::new(),
+            probe: ProbeSeries::default(),
+            checks: Vec::new(),
+            notes: Vec::new(),
+            deployment: None,
+            rounds: Vec::new(),
+            grown: Vec::new(),
+            outside: Default::default(),
+        });
+        assert_eq!(report.scenario["target"]["secrets"]["TOKEN"], "***");
+        let dir = tempfile::tempdir().unwrap();
+        let files = report.write(dir.path()).unwrap();
+        assert!(files.len() >= 4, "{files:?}");
+        let summary = crate::report::render::summary::summary(&report)
+            + &crate::report::render::summary::verdict_line(&report);
+        for (name, text) in files
+            .iter()
+            .map(|f| (f.display().to_string(), std::fs::read_to_string(f).unwrap()))
+            .chain([("the terminal summary".to_string(), summary)])
+        {
+            assert!(!text.contains("s3cret"), "{name} holds a secret");
+        }
+    }
+}

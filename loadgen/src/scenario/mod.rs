@@ -105,6 +105,50 @@ pub struct Target {
     /// not `mcp-proxy`); each unset one keeps the bundled proxy's name.
     #[serde(default)]
     pub metrics: MetricNames,
+    /// The bundled proxy's instance secrets (`[instance.secrets]` in its seed), which the
+    /// upstreams' `headers` templates name as `${NAME}`; with any, the proxy gets a throw-away
+    /// `MCP_PROXY_SECRET_KEY`. Never shown: serialized (the report's scenario) as `***`.
+    #[serde(default)]
+    pub secrets: Secrets,
+}
+
+/// `[target] secrets = { NAME = "value" }`: values that must not reach a report. `Debug` and
+/// `Serialize` show each value as `***`; [`Secrets::expose`] is the one way to the values.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secrets(BTreeMap<String, String>);
+
+/// What a secret's value is shown as.
+pub const REDACTED: &str = "***";
+
+impl Secrets {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// The values, for the one place that must write them (the bundled proxy's seed).
+    pub fn expose(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+}
+
+impl Serialize for Secrets {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.keys().map(|k| (k, REDACTED)))
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, REDACTED)))
+            .finish()
+    }
 }
 
 /// `[target.metrics]`: series of the target's `/metrics`, each `name` or
@@ -153,6 +197,7 @@ impl Default for Target {
             config_template: None,
             ready_url: None,
             metrics: MetricNames::default(),
+            secrets: Secrets::default(),
         }
     }
 }
@@ -191,6 +236,44 @@ pub struct Upstream {
     pub tls: bool,
     /// `mock-mcp --seed` (reproducible random faults).
     pub seed: Option<u64>,
+    /// `mock-mcp serve --require-header "Name: value"`: the mock answers 401 to a request
+    /// without it. Serialized (the report's scenario) as `Name: ***`.
+    #[serde(default)]
+    pub require_header: Option<RequireHeader>,
+    /// Headers the bundled proxy sends this HTTP upstream (the seed's `headers`): templates
+    /// whose `${NAME}` are `target.secrets`, rendered by the proxy (`$$` is a `$`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// `[[upstream]] require_header = "Name: value"`: a credential, so `Debug` and `Serialize`
+/// show `Name: ***`; [`RequireHeader::expose`] is the one way to the value.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct RequireHeader(String);
+
+impl RequireHeader {
+    /// The whole `Name: value`, for the one place that must pass it (the mock's argv).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn shown(&self) -> String {
+        let name = self.0.split_once(':').map_or("", |(n, _)| n.trim());
+        format!("{name}: {REDACTED}")
+    }
+}
+
+impl Serialize for RequireHeader {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.shown())
+    }
+}
+
+impl std::fmt::Debug for RequireHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.shown())
+    }
 }
 
 /// The MCP protocol era each goose user speaks.

@@ -491,3 +491,163 @@ tasks = 'nodejs_active_handles{type="Socket"}'"#,
     ));
     assert!(e.contains("`leaks.expect_reaped_within`"), "{e}");
 }
+
+/// `MINIMAL` whose upstream wants credentials the bundled proxy is given.
+const CREDENTIALS: &str = r#"
+name = "t"
+[target]
+secrets = { TOKEN = "s3cret-abc" }
+[[upstream]]
+name = "echo"
+mock = "serve"
+require_header = "Authorization: Bearer s3cret-abc"
+headers = { Authorization = "Bearer ${TOKEN}" }
+[load]
+users = 2
+warmup = "1s"
+duration = "2s"
+mix = { "tools/call echo" = 1 }
+"#;
+
+#[test]
+fn upstream_credentials_are_read() {
+    let s = Scenario::parse(CREDENTIALS).unwrap();
+    let u = &s.upstreams[0];
+    assert_eq!(
+        u.require_header.as_ref().map(RequireHeader::expose),
+        Some("Authorization: Bearer s3cret-abc")
+    );
+    assert_eq!(u.headers["Authorization"], "Bearer ${TOKEN}");
+    assert_eq!(s.target.secrets.expose()["TOKEN"], "s3cret-abc");
+    assert_eq!(s.target.secrets.names().collect::<Vec<_>>(), ["TOKEN"]);
+    // none of it by default
+    let s = Scenario::parse(MINIMAL).unwrap();
+    assert!(s.target.secrets.is_empty());
+    assert!(s.upstreams[0].require_header.is_none() && s.upstreams[0].headers.is_empty());
+    // `$$` is a literal `$`, and a header need not be a template
+    let literal = CREDENTIALS.replace("Bearer ${TOKEN}", "Bearer $$5 ${TOKEN}");
+    Scenario::parse(&literal).unwrap();
+}
+
+#[test]
+fn the_scenario_echo_never_holds_a_secret() {
+    let s = Scenario::parse(CREDENTIALS).unwrap();
+    // what run/facts.rs writes as report.json's `scenario`
+    let echo = serde_json::to_value(&s).unwrap();
+    let text = echo.to_string();
+    assert!(!text.contains("s3cret-abc"), "{text}");
+    assert_eq!(
+        echo["target"]["secrets"],
+        serde_json::json!({ "TOKEN": "***" })
+    );
+    assert_eq!(
+        echo["upstream"][0]["require_header"], "Authorization: ***",
+        "the mock's credential is the same secret"
+    );
+    // the template names the secret, it does not hold it
+    assert_eq!(
+        echo["upstream"][0]["headers"]["Authorization"],
+        "Bearer ${TOKEN}"
+    );
+    assert!(!format!("{s:?}").contains("s3cret-abc"));
+    assert!(!toml::to_string(&s).unwrap().contains("s3cret-abc"));
+}
+
+#[test]
+fn credential_settings_that_cannot_work_are_errors_naming_the_entry() {
+    let cases = [
+        (
+            CREDENTIALS
+                .replace("mock = \"serve\"", "mock = \"stdio\"")
+                .replace("headers = { Authorization = \"Bearer ${TOKEN}\" }\n", ""),
+            "upstream \"echo\": `require_header` applies to `mock = \"serve\"` only",
+        ),
+        (
+            CREDENTIALS
+                .replace("mock = \"serve\"", "mock = \"stdio\"")
+                .replace(
+                    "require_header = \"Authorization: Bearer s3cret-abc\"\n",
+                    "",
+                ),
+            "upstream \"echo\": `headers` apply to HTTP upstreams (`mock = \"serve\"`) only",
+        ),
+        (
+            CREDENTIALS.replace("Authorization: Bearer s3cret-abc", "Bearer s3cret-abc"),
+            "upstream \"echo\": `require_header` expects \"Name: value\"",
+        ),
+        (
+            CREDENTIALS.replace("Authorization: Bearer s3cret-abc", "Auth orization: x"),
+            "`Auth orization` is not a header name",
+        ),
+        (
+            CREDENTIALS.replace("Authorization: Bearer s3cret-abc", "Authorization:  "),
+            "the value is empty",
+        ),
+        (
+            CREDENTIALS.replace("${TOKEN}", "${TOKEM}"),
+            "upstream \"echo\": `headers.Authorization` uses `${TOKEM}`, which `target.secrets` does not define",
+        ),
+        (
+            CREDENTIALS.replace("${TOKEN}", "${TOKEN"),
+            "upstream \"echo\": `headers.Authorization`: unclosed `${`",
+        ),
+        (
+            CREDENTIALS.replace("${TOKEN}", "${1X}"),
+            "`${1X}`: a name is [A-Za-z_]",
+        ),
+        (
+            CREDENTIALS.replace("headers = { Authorization", "headers = { \"Bad Name\""),
+            "`headers.Bad Name`: `Bad Name` is not a header name",
+        ),
+        (
+            CREDENTIALS.replace("s3cret-abc\" }", "s3cret\\nabc\" }"),
+            "`headers.Authorization`: its value (with `target.secrets`) holds a character a header cannot carry",
+        ),
+        (
+            CREDENTIALS.replace("{ TOKEN = \"s3cret-abc\" }", "{ TOKEN = \"\" }"),
+            "`target.secrets.TOKEN` is empty",
+        ),
+        (
+            CREDENTIALS.replace("{ TOKEN = ", "{ \"MY-TOKEN\" = "),
+            "`target.secrets.MY-TOKEN`: a secret's name is [A-Za-z_][A-Za-z0-9_]*",
+        ),
+        (
+            CREDENTIALS.replace(
+                "[target]\n",
+                "[target]\nurl = \"http://127.0.0.1:1/mcp/x\"\n",
+            ),
+            "`target.secrets` go into the bundled proxy's seed",
+        ),
+    ];
+    for (text, needle) in cases {
+        let e = err(&text);
+        assert!(e.contains(needle), "{needle}\n{text}\n→ {e}");
+        assert!(!e.contains("s3cret"), "an error never repeats a value: {e}");
+    }
+    // headers on a started target's upstream go nowhere
+    let started = with(STARTED, "").replace(
+        "mock = \"serve\"",
+        "mock = \"serve\"\nheaders = { A = \"b\" }",
+    );
+    let e = err(&started);
+    assert!(
+        e.contains("upstream \"echo\": `headers` go into the bundled proxy's seed"),
+        "{e}"
+    );
+    // ... but its mock may still ask for a header (the target's own config sends it)
+    let started = with(STARTED, "").replace(
+        "mock = \"serve\"",
+        "mock = \"serve\"\nrequire_header = \"X-Key: k\"",
+    );
+    Scenario::parse(&started).unwrap();
+}
+
+#[test]
+fn credential_errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("creds.toml");
+    std::fs::write(&path, CREDENTIALS.replace("${TOKEN}", "${NOPE}")).unwrap();
+    let e = Scenario::load(&path).unwrap_err().to_string();
+    assert!(e.starts_with(&path.display().to_string()), "{e}");
+    assert!(e.contains("`headers.Authorization` uses `${NOPE}`"), "{e}");
+}

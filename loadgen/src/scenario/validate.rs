@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{CapacityModel, Database, MockKind, Op, PhaseAction, Scenario};
+use std::collections::BTreeMap;
+
+use super::{CapacityModel, Database, MockKind, Op, PhaseAction, Scenario, Upstream};
 
 impl Scenario {
     /// Every rule, the first broken one as the error.
@@ -205,6 +207,7 @@ impl Scenario {
                 ));
             }
         }
+        self.validate_secrets()?;
         if !self.started()
             && (!t.env.is_empty()
                 || t.cwd.is_some()
@@ -241,6 +244,29 @@ impl Scenario {
             }
             if t.pid.is_some() && t.pid_file.is_some() {
                 return Err("set `target.pid` or `target.pid_file`, not both".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// `target.secrets`: the bundled proxy's only, names the proxy's templates can name, values
+    /// never repeated in an error.
+    fn validate_secrets(&self) -> Result<(), String> {
+        let secrets = &self.target.secrets;
+        if secrets.is_empty() {
+            return Ok(());
+        }
+        if !self.bundled() {
+            return Err("`target.secrets` go into the bundled proxy's seed (`[instance.secrets]`); a `target.url`/`target.command`/`target.stdio` target holds its own credentials".into());
+        }
+        for (name, value) in secrets.expose() {
+            if !secret_name(name) {
+                return Err(format!(
+                    "`target.secrets.{name}`: a secret's name is [A-Za-z_][A-Za-z0-9_]* (at most 128 characters), as `${{NAME}}` in a template names it"
+                ));
+            }
+            if value.is_empty() {
+                return Err(format!("`target.secrets.{name}` is empty"));
             }
         }
         Ok(())
@@ -342,8 +368,71 @@ impl Scenario {
                     u.name
                 ));
             }
+            self.validate_credentials(u)?;
         }
         Ok(names)
+    }
+
+    /// An upstream's `require_header` (what its mock asks for) and `headers` (what the bundled
+    /// proxy sends it): HTTP mocks only, well-formed, every `${NAME}` in `target.secrets`.
+    /// An error names the upstream and the field, never a value.
+    fn validate_credentials(&self, u: &Upstream) -> Result<(), String> {
+        let which = format!("upstream \"{}\"", u.name);
+        if let Some(spec) = &u.require_header {
+            if u.mock != MockKind::Serve {
+                return Err(format!(
+                    "{which}: `require_header` applies to `mock = \"serve\"` only (a stdio mock gets no HTTP request to check)"
+                ));
+            }
+            let expected = "expects \"Name: value\" (e.g. \"Authorization: Bearer abc\")";
+            let Some((name, value)) = spec.expose().split_once(':') else {
+                return Err(format!("{which}: `require_header` {expected}: no `:`"));
+            };
+            if !header_name(name.trim()) {
+                return Err(format!(
+                    "{which}: `require_header` {expected}: `{}` is not a header name",
+                    name.trim()
+                ));
+            }
+            if value.trim().is_empty() || !header_value(value) {
+                return Err(format!(
+                    "{which}: `require_header` {expected}: the value is empty or holds a character a header cannot carry"
+                ));
+            }
+        }
+        if u.headers.is_empty() {
+            return Ok(());
+        }
+        if u.mock != MockKind::Serve {
+            return Err(format!(
+                "{which}: `headers` apply to HTTP upstreams (`mock = \"serve\"`) only"
+            ));
+        }
+        if !self.bundled() {
+            return Err(format!(
+                "{which}: `headers` go into the bundled proxy's seed; a `target.command` target sends its upstreams what its own config says"
+            ));
+        }
+        let secrets = self.target.secrets.expose();
+        for (name, template) in &u.headers {
+            let field = format!("{which}: `headers.{name}`");
+            if !header_name(name) {
+                return Err(format!("{field}: `{name}` is not a header name"));
+            }
+            for needed in template_names(template).map_err(|e| format!("{field}: {e}"))? {
+                if !secrets.contains_key(needed) {
+                    return Err(format!(
+                        "{field} uses `${{{needed}}}`, which `target.secrets` does not define"
+                    ));
+                }
+            }
+            if !header_value(&render(template, secrets)) {
+                return Err(format!(
+                    "{field}: its value (with `target.secrets`) holds a character a header cannot carry"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// With more than one upstream (or `prefix = "always"`), a call to a namespace nobody defines can never succeed.
@@ -499,4 +588,86 @@ impl CapacityModel {
         }
         Ok(())
     }
+}
+
+/// A secret's name as the bundled proxy's templates name it: `[A-Za-z_][A-Za-z0-9_]*`, at most
+/// 128 bytes.
+fn secret_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && name.len() <= 128
+}
+
+/// An HTTP header name: a non-empty token (RFC 9110).
+fn header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// An HTTP header value: no control character but a tab.
+fn header_value(value: &str) -> bool {
+    !value.chars().any(|c| c.is_control() && c != '\t')
+}
+
+/// One piece of a `${NAME}` template (the bundled proxy's syntax: `$$` is a `$`, any other `$`
+/// is itself).
+enum Part<'t> {
+    Text(&'t str),
+    Name(&'t str),
+}
+
+fn parts(template: &str) -> Result<Vec<Part<'_>>, String> {
+    let mut parts = Vec::new();
+    let mut rest = template;
+    while let Some(at) = rest.find('$') {
+        parts.push(Part::Text(&rest[..at]));
+        let after = &rest[at + 1..];
+        if let Some(after) = after.strip_prefix('$') {
+            parts.push(Part::Text("$"));
+            rest = after;
+        } else if let Some(inner) = after.strip_prefix('{') {
+            let Some(end) = inner.find('}') else {
+                return Err("unclosed `${`".into());
+            };
+            let name = &inner[..end];
+            if !secret_name(name) {
+                return Err(format!(
+                    "`${{{name}}}`: a name is [A-Za-z_][A-Za-z0-9_]* (at most 128 characters)"
+                ));
+            }
+            parts.push(Part::Name(name));
+            rest = &inner[end + 1..];
+        } else {
+            parts.push(Part::Text("$"));
+            rest = after;
+        }
+    }
+    parts.push(Part::Text(rest));
+    Ok(parts)
+}
+
+/// The `${NAME}`s a template uses, in order.
+fn template_names(template: &str) -> Result<Vec<&str>, String> {
+    Ok(parts(template)?
+        .into_iter()
+        .filter_map(|p| match p {
+            Part::Name(n) => Some(n),
+            Part::Text(_) => None,
+        })
+        .collect())
+}
+
+/// A checked template with its `${NAME}`s replaced (an unknown one by nothing).
+fn render(template: &str, secrets: &BTreeMap<String, String>) -> String {
+    parts(template)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| match p {
+            Part::Text(t) => t,
+            Part::Name(n) => secrets.get(n).map_or("", String::as_str),
+        })
+        .collect()
 }

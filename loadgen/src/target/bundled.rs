@@ -24,6 +24,64 @@ pub struct ProxySpec<'a> {
     pub seed: Option<&'a Path>,
     pub extra: &'a [String],
     pub ready_timeout: Duration,
+    /// The run's throw-away key for the instance secrets (see [`SecretKey::for_scenario`]).
+    pub secret_key: Option<&'a SecretKey>,
+}
+
+/// The variable `mcp-proxy` reads its key for sealing instance secrets from.
+pub const SECRET_KEY_ENV: &str = "MCP_PROXY_SECRET_KEY";
+
+/// A throw-away key for the proxy's instance secrets: 32 random bytes as 64 lowercase hex
+/// digits, made once per run and given to every `mcp-proxy` of it (the replicas share the
+/// store, so they share the key). `Debug` hides it; it is never written to a file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey(String);
+
+impl SecretKey {
+    /// A fresh key from the system's random source.
+    pub fn generate() -> anyhow::Result<SecretKey> {
+        use std::io::Read;
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .context("cannot read 32 random bytes for MCP_PROXY_SECRET_KEY from /dev/urandom")?;
+        Ok(SecretKey(
+            bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        ))
+    }
+
+    /// A key when the scenario gives the proxy secrets (`target.secrets`), else none (the
+    /// proxy then inherits the harness's environment unchanged).
+    pub fn for_scenario(scenario: &Scenario) -> anyhow::Result<Option<SecretKey>> {
+        if scenario.target.secrets.is_empty() {
+            return Ok(None);
+        }
+        SecretKey::generate().map(Some)
+    }
+
+    /// The hex digits.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(***)")
+    }
+}
+
+/// The environment an `mcp-proxy` of this run gets on top of the harness's: the secret key,
+/// when there is one.
+pub fn proxy_env(key: Option<&SecretKey>) -> Vec<(&'static str, String)> {
+    key.map(|k| (SECRET_KEY_ENV, k.expose().to_string()))
+        .into_iter()
+        .collect()
+}
+
+/// The environment of `mcp-proxy serve` for `spec` (see [`proxy_env`]).
+pub fn serve_env(spec: &ProxySpec<'_>) -> Vec<(&'static str, String)> {
+    proxy_env(spec.secret_key)
 }
 
 /// `mcp-proxy serve` for `spec`: its address, database, seed, and the scenario's extra flags.
@@ -86,10 +144,16 @@ pub fn version(bin: &Path) -> Option<String> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 
-/// Runs `mcp-proxy ARGS` to completion; its stdout and stderr, or an error with both.
-async fn cli(bin: &Path, args: &[&str]) -> anyhow::Result<(String, String)> {
+/// Runs `mcp-proxy ARGS` (with the run's secret key, if any) to completion; its stdout and
+/// stderr, or an error with both.
+async fn cli(
+    bin: &Path,
+    args: &[&str],
+    key: Option<&SecretKey>,
+) -> anyhow::Result<(String, String)> {
     let out = crate::process::spawn::command(bin, nix::sys::signal::Signal::SIGTERM, false)
         .args(args)
+        .envs(proxy_env(key))
         .output()
         .await
         .with_context(|| format!("cannot run {}", bin.display()))?;
@@ -106,15 +170,25 @@ async fn cli(bin: &Path, args: &[&str]) -> anyhow::Result<(String, String)> {
     Ok((stdout, stderr))
 }
 
-/// `mcp-proxy seed SEED --database-url DB`.
-pub async fn seed(bin: &Path, seed: &Path, db: &str) -> anyhow::Result<()> {
+/// `mcp-proxy seed SEED --database-url DB` (with the key that seals the seed's secrets).
+pub async fn seed(
+    bin: &Path,
+    seed: &Path,
+    db: &str,
+    key: Option<&SecretKey>,
+) -> anyhow::Result<()> {
     let seed = seed.display().to_string();
-    cli(bin, &["seed", &seed, "--database-url", db]).await?;
+    cli(bin, &["seed", &seed, "--database-url", db], key).await?;
     Ok(())
 }
 
 /// `mcp-proxy keys create --instance INSTANCE`: the new key's id and secret.
-pub async fn create_key(bin: &Path, instance: &str, db: &str) -> anyhow::Result<(String, String)> {
+pub async fn create_key(
+    bin: &Path,
+    instance: &str,
+    db: &str,
+    key: Option<&SecretKey>,
+) -> anyhow::Result<(String, String)> {
     let (stdout, stderr) = cli(
         bin,
         &[
@@ -125,6 +199,7 @@ pub async fn create_key(bin: &Path, instance: &str, db: &str) -> anyhow::Result<
             "--database-url",
             db,
         ],
+        key,
     )
     .await?;
     let id = stderr
@@ -137,8 +212,13 @@ pub async fn create_key(bin: &Path, instance: &str, db: &str) -> anyhow::Result<
 }
 
 /// `mcp-proxy keys revoke KEY_ID` (the change is committed when it exits).
-pub async fn revoke_key(bin: &Path, id: &str, db: &str) -> anyhow::Result<()> {
-    cli(bin, &["keys", "revoke", id, "--database-url", db]).await?;
+pub async fn revoke_key(
+    bin: &Path,
+    id: &str,
+    db: &str,
+    key: Option<&SecretKey>,
+) -> anyhow::Result<()> {
+    cli(bin, &["keys", "revoke", id, "--database-url", db], key).await?;
     Ok(())
 }
 
@@ -148,8 +228,10 @@ pub fn proxy_address(listen: Option<SocketAddr>) -> anyhow::Result<SocketAddr> {
 }
 
 /// The bundled proxy's seed for `scenario`: one upstream per `[[upstream]]` (HTTP mocks at
-/// `mocks`' URLs, trusting their CA when they serve TLS; stdio mocks as the proxy's children,
-/// keeping their counters in `stats_dir`) and one instance with its key.
+/// `mocks`' URLs, trusting their CA when they serve TLS, with their `headers` templates; stdio
+/// mocks as the proxy's children, keeping their counters in `stats_dir`) and one instance with
+/// its key and `target.secrets` (`[instance.secrets]`, the only place their values are
+/// written: see [`write_seed`]).
 pub fn seed_toml(
     scenario: &Scenario,
     mock_bin: &Path,
@@ -171,6 +253,14 @@ pub fn seed_toml(
                 );
                 if let Some(ca) = mock.and_then(|m| m.ca_file.as_ref()) {
                     t.insert("ca_file".into(), Value::String(ca.display().to_string()));
+                }
+                if !u.headers.is_empty() {
+                    let headers = u
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                        .collect();
+                    t.insert("headers".into(), Value::Table(headers));
                 }
             }
             MockKind::Stdio => {
@@ -215,6 +305,14 @@ pub fn seed_toml(
         "prefix".into(),
         Value::String(scenario.target.prefix.clone()),
     );
+    let secrets = scenario.target.secrets.expose();
+    if !secrets.is_empty() {
+        let secrets = secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        instance.insert("secrets".into(), Value::Table(secrets));
+    }
     let mut root = Table::new();
     root.insert("upstream".into(), Value::Array(upstreams));
     root.insert(
@@ -223,3 +321,26 @@ pub fn seed_toml(
     );
     toml::to_string(&root).expect("a table serializes")
 }
+
+/// Writes `seed` (from [`seed_toml`]) to `path`, readable by its owner only: it holds the
+/// instance secrets.
+pub fn write_seed(path: &Path, seed: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    // an existing file keeps its mode on open
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {}", path.display()))?;
+    f.write_all(seed.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+#[path = "bundled_tests.rs"]
+mod tests;

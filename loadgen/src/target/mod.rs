@@ -21,7 +21,7 @@ mod start;
 mod started;
 mod stdio;
 
-pub use bundled::{ProxySpec, proxy_address, seed_toml};
+pub use bundled::{ProxySpec, SecretKey, proxy_address, seed_toml};
 pub use start::start;
 
 use std::collections::BTreeMap;
@@ -255,7 +255,8 @@ impl Processes {
         })
     }
 
-    /// Starts `mcp-proxy serve` and waits for `/ready`; returns its address and PID.
+    /// Starts `mcp-proxy serve` (with the run's `secret_key`, if any) and waits for `/ready`;
+    /// returns its address and PID.
     pub async fn start_proxy(
         &mut self,
         bin: &Path,
@@ -263,6 +264,7 @@ impl Processes {
         seed: &Path,
         extra: &[String],
         ready_timeout: Duration,
+        secret_key: Option<&SecretKey>,
     ) -> anyhow::Result<(SocketAddr, u32)> {
         let db = self.dir.join("proxy.db");
         let spec = ProxySpec {
@@ -272,6 +274,7 @@ impl Processes {
             seed: Some(seed),
             extra,
             ready_timeout,
+            secret_key,
         };
         self.start_proxy_as(bin, &spec).await
     }
@@ -288,6 +291,7 @@ impl Processes {
         let (log, f) = self.log_file(name)?;
         let mut cmd = spawn::command(bin, Signal::SIGTERM, false);
         cmd.args(bundled::serve_args(spec))
+            .envs(bundled::serve_env(spec))
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -518,6 +522,10 @@ pub(crate) fn mock_args(u: &crate::scenario::Upstream) -> Vec<String> {
     if let Some(s) = u.seed {
         args.push("--seed".into());
         args.push(s.to_string());
+    }
+    if let Some(h) = &u.require_header {
+        args.push("--require-header".into());
+        args.push(h.expose().to_string());
     }
     args
 }

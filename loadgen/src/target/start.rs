@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::bundled::{db_pool_size, mcp_url, metrics_url, proxy_address, seed_toml, version};
+use super::bundled::{
+    SecretKey, db_pool_size, mcp_url, metrics_url, proxy_address, seed_toml, version, write_seed,
+};
 use super::deployment::{self, Deployment};
 use super::{Binaries, Endpoint, Processes, command, external, stdio};
 use crate::scenario::{MockKind, Scenario};
@@ -62,17 +64,27 @@ async fn start_bundled(
     }
     let seed = out_dir.join("seed.toml");
     let stats_dir = out_dir.join("mock-stats");
-    std::fs::write(
+    write_seed(
         &seed,
-        seed_toml(scenario, &bins.mock, &mocks, Some(&stats_dir)),
+        &seed_toml(scenario, &bins.mock, &mocks, Some(&stats_dir)),
     )?;
+    // one throw-away key for every mcp-proxy of the run, when the seed holds secrets
+    let key = SecretKey::for_scenario(scenario)?;
     let (addr, pid) = if Deployment::wanted(scenario) {
-        let d = deployment.insert(Deployment::start(scenario, &bins, out_dir, procs, &seed).await?);
+        let d = deployment
+            .insert(Deployment::start(scenario, &bins, out_dir, procs, &seed, key).await?);
         (d.frontend, None)
     } else {
         let listen = proxy_address(t.listen)?;
         let (addr, pid) = procs
-            .start_proxy(&bins.proxy, listen, &seed, &t.proxy_args, t.ready_timeout)
+            .start_proxy(
+                &bins.proxy,
+                listen,
+                &seed,
+                &t.proxy_args,
+                t.ready_timeout,
+                key.as_ref(),
+            )
             .await?;
         (addr, Some(pid))
     };

@@ -24,7 +24,7 @@ use nix::sys::signal::Signal;
 
 use crate::observe::sampler::{Probe, Sampler};
 use crate::scenario::{Database, PhaseAction, Protocol, Scenario};
-use crate::target::{Binaries, Processes, ProxySpec, bundled};
+use crate::target::{Binaries, Processes, ProxySpec, SecretKey, bundled};
 use haproxy::{AdminState, Haproxy, HaproxyOptions};
 use postgres::Postgres;
 
@@ -63,6 +63,8 @@ pub struct Deployment {
     extra: Vec<String>,
     ready_timeout: Duration,
     instance: String,
+    /// The run's key for the instance secrets: every replica and `mcp-proxy` command gets it.
+    secret_key: Option<SecretKey>,
 }
 
 /// Status of one authenticated 2026-07-28 `server/discover` at `addr` with `key` (a request
@@ -103,6 +105,7 @@ impl Deployment {
         out_dir: &Path,
         procs: &mut Processes,
         seed: &Path,
+        secret_key: Option<SecretKey>,
     ) -> anyhow::Result<Deployment> {
         let t = &scenario.target;
         // everything that can be missing is looked for before anything starts
@@ -123,6 +126,7 @@ impl Deployment {
             extra: t.proxy_args.clone(),
             ready_timeout: t.ready_timeout,
             instance: t.instance.clone(),
+            secret_key,
         };
         deployment.database_url = match &t.database_url {
             Some(url) => url.clone(),
@@ -136,7 +140,8 @@ impl Deployment {
             }
         };
         let db = deployment.database_url.clone();
-        bundled::seed(&bins.proxy, seed, &db)
+        let key = deployment.secret_key.clone();
+        bundled::seed(&bins.proxy, seed, &db, key.as_ref())
             .await
             .context("seeding the shared database")?;
         if scenario
@@ -144,7 +149,8 @@ impl Deployment {
             .iter()
             .any(|p| p.action == PhaseAction::RevokeKey)
         {
-            let (id, key) = bundled::create_key(&bins.proxy, &t.instance, &db).await?;
+            let (id, key) =
+                bundled::create_key(&bins.proxy, &t.instance, &db, key.as_ref()).await?;
             deployment.revocable = Some(RevocableKey { id, key });
         }
         for i in 1..=t.replicas {
@@ -205,6 +211,7 @@ impl Deployment {
             seed: None,
             extra: &self.extra,
             ready_timeout: self.ready_timeout,
+            secret_key: self.secret_key.as_ref(),
         };
         // its errors name it
         let (_, pid) = procs.start_proxy_as(&self.proxy_bin, &spec).await?;
@@ -295,7 +302,7 @@ impl Deployment {
         }
         let db = self.database_url.clone();
         let started = Instant::now();
-        bundled::revoke_key(&self.proxy_bin, &key.id, &db).await?;
+        bundled::revoke_key(&self.proxy_bin, &key.id, &db, self.secret_key.as_ref()).await?;
         let revoked = Instant::now();
         let command_ms = revoked.duration_since(started).as_secs_f64() * 1000.0;
         let mut polls = tokio::task::JoinSet::new();
