@@ -431,6 +431,7 @@ async fn an_https_upstream_keeps_its_ca_file_and_a_new_seed_replaces_it() {
             UpstreamTransport::StreamableHttp {
                 url: "https://mcp.example.com/mcp".into(),
                 ca_file: Some(ca_file.clone()),
+                headers: Default::default(),
             },
             "{}",
             db.label
@@ -448,6 +449,117 @@ async fn an_https_upstream_keeps_its_ca_file_and_a_new_seed_replaces_it() {
             "{}: {:?}",
             db.label,
             config.upstreams[0].transport
+        );
+        store.close().await;
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn credentials_round_trip_sealed_and_bound_to_their_own_instance() {
+    use mcp_proxy::domain::secrets::{Keyring, Secret, SecretKey};
+    let seed = |extra_instance: &str| {
+        format!(
+            r#"
+[[upstream]]
+name = "gh"
+transport = "streamable-http"
+url = "https://mcp.example.com/mcp"
+connection = "per-session"
+headers = {{ Authorization = "Bearer ${{TOKEN}}" }}
+forward_headers = {{ X-User = "X-Upstream-User" }}
+
+[[instance]]
+id = "a"
+upstreams = ["gh"]
+secrets = {{ TOKEN = "token-of-a" }}
+
+[[instance]]
+id = "b"
+upstreams = ["gh"]
+secrets = {{ TOKEN = "token-of-b" }}
+{extra_instance}"#
+        )
+    };
+    for db in databases().await {
+        let (store, metrics) = open(&db).await;
+        let keyring = Keyring::new(SecretKey::parse(&SecretKey::generate()).unwrap(), vec![]);
+        let store = store.with_keyring(Some(keyring));
+        let report = store
+            .apply_seed(&Seed::parse(&seed("")).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(report.secrets_set, 2, "{}", db.label);
+        let before = queries(&metrics, "instance_config") + queries(&metrics, "instance_secrets");
+        for (instance, token) in [("a", "token-of-a"), ("b", "token-of-b")] {
+            let config = store.instance_config(instance).await.unwrap().unwrap();
+            let gh = &config.upstreams[0];
+            assert_eq!(
+                gh.forward_headers["X-User"], "X-Upstream-User",
+                "{}",
+                db.label
+            );
+            let rendered = gh.rendered().unwrap();
+            assert_eq!(
+                rendered[0].1.expose(),
+                format!("Bearer {token}"),
+                "{}",
+                db.label
+            );
+        }
+        let after = queries(&metrics, "instance_config") + queries(&metrics, "instance_secrets");
+        assert_eq!(
+            after - before,
+            4,
+            "{}: two flat queries per config",
+            db.label
+        );
+
+        store
+            .set_secret("a", "TOKEN", &Secret::new("token-of-a-2"))
+            .await
+            .unwrap();
+        let config = store.instance_config("a").await.unwrap().unwrap();
+        assert_eq!(
+            config.upstreams[0].rendered().unwrap()[0].1.expose(),
+            "Bearer token-of-a-2"
+        );
+        assert_eq!(
+            store
+                .list_secrets("a")
+                .await
+                .unwrap()
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>(),
+            ["TOKEN"]
+        );
+
+        // an instance without the secret: refused naming all three, and nothing applied
+        let e = store
+            .apply_seed(
+                &Seed::parse(&seed("[[instance]]\nid = \"c\"\nupstreams = [\"gh\"]\n")).unwrap(),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("instance \"c\" uses upstream \"gh\"") && e.contains("${TOKEN}"),
+            "{}: {e}",
+            db.label
+        );
+        assert!(
+            store.instance_config("c").await.unwrap().is_none(),
+            "{}: rolled back",
+            db.label
+        );
+
+        store.check_secret_keys().await.unwrap();
+        let keyless = store.clone().with_keyring(None);
+        let e = keyless.check_secret_keys().await.unwrap_err().to_string();
+        assert!(
+            e.contains("holds 2 secret(s)") && e.contains("no secret key"),
+            "{e}"
         );
         store.close().await;
         db.cleanup().await;
