@@ -95,14 +95,21 @@ pub(super) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
 pub(super) fn connect_cause(e: &ClientInitializeError) -> String {
     match e {
         ClientInitializeError::TransportError { error, context } => {
-            let mut cause: &(dyn std::error::Error + 'static) = error;
-            while let Some(next) = cause.source() {
-                cause = next;
-            }
-            format!("{context}: {cause}")
+            format!("{context}: {}", innermost(error))
         }
         other => other.to_string(),
     }
+}
+
+/// The last error in `e`'s source chain (`e` itself when it has none).
+fn innermost<'e>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> &'e (dyn std::error::Error + 'static) {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause
 }
 
 /// A transport failure in words a caller can act on. rmcp's own `Display` of a send error
@@ -112,11 +119,7 @@ fn concise_cause(e: &ServiceError) -> String {
     match e {
         ServiceError::TransportClosed => "the connection to the upstream is closed".into(),
         ServiceError::TransportSend(_) => {
-            let mut cause: &dyn std::error::Error = e;
-            while let Some(next) = cause.source() {
-                cause = next;
-            }
-            format!("connection to the upstream failed: {cause}")
+            format!("connection to the upstream failed: {}", innermost(e))
         }
         other => other.to_string(),
     }

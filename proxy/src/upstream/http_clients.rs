@@ -1,8 +1,9 @@
 //! The HTTP clients upstreams are reached through. One pooled `reqwest::Client` serves every
 //! upstream without a `ca_file`: rustls, the platform's root certificates, and the proxy the
 //! environment names (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`). An upstream with a private CA
-//! gets the client of its PEM (the platform's roots plus the file's), read at each connect: a
-//! replaced file gets a new client, and the old client's pool ends with its last connection.
+//! gets the client of its PEM (the platform's roots plus the file's), looked at each connect
+//! (its size and modification time; read again only when they change): a replaced file gets a
+//! new client, and the old client's pool ends with its last connection.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,8 +20,9 @@ pub struct PoolSettings {
 pub struct HttpClients {
     pool: PoolSettings,
     default: reqwest::Client,
-    /// By `ca_file` path: the PEM it held when its client was built, and that client.
-    by_ca: Mutex<HashMap<String, (Vec<u8>, reqwest::Client)>>,
+    /// By `ca_file` path: the file's size and modification time when its client was built,
+    /// and that client.
+    by_ca: Mutex<HashMap<String, (Stamp, reqwest::Client)>>,
 }
 
 impl HttpClients {
@@ -38,15 +40,15 @@ impl HttpClients {
         let Some(path) = ca_file else {
             return Ok(self.default.clone());
         };
-        let pem = tokio::fs::read(path)
-            .await
-            .map_err(|e| format!("cannot read ca_file {path:?}: {e}"))?;
-        let mut by_ca = self.by_ca.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((held, client)) = by_ca.get(path)
-            && *held == pem
+        let unreadable = |e: std::io::Error| format!("cannot read ca_file {path:?}: {e}");
+        let meta = tokio::fs::metadata(path).await.map_err(unreadable)?;
+        let stamp = (meta.len(), meta.modified().ok());
+        if let Some((held, client)) = self.lock().get(path)
+            && *held == stamp
         {
             return Ok(client.clone());
         }
+        let pem = tokio::fs::read(path).await.map_err(unreadable)?;
         let roots = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| format!("ca_file {path:?} is not PEM certificates: {e}"))?;
         if roots.is_empty() {
@@ -56,10 +58,18 @@ impl HttpClients {
             .tls_certs_merge(roots)
             .build()
             .map_err(|e| format!("ca_file {path:?}: {e}"))?;
-        by_ca.insert(path.to_string(), (pem, client.clone()));
+        self.lock()
+            .insert(path.to_string(), (stamp, client.clone()));
         Ok(client)
     }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Stamp, reqwest::Client)>> {
+        self.by_ca.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
+
+/// A file's size and modification time: what tells it was replaced.
+type Stamp = (u64, Option<std::time::SystemTime>);
 
 fn builder(pool: PoolSettings) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
