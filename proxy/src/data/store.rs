@@ -737,8 +737,13 @@ async fn upsert_upstream(
             url,
             ca_file,
             headers,
+        }
+        | UpstreamTransport::Sse {
+            url,
+            ca_file,
+            headers,
         } => (
-            "streamable-http",
+            u.transport.wire(),
             Some(url.clone()),
             ca_file.clone(),
             None,
@@ -860,13 +865,25 @@ fn upstream_from_row(row: &AnyRow) -> Result<Option<UpstreamConfig>, StoreError>
     };
     let transport: String = row.try_get("transport")?;
     let transport = match transport.as_str() {
-        "streamable-http" => UpstreamTransport::StreamableHttp {
-            url: row
+        wire @ ("streamable-http" | "sse") => {
+            let url = row
                 .try_get::<Option<String>, _>("url")?
-                .ok_or_else(|| corrupt("streamable-http upstream without url".into()))?,
-            ca_file: row.try_get::<Option<String>, _>("ca_file")?,
-            headers: json_map(row, "headers").map_err(corrupt)?,
-        },
+                .ok_or_else(|| corrupt(format!("{wire} upstream without url")))?;
+            let ca_file = row.try_get::<Option<String>, _>("ca_file")?;
+            let headers = json_map(row, "headers").map_err(corrupt)?;
+            match wire {
+                "sse" => UpstreamTransport::Sse {
+                    url,
+                    ca_file,
+                    headers,
+                },
+                _ => UpstreamTransport::StreamableHttp {
+                    url,
+                    ca_file,
+                    headers,
+                },
+            }
+        }
         "stdio" => {
             let args: String = row.try_get("args")?;
             let env: String = row.try_get("env")?;

@@ -20,6 +20,13 @@ pub enum UpstreamTransport {
         /// Sent with every request to the upstream; values are `${NAME}` templates.
         headers: BTreeMap<String, String>,
     },
+    /// The 2024-11-05 HTTP+SSE transport: `GET url` is the event stream, whose `endpoint`
+    /// event names where messages are POSTed. Same TLS and headers as Streamable HTTP.
+    Sse {
+        url: String,
+        ca_file: Option<String>,
+        headers: BTreeMap<String, String>,
+    },
     Stdio {
         command: String,
         args: Vec<String>,
@@ -147,7 +154,8 @@ impl UpstreamConfig {
     /// The templates: header values (HTTP) or env values (stdio).
     fn templates(&self) -> &BTreeMap<String, String> {
         match &self.transport {
-            UpstreamTransport::StreamableHttp { headers, .. } => headers,
+            UpstreamTransport::StreamableHttp { headers, .. }
+            | UpstreamTransport::Sse { headers, .. } => headers,
             UpstreamTransport::Stdio { env, .. } => env,
         }
     }
@@ -220,10 +228,22 @@ pub fn is_valid_slug(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+impl UpstreamTransport {
+    /// The seed's (and the store's) name of the transport.
+    pub fn wire(&self) -> &'static str {
+        match self {
+            Self::StreamableHttp { .. } => "streamable-http",
+            Self::Sse { .. } => "sse",
+            Self::Stdio { .. } => "stdio",
+        }
+    }
+}
+
 impl fmt::Display for UpstreamTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::StreamableHttp { url, .. } => write!(f, "streamable-http {url}"),
+            Self::Sse { url, .. } => write!(f, "sse {url}"),
             Self::Stdio { command, args, .. } => write!(f, "stdio {command} {}", args.join(" ")),
         }
     }

@@ -190,9 +190,9 @@ fn validate_upstream(
         return Err(bad("defined twice".into()));
     }
     let transport = match u.transport.as_str() {
-        "streamable-http" => {
+        wire @ ("streamable-http" | "sse") => {
             let Some(url) = u.url.clone() else {
-                return Err(bad("transport \"streamable-http\" needs `url`".into()));
+                return Err(bad(format!("transport \"{wire}\" needs `url`")));
             };
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(bad(format!(
@@ -211,10 +211,18 @@ fn validate_upstream(
                 check_ca_file(ca_file).map_err(bad)?;
             }
             check_headers(&u.headers).map_err(bad)?;
-            UpstreamTransport::StreamableHttp {
-                url,
-                ca_file: u.ca_file.clone(),
-                headers: u.headers.clone(),
+            let (ca_file, headers) = (u.ca_file.clone(), u.headers.clone());
+            match wire {
+                "sse" => UpstreamTransport::Sse {
+                    url,
+                    ca_file,
+                    headers,
+                },
+                _ => UpstreamTransport::StreamableHttp {
+                    url,
+                    ca_file,
+                    headers,
+                },
             }
         }
         "stdio" => {
@@ -223,8 +231,8 @@ fn validate_upstream(
             };
             if u.url.is_some() || u.ca_file.is_some() || !u.headers.is_empty() {
                 return Err(bad(
-                    "`url`, `ca_file` and `headers` are only for transport \"streamable-http\" \
-                     (a stdio upstream takes `env`)"
+                    "`url`, `ca_file` and `headers` are only for transports \"streamable-http\" \
+                     and \"sse\" (a stdio upstream takes `env`)"
                         .into(),
                 ));
             }
@@ -237,7 +245,7 @@ fn validate_upstream(
         }
         other => {
             return Err(bad(format!(
-                "unknown transport {other:?} (expected \"streamable-http\" or \"stdio\")"
+                "unknown transport {other:?} (expected \"streamable-http\", \"sse\" or \"stdio\")"
             )));
         }
     };
@@ -325,7 +333,7 @@ fn check_forward_headers(
                 .into(),
         );
     }
-    if !matches!(transport, UpstreamTransport::StreamableHttp { .. }) {
+    if matches!(transport, UpstreamTransport::Stdio { .. }) {
         return Err("`forward_headers` applies to HTTP upstreams".into());
     }
     for (from, to) in forward {
@@ -593,5 +601,37 @@ mod credential_tests {
             first_missing_secret([("team-a", &s.upstreams[0])], |_, _| true),
             None
         );
+    }
+}
+
+#[cfg(test)]
+mod sse_tests {
+    use super::*;
+
+    #[test]
+    fn legacy_sse_upstreams_take_a_url_headers_and_forwarded_headers() {
+        let seed = Seed::parse(
+            "[[upstream]]\nname=\"old\"\ntransport=\"sse\"\nurl=\"http://127.0.0.1:9/sse\"\n\
+             connection=\"per-request\"\nheaders={ Authorization = \"Bearer ${T}\" }\n\
+             forward_headers={ X-User = \"X-Upstream-User\" }\n",
+        )
+        .unwrap();
+        let up = &seed.upstreams[0];
+        assert!(
+            matches!(&up.transport, UpstreamTransport::Sse { url, ca_file: None, headers }
+            if url.ends_with("/sse") && headers.contains_key("Authorization"))
+        );
+        assert_eq!(up.transport.wire(), "sse");
+        assert_eq!(up.secret_names().into_iter().collect::<Vec<_>>(), ["T"]);
+        let e = Seed::parse("[[upstream]]\nname=\"old\"\ntransport=\"sse\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("transport \"sse\" needs `url`"), "{e}");
+        let e = Seed::parse(
+            "[[upstream]]\nname=\"old\"\ntransport=\"sse\"\nurl=\"http://h/sse\"\nca_file=\"/x.pem\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("applies to https://"), "{e}");
     }
 }

@@ -17,6 +17,7 @@ mod error;
 pub mod events;
 pub mod handler;
 pub mod http_clients;
+pub mod legacy_sse;
 pub mod manager;
 pub mod relay;
 pub mod stdio;
@@ -168,6 +169,19 @@ impl UpstreamClient {
                         tracing::warn!(upstream = %name, "event stream not open after {STREAM_WAIT:?}; serving without waiting");
                     }
                     Ok(service)
+                }
+                UpstreamTransport::Sse { url, ca_file, .. } => {
+                    let headers = streamable_http::header_map(&rendered)?;
+                    let http = ctx.http.client(ca_file.as_deref()).await?;
+                    let check = Arc::new(streamable_http::CredentialCheck::default());
+                    credential = Some(check.clone());
+                    let transport =
+                        legacy_sse::connect(&http, url, headers, transport_ct.clone(), check)
+                            .await?;
+                    handler
+                        .serve_with_lifecycle(transport, era.lifecycle())
+                        .await
+                        .map_err(|e| error::connect_cause(&e))
                 }
                 UpstreamTransport::Stdio { command, args, .. } => {
                     let (child, group) = stdio::spawn(command, args, &rendered)

@@ -83,9 +83,14 @@ impl CredentialCheck {
         Some(self.0.load(Ordering::Acquire)).filter(|s| *s != 0)
     }
 
+    /// Records that the upstream answered `status` (401 or 403) to the credential.
+    pub(super) fn refuse(&self, status: u16) {
+        self.0.store(status, Ordering::Release);
+    }
+
     fn observe(&self, e: &HttpError) {
         if let Some(status) = refusal_status(e) {
-            self.0.store(status, Ordering::Release);
+            self.refuse(status);
         }
     }
 }
