@@ -301,14 +301,16 @@ async fn supervise(
         let faulty = FaultListener::new(current, state.clone(), generation.clone());
         match &tls {
             None => tasks.spawn(serve(faulty, app.clone(), generation.clone())),
-            Some(config) => match TlsListener::new(faulty, config.clone()) {
-                Ok(secure) => tasks.spawn(serve(secure, app.clone(), generation.clone())),
-                Err(e) => {
-                    tracing::warn!(%addr, error = %e, "cannot serve TLS; retrying");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+            Some(config) => {
+                match TlsListener::new(faulty, config.clone(), &tasks, generation.clone()) {
+                    Ok(secure) => tasks.spawn(serve(secure, app.clone(), generation.clone())),
+                    Err(e) => {
+                        tracing::warn!(%addr, error = %e, "cannot serve TLS; retrying");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
                 }
-            },
+            }
         };
         loop {
             tokio::select! {

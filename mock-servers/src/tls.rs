@@ -17,6 +17,8 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How long one client may take over its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,25 +49,42 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// Starts accepting on `inner`; the accept task stops when this listener is dropped.
-    pub fn new<L>(mut inner: L, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self>
+    /// Starts accepting on `inner`, the accept task and every handshake on `tasks` (the
+    /// server's, which its shutdown waits for); they stop when this listener is dropped or
+    /// `stop` is cancelled, a handshake also after [`HANDSHAKE_TIMEOUT`].
+    pub fn new<L>(
+        mut inner: L,
+        config: Arc<rustls::ServerConfig>,
+        tasks: &TaskTracker,
+        stop: CancellationToken,
+    ) -> std::io::Result<Self>
     where
         L: Listener<Io = TcpStream, Addr = SocketAddr>,
     {
         let local = inner.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (tx, ready) = mpsc::channel(64);
-        tokio::spawn(async move {
+        let handshakes = tasks.clone();
+        tasks.spawn(async move {
             loop {
                 let (tcp, addr) = tokio::select! {
                     accepted = inner.accept() => accepted,
                     () = tx.closed() => return,
+                    () = stop.cancelled() => return,
                 };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let (acceptor, tx, stop) = (acceptor.clone(), tx.clone(), stop.clone());
+                handshakes.spawn(async move {
+                    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                    let outcome = tokio::select! {
+                        outcome = handshake => outcome,
+                        () = stop.cancelled() => return,
+                    };
+                    match outcome {
                         Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, addr)).await;
+                            tokio::select! {
+                                _ = tx.send((tls, addr)) => {}
+                                () = stop.cancelled() => {}
+                            }
                         }
                         Ok(Err(e)) => tracing::debug!(%addr, "TLS handshake failed: {e}"),
                         Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
