@@ -1,4 +1,5 @@
-//! Streamable HTTP transport: an axum server with the MCP endpoint at `/mcp` and the control
+//! Streamable HTTP transport: an axum server with the MCP endpoint at `/mcp` (and, with
+//! `legacy_sse`, the 2024-11-05 HTTP+SSE transport's `/sse` and `/messages`) and the control
 //! endpoint at `/control`, with the required headers checked and the HTTP faults of its
 //! [`FaultState`] applied in front of rmcp.
 //!
@@ -19,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::control;
 use crate::faults::{Counters, Fault, FaultState, Latency};
 use crate::http_faults::{self, FaultListener, HttpFaults};
+use crate::legacy_sse;
 use crate::paging::DEFAULT_PAGE_SIZE;
 use crate::require_header::{self, HeaderCheck, RequiredHeader};
 use crate::tls::TlsListener;
@@ -48,10 +50,14 @@ pub struct MockConfig {
     pub roots_on_initialized: bool,
     /// Serve `https://` with this config (`--tls-cert`/`--tls-key`). Default: plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// Headers every request to `/mcp` must carry at exactly their value
+    /// Headers every request to `/mcp` (and `/sse`, `/messages`) must carry at exactly their value
     /// (`--require-header "Name: value"`); otherwise 401 (`WWW-Authenticate: Bearer`), counted
     /// in `unauthorized`. `/control` needs none. Default: none.
     pub require_headers: Vec<RequiredHeader>,
+    /// Also serve the 2024-11-05 HTTP+SSE transport (`--legacy-sse`): `GET /sse` (a session's
+    /// event stream, first event `endpoint`) and `POST /messages?session_id=ID`, behind the same
+    /// header check and faults as `/mcp`. Default `false`.
+    pub legacy_sse: bool,
 }
 
 impl Default for MockConfig {
@@ -65,6 +71,7 @@ impl Default for MockConfig {
             roots_on_initialized: false,
             tls: None,
             require_headers: Vec::new(),
+            legacy_sse: false,
         }
     }
 }
@@ -120,8 +127,18 @@ impl MockServer {
             config.require_headers.clone(),
             config.state.clone(),
         ));
+        let routes = if config.legacy_sse {
+            mcp.merge(legacy_sse::router(
+                tools.clone(),
+                http.clone(),
+                token.child_token(),
+                tasks.clone(),
+            ))
+        } else {
+            mcp
+        };
         // the last layer runs first: the credentials, then the faults, then rmcp
-        let app = mcp
+        let app = routes
             .layer(axum::middleware::from_fn_with_state(
                 http.clone(),
                 http_faults::apply,
@@ -177,6 +194,13 @@ impl MockServer {
     pub fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}/mcp", self.addr)
+    }
+
+    /// The legacy HTTP+SSE event stream's URL, `http://{addr}/sse` (`https://` when serving
+    /// TLS); served with [`MockConfig::legacy_sse`].
+    pub fn sse_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.addr, legacy_sse::SSE_PATH)
     }
 
     /// The separate control address, if one was configured.

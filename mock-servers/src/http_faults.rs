@@ -1,5 +1,11 @@
 //! The HTTP faults: at the listener (`hang-accept`, `refuse` with a probability) and in a
 //! middleware in front of rmcp (everything that depends on the JSON-RPC method).
+//!
+//! The middleware also stands in front of the legacy HTTP+SSE routes (`legacy_sse`): a
+//! `POST /messages?session_id=ID` is judged like a POST to `/mcp` (its session from the query),
+//! but a fault that would answer on the POST's own body (`init-garbage`, `hang-initialize`,
+//! `hang-call`, `disconnect-mid-call`) is handed to the session as a [`StreamFault`] instead,
+//! since that transport answers on the session's event stream.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -8,8 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::Query;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -23,6 +30,33 @@ use crate::tools::MockTools;
 
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
+/// The legacy HTTP+SSE transport's message endpoint (`POST /messages?session_id=ID`).
+pub const MESSAGES_PATH: &str = "/messages";
+/// The query parameter naming a legacy session.
+pub const SESSION_QUERY: &str = "session_id";
+
+/// The legacy session named by a `…?session_id=ID` URI, if any.
+pub fn legacy_session(uri: &Uri) -> Option<String> {
+    let Query(query) = Query::<HashMap<String, String>>::try_from_uri(uri).ok()?;
+    query.get(SESSION_QUERY).cloned()
+}
+
+/// A fault the middleware hands a legacy `POST /messages` (a request extension), to be played
+/// on the session's event stream, where that transport's answers travel.
+#[derive(Debug, Clone)]
+pub enum StreamFault {
+    /// `init-garbage`: this text goes on the stream as the reply; the message is not delivered.
+    Reply(String),
+    /// `hang-initialize`: the message is accepted and never delivered (never answered).
+    Swallow,
+    /// `hang-call`: accepted, not delivered, held (counted in `hung`) by
+    /// [`HttpFaults::hang_call`] until cancelled, the session ends or the mock stops.
+    HangCall { id: Option<serde_json::Value> },
+    /// `disconnect-mid-call`: delivered, and the stream is cut halfway through the reply to
+    /// this request id (so the client sees its call in flight when the stream goes).
+    CutOnReply { id: Option<serde_json::Value> },
+}
+
 /// What the middleware and `/control` share.
 #[derive(Debug)]
 pub struct HttpFaults {
@@ -35,6 +69,9 @@ pub struct HttpFaults {
     /// Calls held by `hang-call`, by (session, JSON-RPC id): a `notifications/cancelled`
     /// for one ends its hang.
     hung: Mutex<HashMap<(String, String), CancellationToken>>,
+    /// Open legacy HTTP+SSE sessions, each with the token that ends it (`expire-session-after`
+    /// cancels it; the session tells [`HttpFaults::legacy_ended`] when it is gone).
+    legacy: Mutex<HashMap<String, CancellationToken>>,
     stop: CancellationToken,
     crashed: AtomicBool,
 }
@@ -53,6 +90,7 @@ impl HttpFaults {
             calls_per_session: Mutex::default(),
             expired: Mutex::default(),
             hung: Mutex::default(),
+            legacy: Mutex::default(),
             stop,
             crashed: AtomicBool::new(false),
         }
@@ -66,7 +104,7 @@ impl HttpFaults {
         let sessions = match &self.sessions {
             Some(s) => s.sessions.read().await.len() as u64,
             None => 0,
-        };
+        } + self.legacy_map().len() as u64;
         self.state
             .counters(self.tools.calls(), self.tools.in_flight(), sessions)
     }
@@ -98,6 +136,40 @@ impl HttpFaults {
         true
     }
 
+    /// A legacy session opened; `end` ends it.
+    pub fn legacy_opened(&self, session: &str, end: CancellationToken) {
+        self.legacy_map().insert(session.to_string(), end);
+    }
+
+    /// A legacy session is gone: nothing is kept of it (its `expire-session-after` count and
+    /// mark go too; a later POST naming it is an unknown session).
+    pub fn legacy_ended(&self, session: &str) {
+        self.legacy_map().remove(session);
+        self.calls_per_session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(session);
+        self.expired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(session);
+    }
+
+    fn legacy_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.legacy.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ends a session that `expire-session-after` expired, whichever transport holds it.
+    async fn close_session(&self, session: &str) {
+        if let Some(sessions) = &self.sessions {
+            let _ = sessions.close_session(&Arc::from(session)).await;
+        }
+        let end = self.legacy_map().get(session).cloned();
+        if let Some(end) = end {
+            end.cancel();
+        }
+    }
+
     async fn hang(&self) -> Response {
         self.stop.cancelled().await;
         StatusCode::SERVICE_UNAVAILABLE.into_response()
@@ -105,7 +177,11 @@ impl HttpFaults {
 
     /// Holds a `tools/call` (`hang-call`) until shutdown, its cancellation, or its client
     /// going away (the future is dropped); counted in `hung` meanwhile.
-    async fn hang_call(&self, session: Option<&str>, id: Option<&serde_json::Value>) -> Response {
+    pub async fn hang_call(
+        &self,
+        session: Option<&str>,
+        id: Option<&serde_json::Value>,
+    ) -> Response {
         let _held = self.state.calls().hold();
         let key = (session.unwrap_or("").to_string(), id_key(id));
         let cancel = CancellationToken::new();
@@ -203,7 +279,7 @@ fn injected(status: StatusCode, fault: &str) -> Response {
     (status, format!("mock-mcp: injected fault {fault}")).into_response()
 }
 
-/// The middleware in front of rmcp's `/mcp` service.
+/// The middleware in front of rmcp's `/mcp` service (and the legacy HTTP+SSE routes).
 pub async fn apply(State(ctx): State<Arc<HttpFaults>>, request: Request, next: Next) -> Response {
     let n = ctx.state.count_request();
     if let Some(FaultKind::CrashAfter(limit)) =
@@ -215,11 +291,17 @@ pub async fn apply(State(ctx): State<Arc<HttpFaults>>, request: Request, next: N
         ctx.stop.cancel();
         return cut_now();
     }
-    let session = request
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    // a legacy POST names its session in the query and is answered on the session's stream
+    let legacy = request.uri().path() == MESSAGES_PATH;
+    let session = if legacy {
+        legacy_session(request.uri())
+    } else {
+        request
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     if let Some(session) = &session
         && ctx
             .expired
@@ -232,7 +314,7 @@ pub async fn apply(State(ctx): State<Arc<HttpFaults>>, request: Request, next: N
             "expire-session-after (session expired)",
         );
     }
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response(),
@@ -245,6 +327,7 @@ pub async fn apply(State(ctx): State<Arc<HttpFaults>>, request: Request, next: N
         .unwrap_or("");
     let id = message.as_ref().and_then(|m| m.get("id")).cloned();
     let mut disconnect = false;
+    let mut on_stream = None;
     match method {
         "initialize" | "server/discover" => {
             if ctx.state.fire(|k| *k == FaultKind::InitError).is_some() {
@@ -260,39 +343,51 @@ pub async fn apply(State(ctx): State<Arc<HttpFaults>>, request: Request, next: N
                 } else {
                     "{\"jsonrpc\": \"2.0\", \"id\": ".to_string()
                 };
-                return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
-            }
-            if ctx
+                if legacy {
+                    on_stream = Some(StreamFault::Reply(body));
+                } else {
+                    return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+                }
+            } else if ctx
                 .state
                 .fire(|k| *k == FaultKind::HangInitialize)
                 .is_some()
             {
-                return ctx.hang().await;
+                if !legacy {
+                    return ctx.hang().await;
+                }
+                on_stream = Some(StreamFault::Swallow);
             }
         }
         "tools/call" => {
             if ctx.state.fire(|k| *k == FaultKind::HangCall).is_some() {
-                return ctx.hang_call(session.as_deref(), id.as_ref()).await;
-            }
-            if let (Some(session), Some(FaultKind::ExpireSessionAfter(limit))) = (
-                &session,
-                ctx.state
-                    .active(|k| matches!(k, FaultKind::ExpireSessionAfter(_))),
-            ) && ctx.session_expired(session, limit)
-            {
-                ctx.state.record_fired("expire-session-after");
-                if let Some(sessions) = &ctx.sessions {
-                    let _ = sessions.close_session(&Arc::from(session.as_str())).await;
+                if !legacy {
+                    return ctx.hang_call(session.as_deref(), id.as_ref()).await;
                 }
-                return injected(
-                    StatusCode::NOT_FOUND,
-                    "expire-session-after (session expired)",
-                );
+                on_stream = Some(StreamFault::HangCall { id });
+            } else {
+                if let (Some(session), Some(FaultKind::ExpireSessionAfter(limit))) = (
+                    &session,
+                    ctx.state
+                        .active(|k| matches!(k, FaultKind::ExpireSessionAfter(_))),
+                ) && ctx.session_expired(session, limit)
+                {
+                    ctx.state.record_fired("expire-session-after");
+                    ctx.close_session(session).await;
+                    return injected(
+                        StatusCode::NOT_FOUND,
+                        "expire-session-after (session expired)",
+                    );
+                }
+                disconnect = ctx
+                    .state
+                    .fire(|k| *k == FaultKind::DisconnectMidCall)
+                    .is_some();
+                if disconnect && legacy {
+                    on_stream = Some(StreamFault::CutOnReply { id });
+                    disconnect = false;
+                }
             }
-            disconnect = ctx
-                .state
-                .fire(|k| *k == FaultKind::DisconnectMidCall)
-                .is_some();
         }
         "notifications/cancelled" => {
             let request_id = message
@@ -302,9 +397,15 @@ pub async fn apply(State(ctx): State<Arc<HttpFaults>>, request: Request, next: N
         }
         _ => {}
     }
+    if let Some(fault) = on_stream {
+        parts.extensions.insert(fault);
+    }
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
+    if legacy {
+        return response; // a 202 with no body: nothing to cut or drip
+    }
     let response = if disconnect {
         cut_mid_stream(response)
     } else {

@@ -54,7 +54,10 @@
 //! `--page-size N` and `--roots-on-initialized`). The HTTP mock serves `https://` with
 //! [`MockConfig::tls`] (`--tls-cert`/`--tls-key`; [`tls`]), and asks for credentials with
 //! [`MockConfig::require_headers`] (`--require-header "Name: value"`, repeatable: a request
-//! without them gets 401, counted in `GET /control`'s `unauthorized`).
+//! without them gets 401, counted in `GET /control`'s `unauthorized`). With
+//! [`MockConfig::legacy_sse`] (`--legacy-sse`) it also serves the 2024-11-05 HTTP+SSE
+//! transport: `GET /sse` ([`MockServer::sse_url`]) and `POST /messages?session_id=ID`, with
+//! the same faults, header check and TLS.
 
 mod client_requests;
 mod control;
@@ -62,6 +65,7 @@ pub mod faults;
 mod handler;
 mod http;
 mod http_faults;
+mod legacy_sse;
 mod paging;
 pub mod prompts;
 #[cfg(feature = "test-support")]

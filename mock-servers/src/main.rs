@@ -1,4 +1,5 @@
-//! `mock-mcp` binary: `mock-mcp serve --listen ADDR [--stateless] [--require-header "N: V"]…`
+//! `mock-mcp` binary: `mock-mcp serve --listen ADDR [--stateless] [--legacy-sse]
+//! [--require-header "N: V"]…`
 //! or `mock-mcp stdio`, both with `--fault`, `--latency`, `--seed`, `--page-size` and
 //! `--roots-on-initialized`.
 
@@ -77,6 +78,11 @@ enum Command {
         /// /control needs none.
         #[arg(long = "require-header", value_name = "NAME: VALUE")]
         require_headers: Vec<mock_mcp::RequiredHeader>,
+        /// Also serve the 2024-11-05 HTTP+SSE transport: GET /sse (an event stream whose first
+        /// event, `endpoint`, names /messages?session_id=ID) and POST /messages?session_id=ID
+        /// (202; the answer comes on the stream), with the same faults, headers and TLS.
+        #[arg(long)]
+        legacy_sse: bool,
         #[command(flatten)]
         faults: FaultArgs,
     },
@@ -114,6 +120,7 @@ fn main() -> anyhow::Result<()> {
                 tls_key,
                 tls_self_signed,
                 require_headers,
+                legacy_sse,
                 faults,
             } => {
                 let files = match (tls_cert, tls_key, tls_self_signed) {
@@ -137,6 +144,7 @@ fn main() -> anyhow::Result<()> {
                     roots_on_initialized: faults.roots_on_initialized,
                     state: faults.state()?,
                     require_headers,
+                    legacy_sse,
                 };
                 serve(config).await
             }

@@ -1,7 +1,8 @@
 //! `--require-header "Name: value"` ([`MockConfig::require_headers`](crate::MockConfig)): an
-//! upstream that wants credentials. The outermost middleware in front of rmcp's `/mcp` (before
-//! the HTTP faults; `/control` is not behind it): a request without every required header at
-//! exactly its value gets 401 with `WWW-Authenticate: Bearer realm="mock-mcp"` and
+//! upstream that wants credentials. The outermost middleware in front of rmcp's `/mcp` and the
+//! legacy HTTP+SSE routes `/sse` and `/messages` (before the HTTP faults; `/control` is not
+//! behind it): a request without every required header at exactly its value gets 401 with
+//! `WWW-Authenticate: Bearer realm="mock-mcp"` and
 //! `{"error":"unauthorized","message":"missing or wrong NAME header"}`, counted in
 //! `unauthorized`; one with them goes on to the faults and rmcp, counted in `authorized`.
 //!

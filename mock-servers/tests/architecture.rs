@@ -11,7 +11,8 @@ use architecture::{circle_report, layer_violations, sources};
 /// handler and its tools, then sessions and catalogues, then the pure leaves. The test support
 /// (`recorder`, `wire`) uses nothing of the mock and nothing of the mock uses it.
 const LAYERS: &[(&str, &[&str])] = &[
-    // transports: Streamable HTTP (with its fault middleware and control port) and stdio
+    // transports: Streamable HTTP (with its fault middleware and control port, and the legacy
+    // HTTP+SSE transport) and stdio
     (
         "http",
         &[
@@ -24,8 +25,12 @@ const LAYERS: &[(&str, &[&str])] = &[
             "session",
             "tls",
             "require_header",
+            "legacy_sse",
         ],
     ),
+    // the 2024-11-05 HTTP+SSE transport beside /mcp (behind the same middlewares; the faults
+    // that play on its stream are handed over by http_faults)
+    ("legacy_sse", &["http_faults", "tools"]),
     // the TLS listener (and the test certificates) under the HTTP transport
     ("tls", &[]),
     // the credentials check, the outermost middleware in front of rmcp (before the faults)

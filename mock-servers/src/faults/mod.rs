@@ -38,18 +38,21 @@ pub struct FaultState {
 /// What `GET /control` reports.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Counters {
-    /// MCP requests received (HTTP: every request to `/mcp` past `--require-header`; stdio:
-    /// every request message).
+    /// MCP requests received (HTTP: every request to `/mcp`, and to the legacy `/sse` and
+    /// `/messages`, past `--require-header`; stdio: every request message).
     pub requests: u64,
-    /// HTTP requests to `/mcp` that carried every `--require-header` (0 without one).
+    /// HTTP requests (`/mcp`, `/sse`, `/messages`) that carried every `--require-header` (0
+    /// without one).
     pub authorized: u64,
-    /// HTTP requests to `/mcp` refused with 401 by `--require-header` (not in `requests`).
+    /// HTTP requests (`/mcp`, `/sse`, `/messages`) refused with 401 by `--require-header` (not
+    /// in `requests`).
     pub unauthorized: u64,
     /// `tools/call` requests that reached a tool.
     pub calls: u64,
     /// `tools/call` requests executing now.
     pub in_flight: u64,
-    /// Open sessions (HTTP, sessionful mode).
+    /// Open sessions (HTTP: rmcp's in sessionful mode, plus legacy HTTP+SSE sessions, each
+    /// until its event stream is gone).
     pub sessions_open: u64,
     /// How many times each fault fired.
     pub faults_fired: BTreeMap<&'static str, u64>,
