@@ -230,6 +230,11 @@ pub struct Upstream {
     /// `mock-mcp serve --stateless`.
     #[serde(default)]
     pub stateless: bool,
+    /// How the proxy reaches an HTTP mock: `"streamable-http"` (the default: `/mcp`) or
+    /// `"sse"` (the 2024-11-05 HTTP+SSE transport: `mock-mcp serve --legacy-sse`, the seed's
+    /// `transport = "sse"` at `/sse`). [`Upstream::sse`] tells which.
+    #[serde(default)]
+    pub transport: Option<String>,
     /// `https://`: `mock-mcp serve --tls-self-signed` (a throw-away CA the proxy is given as
     /// the upstream's `ca_file`).
     #[serde(default)]
@@ -244,6 +249,18 @@ pub struct Upstream {
     /// whose `${NAME}` are `target.secrets`, rendered by the proxy (`$$` is a `$`).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+}
+
+/// `[[upstream]] transport = "sse"`: the 2024-11-05 HTTP+SSE transport.
+pub const TRANSPORT_SSE: &str = "sse";
+/// `[[upstream]] transport = "streamable-http"` (the default of `mock = "serve"`).
+pub const TRANSPORT_STREAMABLE_HTTP: &str = "streamable-http";
+
+impl Upstream {
+    /// Whether the proxy reaches this mock over the legacy HTTP+SSE transport.
+    pub fn sse(&self) -> bool {
+        self.transport.as_deref() == Some(TRANSPORT_SSE)
+    }
 }
 
 /// `[[upstream]] require_header = "Name: value"`: a credential, so `Debug` and `Serialize`

@@ -120,6 +120,60 @@ fn tls_is_for_http_mocks_only() {
 }
 
 #[test]
+fn transport_sse_is_for_http_mocks_only_and_named_when_wrong() {
+    let s = Scenario::parse(MINIMAL).unwrap();
+    assert!(s.upstreams[0].transport.is_none() && !s.upstreams[0].sse());
+    let sse = MINIMAL.replace("mock = \"serve\"", "mock = \"serve\"\ntransport = \"sse\"");
+    assert!(Scenario::parse(&sse).unwrap().upstreams[0].sse());
+    // with tls, require_header, headers and a phase switching its faults
+    let full = sse.replace(
+        "transport = \"sse\"",
+        "transport = \"sse\"\ntls = true\nconnection = \"per-request\"\nrequire_header = \"Authorization: Bearer t\"\nheaders = { Authorization = \"Bearer ${T}\" }",
+    );
+    let full = format!(
+        "{}\n[[phase]]\nat = \"1s\"\nupstream = \"echo\"\nfaults = [\"hang-call\"]\n",
+        full.replace(
+            "name = \"t\"\n",
+            "name = \"t\"\n[target]\nsecrets = { T = \"t\" }\n"
+        )
+    );
+    let u = &Scenario::parse(&full).unwrap().upstreams[0];
+    assert!(u.sse() && u.tls && u.require_header.is_some() && !u.headers.is_empty());
+    let explicit = MINIMAL.replace(
+        "mock = \"serve\"",
+        "mock = \"serve\"\ntransport = \"streamable-http\"",
+    );
+    assert!(!Scenario::parse(&explicit).unwrap().upstreams[0].sse());
+
+    let stdio = MINIMAL.replace("mock = \"serve\"", "mock = \"stdio\"\ntransport = \"sse\"");
+    let e = err(&stdio);
+    assert!(
+        e.contains("upstream \"echo\": `transport = \"sse\"` applies to `mock = \"serve\"` only"),
+        "{e}"
+    );
+    for other in ["websocket", "stdio", "SSE", ""] {
+        let e = err(&MINIMAL.replace(
+            "mock = \"serve\"",
+            &format!("mock = \"serve\"\ntransport = \"{other}\""),
+        ));
+        assert!(
+            e.contains(&format!(
+                "upstream \"echo\": `transport` \"{other}\": expected \"streamable-http\" or \"sse\""
+            )),
+            "{e}"
+        );
+    }
+    let e = err(&sse.replace(
+        "transport = \"sse\"",
+        "transport = \"sse\"\nstateless = true",
+    ));
+    assert!(
+        e.contains("upstream \"echo\": `stateless` does not apply to `transport = \"sse\"`"),
+        "{e}"
+    );
+}
+
+#[test]
 fn phases_must_name_a_defined_http_upstream() {
     let e = err(&format!(
         "{MINIMAL}\n[[phase]]\nat = \"1s\"\nupstream = \"nope\"\nfaults = [\"hang-call\"]\n"

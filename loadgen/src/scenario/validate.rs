@@ -6,7 +6,10 @@ use std::collections::BTreeSet;
 
 use std::collections::BTreeMap;
 
-use super::{CapacityModel, Database, MockKind, Op, PhaseAction, Scenario, Upstream};
+use super::{
+    CapacityModel, Database, MockKind, Op, PhaseAction, Scenario, TRANSPORT_SSE,
+    TRANSPORT_STREAMABLE_HTTP, Upstream,
+};
 
 impl Scenario {
     /// Every rule, the first broken one as the error.
@@ -368,9 +371,35 @@ impl Scenario {
                     u.name
                 ));
             }
+            Self::validate_transport(u)?;
             self.validate_credentials(u)?;
         }
         Ok(names)
+    }
+
+    /// An upstream's `transport`: `"streamable-http"` or `"sse"`, for `mock = "serve"` only
+    /// (a stdio mock's transport is stdio); `sse` is sessionful (not `stateless`).
+    fn validate_transport(u: &Upstream) -> Result<(), String> {
+        let Some(transport) = &u.transport else {
+            return Ok(());
+        };
+        let which = format!("upstream \"{}\"", u.name);
+        if ![TRANSPORT_STREAMABLE_HTTP, TRANSPORT_SSE].contains(&transport.as_str()) {
+            return Err(format!(
+                "{which}: `transport` \"{transport}\": expected \"{TRANSPORT_STREAMABLE_HTTP}\" or \"{TRANSPORT_SSE}\" (2024-11-05 HTTP+SSE)"
+            ));
+        }
+        if u.mock != MockKind::Serve {
+            return Err(format!(
+                "{which}: `transport = \"{transport}\"` applies to `mock = \"serve\"` only (a stdio mock is reached over stdio)"
+            ));
+        }
+        if u.sse() && u.stateless {
+            return Err(format!(
+                "{which}: `stateless` does not apply to `transport = \"{TRANSPORT_SSE}\"` (an HTTP+SSE session lives as long as its event stream)"
+            ));
+        }
+        Ok(())
     }
 
     /// An upstream's `require_header` (what its mock asks for) and `headers` (what the bundled

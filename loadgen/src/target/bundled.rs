@@ -228,7 +228,8 @@ pub fn proxy_address(listen: Option<SocketAddr>) -> anyhow::Result<SocketAddr> {
 }
 
 /// The bundled proxy's seed for `scenario`: one upstream per `[[upstream]]` (HTTP mocks at
-/// `mocks`' URLs, trusting their CA when they serve TLS, with their `headers` templates; stdio
+/// `mocks`' URLs, over `streamable-http` or `sse` (their `/sse`) as the upstream's `transport`
+/// says, trusting their CA when they serve TLS, with their `headers` templates; stdio
 /// mocks as the proxy's children, keeping their counters in `stats_dir`) and one instance with
 /// its key and `target.secrets` (`[instance.secrets]`, the only place their values are
 /// written: see [`write_seed`]).
@@ -245,7 +246,8 @@ pub fn seed_toml(
         t.insert("name".into(), Value::String(u.name.clone()));
         match u.mock {
             MockKind::Serve => {
-                t.insert("transport".into(), Value::String("streamable-http".into()));
+                let transport = if u.sse() { "sse" } else { "streamable-http" };
+                t.insert("transport".into(), Value::String(transport.into()));
                 let mock = mocks.get(&u.name);
                 t.insert(
                     "url".into(),

@@ -179,3 +179,75 @@ fn the_seed_file_is_its_owners_only() {
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+const SSE: &str = r#"
+name = "t"
+[target]
+secrets = { TOKEN = "s3cret-abc" }
+[[upstream]]
+name = "legacy"
+mock = "serve"
+transport = "sse"
+tls = true
+require_header = "Authorization: Bearer s3cret-abc"
+headers = { Authorization = "Bearer ${TOKEN}" }
+[[upstream]]
+name = "plain"
+mock = "serve"
+[load]
+users = 1
+warmup = "1s"
+duration = "2s"
+mix = { "tools/list" = 1 }
+"#;
+
+#[test]
+fn an_sse_upstream_is_started_with_legacy_sse_and_seeded_at_its_event_stream() {
+    let scenario = Scenario::parse(SSE).unwrap();
+    let (legacy, plain) = (&scenario.upstreams[0], &scenario.upstreams[1]);
+    let args = crate::target::mock_args(legacy);
+    assert!(args.contains(&"--legacy-sse".to_string()), "{args:?}");
+    assert!(args.contains(&"--require-header".to_string()), "{args:?}");
+    assert!(!crate::target::mock_args(plain).contains(&"--legacy-sse".to_string()));
+    let url = crate::target::mock_url(legacy, "127.0.0.1:9001");
+    assert_eq!(url, "https://127.0.0.1:9001/sse");
+    assert_eq!(
+        crate::target::mock_url(plain, "127.0.0.1:9002"),
+        "http://127.0.0.1:9002/mcp"
+    );
+
+    let mocks: BTreeMap<String, MockUrls> = [
+        (
+            "legacy".to_string(),
+            MockUrls {
+                url,
+                control: "http://127.0.0.1:9101/control".into(),
+                ca_file: Some(PathBuf::from("/run/tls/legacy/ca.pem")),
+            },
+        ),
+        (
+            "plain".to_string(),
+            MockUrls {
+                url: "http://127.0.0.1:9002/mcp".into(),
+                control: "http://127.0.0.1:9102/control".into(),
+                ca_file: None,
+            },
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let seed = seed_toml(&scenario, Path::new("/bin/mock-mcp"), &mocks, None);
+    let seed: toml::Table = toml::from_str(&seed).unwrap_or_else(|e| panic!("{e}\n{seed}"));
+    let legacy = upstream(&seed, "legacy");
+    assert_eq!(legacy["transport"].as_str(), Some("sse"));
+    assert_eq!(legacy["url"].as_str(), Some("https://127.0.0.1:9001/sse"));
+    assert_eq!(legacy["ca_file"].as_str(), Some("/run/tls/legacy/ca.pem"));
+    assert_eq!(
+        legacy["headers"]["Authorization"].as_str(),
+        Some("Bearer ${TOKEN}")
+    );
+    assert_eq!(legacy["connection"].as_str(), Some("shared"));
+    let plain = upstream(&seed, "plain");
+    assert_eq!(plain["transport"].as_str(), Some("streamable-http"));
+    assert_eq!(plain["url"].as_str(), Some("http://127.0.0.1:9002/mcp"));
+}

@@ -59,7 +59,8 @@ pub struct Endpoint {
 /// Where a started `mock-mcp serve` answers.
 #[derive(Debug, Clone)]
 pub struct MockUrls {
-    /// The MCP endpoint (`https://` with the upstream's `tls`).
+    /// The MCP endpoint (`https://` with the upstream's `tls`): `/mcp`, or with
+    /// `transport = "sse"` the legacy event stream `/sse`.
     pub url: String,
     /// Its `/control`, always plain HTTP.
     pub control: String,
@@ -192,7 +193,8 @@ impl Processes {
     }
 
     /// Starts `mock-mcp serve` for `upstream` (with `tls`, on a throw-away CA made in
-    /// `tls/NAME/` of the run's directory).
+    /// `tls/NAME/` of the run's directory; with `transport = "sse"`, `--legacy-sse` and the
+    /// URL of its `/sse`).
     pub async fn start_mock(
         &mut self,
         bin: &Path,
@@ -247,9 +249,8 @@ impl Processes {
             );
         };
         self.add(&name, child, Some(stdout));
-        let scheme = if tls_dir.is_some() { "https" } else { "http" };
         Ok(MockUrls {
-            url: format!("{scheme}://{addr}/mcp"),
+            url: mock_url(upstream, &addr),
             control: format!("http://{control}/control"),
             ca_file: tls_dir.map(|d| d.join("ca.pem")),
         })
@@ -506,10 +507,21 @@ pub struct Ready {
 }
 
 /// `mock-mcp` flags for an upstream's faults, latency and seed.
+/// The MCP URL of `u`'s `mock-mcp serve` listening on `addr`: `https://` with `tls`; its `/sse`
+/// with `transport = "sse"`, else `/mcp`.
+pub(crate) fn mock_url(u: &crate::scenario::Upstream, addr: &str) -> String {
+    let scheme = if u.tls { "https" } else { "http" };
+    let path = if u.sse() { "sse" } else { "mcp" };
+    format!("{scheme}://{addr}/{path}")
+}
+
 pub(crate) fn mock_args(u: &crate::scenario::Upstream) -> Vec<String> {
     let mut args = Vec::new();
     if u.stateless {
         args.push("--stateless".into());
+    }
+    if u.sse() {
+        args.push("--legacy-sse".into());
     }
     for f in &u.faults {
         args.push("--fault".into());
