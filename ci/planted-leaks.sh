@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Detection power: builds mcp-proxy with the `planted-leaks` feature, then runs the gate, for
-# each of the five planted leaks, on the gate scenario that must catch it (connect-error also
+# each of the six planted leaks, on the gate scenario that must catch it (connect-error also
 # with TLS upstreams), and checks that it
 # exits 2 naming the resource that leaked. The clean build's gate (ci/leak-gate.sh) is the other half: 0.
 #
@@ -17,6 +17,7 @@ cases=(
   "sse-task|client-gone|tokio.alive_tasks"
   "timer|steady-80|tokio.alive_tasks"
   "sessions|abandoned-sessions|sessions"
+  "sse-upstream|sse-upstreams|fds.socket"
 )
 
 # built as the harness builds them (`-p mcp-proxy -p mock-mcp --bins`), so that only mcp-proxy

@@ -100,7 +100,8 @@ fn every_planted_leak_has_a_gate_scenario_that_must_catch_it() {
             "stdio-reap",
             "sse-task",
             "timer",
-            "sessions"
+            "sessions",
+            "sse-upstream"
         ]
     );
     assert!(

@@ -1,4 +1,4 @@
-//! Planted leaks: the five failures the merge gate exists to catch, each switched on by
+//! Planted leaks: the six failures the merge gate exists to catch, each switched on by
 //! `MCP_PROXY_PLANTED_LEAK=<name>` in a binary built with the cargo feature `planted-leaks`
 //! (off by default: normal builds do not contain this module or any of its call sites).
 //! `ci/planted-leaks.sh` builds such a binary and shows the gate fails on each one.
@@ -10,6 +10,7 @@
 //! | `sse-task` | a response's work not cancelled when its client goes away | `server` (the `ClientGone` guard) | tasks and upstream sockets outlive their clients |
 //! | `timer` | a per-session interval never cleared | `sessions::Sessions::open` | `tokio.alive_tasks` grows per session |
 //! | `sessions` | sessions never reaped (no idle TTL) | `state` (the session manager) | `sessions` stays up |
+//! | `sse-upstream` | a legacy SSE upstream's event stream read by a task not tied to its connection | `upstream::legacy_sse::connect` | the stream's task and socket outlive every closed connection |
 
 use std::sync::OnceLock;
 
@@ -20,15 +21,17 @@ pub enum Leak {
     SseTask,
     Timer,
     Sessions,
+    SseUpstream,
 }
 
 impl Leak {
-    pub const ALL: [Leak; 5] = [
+    pub const ALL: [Leak; 6] = [
         Leak::ConnectError,
         Leak::StdioReap,
         Leak::SseTask,
         Leak::Timer,
         Leak::Sessions,
+        Leak::SseUpstream,
     ];
 
     pub fn name(self) -> &'static str {
@@ -38,6 +41,7 @@ impl Leak {
             Leak::SseTask => "sse-task",
             Leak::Timer => "timer",
             Leak::Sessions => "sessions",
+            Leak::SseUpstream => "sse-upstream",
         }
     }
 }
@@ -54,7 +58,7 @@ pub fn current() -> Option<Leak> {
             Some(l) => tracing::warn!(leak = l.name(), "PLANTED LEAK ACTIVE (a test build)"),
             None => tracing::error!(
                 %value,
-                "{ENV}: unknown leak; expected one of connect-error, stdio-reap, sse-task, timer, sessions"
+                "{ENV}: unknown leak; expected one of connect-error, stdio-reap, sse-task, timer, sessions, sse-upstream"
             ),
         }
         leak

@@ -108,6 +108,28 @@ pub async fn connect(
             endpoint.origin().ascii_serialization()
         ));
     }
+    #[cfg(feature = "planted-leaks")]
+    if crate::ops::planted::active(crate::ops::planted::Leak::SseUpstream) {
+        // the stream read by a forwarding task that watches neither the token nor its receiver
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let _forever = tx.clone();
+            let mut events = events;
+            while let Some(event) = events.next().await {
+                let _ = tx.send(event);
+            }
+            std::future::pending::<()>().await
+        });
+        let events = tokio_stream_from(rx);
+        return Ok(LegacySseTransport {
+            http: http.clone(),
+            endpoint,
+            headers,
+            messages: messages(events, ct.clone()),
+            ct,
+            credential,
+        });
+    }
     Ok(LegacySseTransport {
         http: http.clone(),
         endpoint,
@@ -191,4 +213,12 @@ impl Transport<RoleClient> for LegacySseTransport {
         self.ct.cancel();
         Ok(())
     }
+}
+
+/// An unbounded receiver as a stream (the planted leak's forwarder).
+#[cfg(feature = "planted-leaks")]
+fn tokio_stream_from<T: Send + 'static>(
+    rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|t| (t, rx)) })
 }
