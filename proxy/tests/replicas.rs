@@ -824,3 +824,100 @@ async fn dropping_every_cache_keeps_the_advertised_capabilities() {
     second.cancel().await.unwrap();
     proxy.shutdown().await;
 }
+
+/// Contract: a secret changed through the store (as `mcp-proxy secrets set` does) reaches every
+/// replica within a second, and each closes the pooled connection it made with the old value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_secret_replaces_every_replicas_pooled_connection() {
+    use mcp_proxy::domain::secrets::{Keyring, Secret, SecretKey};
+    use serde_json::json;
+    let Some(pg) = Pg::new().await else { return };
+    let mock = MockProcess::serve(&["--require-header", "Authorization: Bearer before-1"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_text = SecretKey::generate();
+    let key = dir.path().join("secret.key");
+    std::fs::write(&key, &key_text).unwrap();
+    let seed = format!(
+        "[[upstream]]\nname = \"gh\"\ntransport = \"streamable-http\"\nurl = \"{}\"\n\
+         headers = {{ Authorization = \"Bearer ${{TOKEN}}\" }}\n\n\
+         [[instance]]\nid = \"demo\"\nupstreams = [\"gh\"]\napi_keys = [\"{KEY}\"]\n\
+         secrets = {{ TOKEN = \"before-1\" }}\n",
+        mock.url()
+    );
+    let with_key = |s: &mut Settings| s.secret_key.secret_key_file = Some(key.clone());
+    let a = replica(&pg, &seed, with_key).await;
+    let b = replica(&pg, &seed, with_key).await;
+    let clients = [
+        client(&a.url("demo"), KEY).await,
+        client(&b.url("demo"), KEY).await,
+    ];
+    for c in &clients {
+        let r = c
+            .call_tool(call("echo", json!({ "text": "before" })))
+            .await
+            .unwrap();
+        assert_eq!(text(&r), "before");
+    }
+    assert_eq!(
+        mock.sessions_open().await,
+        2,
+        "a pooled connection per replica"
+    );
+
+    let store = pg.store().await.with_keyring(Some(Keyring::new(
+        SecretKey::parse(&key_text).unwrap(),
+        vec![],
+    )));
+    store
+        .set_secret("demo", "TOKEN", &Secret::new("after-2"))
+        .await
+        .unwrap();
+    let changed = Instant::now();
+    for (name, c) in ["a", "b"].iter().zip(&clients) {
+        let mut refused = None;
+        while changed.elapsed() < PROPAGATION * 5 {
+            match c.call_tool(call("echo", json!({ "text": "after" }))).await {
+                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(e) => {
+                    refused = Some(rpc_error(e));
+                    break;
+                }
+            }
+        }
+        let refused = refused.unwrap_or_else(|| panic!("replica {name} kept the old secret"));
+        assert!(
+            refused.message.contains("refused the credential"),
+            "{}",
+            refused.message
+        );
+        eprintln!(
+            "replica {name} used the new secret after {:?}",
+            changed.elapsed()
+        );
+        assert!(
+            changed.elapsed() < PROPAGATION,
+            "replica {name}: {:?}",
+            changed.elapsed()
+        );
+    }
+    let mut open = u64::MAX;
+    for _ in 0..100 {
+        open = mock.sessions_open().await;
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        open, 0,
+        "both connections made with the old secret were closed"
+    );
+    for c in clients {
+        c.cancel().await.unwrap();
+    }
+    store.close().await;
+    a.shutdown().await;
+    b.shutdown().await;
+    mock.stop().await;
+    pg.cleanup().await;
+}
