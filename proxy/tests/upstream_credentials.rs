@@ -294,3 +294,63 @@ api_keys = ["{KEY}"]
     proxy.shutdown().await;
     mock.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_session_connection_is_remade_when_the_forwarded_header_changes() {
+    use common::sessions::{V, http, open_session, rb};
+    let mock = MockProcess::serve(&["--require-header", "Authorization: Bearer user-1"]).await;
+    let seed = format!(
+        "[[upstream]]\nname = \"gh\"\ntransport = \"streamable-http\"\nurl = \"{}\"\n\
+         connection = \"per-session\"\n\
+         forward_headers = {{ X-Upstream-Authorization = \"Authorization\" }}\n\n\
+         [[instance]]\nid = \"demo\"\nupstreams = [\"gh\"]\napi_keys = [\"{KEY}\"]\n",
+        mock.url()
+    );
+    let proxy = start_proxy(&seed, |s| s.breaker_threshold = 0).await;
+    let (http, url) = (http(), proxy.url("demo"));
+    let sid = open_session(&http, &url).await;
+    let call = |token: &'static str, id: u64| {
+        let body = json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": { "name": "echo", "arguments": { "text": token } } });
+        let request = rb(&http, reqwest::Method::POST, &url)
+            .header("Mcp-Session-Id", &sid)
+            .header("MCP-Protocol-Version", V)
+            .header("X-Upstream-Authorization", format!("Bearer {token}"))
+            .json(&body)
+            .send();
+        async move { rpc_json(request.await.unwrap()).await }
+    };
+    for id in 1..=2 {
+        let ok = call("user-1", id).await;
+        assert_eq!(ok["result"]["content"][0]["text"], "user-1", "{ok}");
+    }
+    assert_eq!(
+        mock.sessions_open().await,
+        1,
+        "one connection for the session"
+    );
+    let other = call("user-2", 3).await;
+    assert!(
+        other["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused the credential"),
+        "{other}"
+    );
+    let mut open = u64::MAX;
+    for _ in 0..100 {
+        open = mock.sessions_open().await;
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        open, 0,
+        "the connection made with user-1's header was closed"
+    );
+    let again = call("user-1", 4).await;
+    assert_eq!(again["result"]["content"][0]["text"], "user-1", "{again}");
+    proxy.shutdown().await;
+    mock.stop().await;
+}
