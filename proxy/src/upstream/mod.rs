@@ -148,52 +148,11 @@ impl UpstreamClient {
         // times out (the guard drops), and when the client is closed or dropped.
         let transport_ct = CancellationToken::new();
         let connect_guard = transport_ct.clone().drop_guard();
-        let mut process_group = None;
-        let mut credential = None;
-        let result = tokio::time::timeout(ctx.connect_timeout, async {
-            let rendered = config.rendered().map_err(|e| e.to_string())?;
-            match &config.transport {
-                UpstreamTransport::StreamableHttp { url, ca_file, .. } => {
-                    let headers = streamable_http::header_map(&rendered)?;
-                    let http = ctx.http.client(ca_file.as_deref()).await?;
-                    let (transport, gate, check) =
-                        streamable_http::transport(&http, url, headers, transport_ct.clone());
-                    credential = Some(check);
-                    let service = handler
-                        .serve_with_lifecycle(transport, era.lifecycle())
-                        .await
-                        .map_err(|e| error::connect_cause(&e))?;
-                    // What the upstream sends unasked rides its GET stream: serve no call
-                    // before it is open (bounded; the connect timeout also applies).
-                    if !gate.wait(STREAM_WAIT).await {
-                        tracing::warn!(upstream = %name, "event stream not open after {STREAM_WAIT:?}; serving without waiting");
-                    }
-                    Ok(service)
-                }
-                UpstreamTransport::Sse { url, ca_file, .. } => {
-                    let headers = streamable_http::header_map(&rendered)?;
-                    let http = ctx.http.client(ca_file.as_deref()).await?;
-                    let check = Arc::new(streamable_http::CredentialCheck::default());
-                    credential = Some(check.clone());
-                    let transport =
-                        legacy_sse::connect(&http, url, headers, transport_ct.clone(), check)
-                            .await?;
-                    handler
-                        .serve_with_lifecycle(transport, era.lifecycle())
-                        .await
-                        .map_err(|e| error::connect_cause(&e))
-                }
-                UpstreamTransport::Stdio { command, args, .. } => {
-                    let (child, group) = stdio::spawn(command, args, &rendered)
-                        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
-                    process_group = group;
-                    handler
-                        .serve_with_lifecycle(child, era.lifecycle())
-                        .await
-                        .map_err(|e| e.to_string())
-                }
-            }
-        })
+        let mut attempt = Attempt::default();
+        let result = tokio::time::timeout(
+            ctx.connect_timeout,
+            open(config, handler, ctx, &transport_ct, era, &mut attempt),
+        )
         .await;
         let service = match result {
             Ok(Ok(service)) => service,
@@ -207,12 +166,12 @@ impl UpstreamClient {
                         std::future::pending::<()>().await
                     });
                 }
-                if let Some(group) = process_group {
+                if let Some(group) = attempt.process_group {
                     // The failed transport reaped the leader; members it started may remain.
                     ctx.tracker.spawn(stdio::end_group(group));
                 }
                 state.advance(ConnState::Closed);
-                if let Some(status) = credential.as_ref().and_then(|c| c.refused()) {
+                if let Some(status) = attempt.credential.as_ref().and_then(|c| c.refused()) {
                     ctx.metrics.upstream_connect(&name, "credential_refused");
                     return Err(UpstreamError::CredentialRefused {
                         upstream: name,
@@ -226,7 +185,7 @@ impl UpstreamClient {
                 });
             }
             Err(_) => {
-                if let Some(group) = process_group {
+                if let Some(group) = attempt.process_group {
                     ctx.tracker.spawn(stdio::end_group(group));
                 }
                 state.advance(ConnState::Closed);
@@ -255,7 +214,7 @@ impl UpstreamClient {
             peer: service.peer().clone(),
             service: tokio::sync::Mutex::new(Some(service)),
             state,
-            process_group,
+            process_group: attempt.process_group,
             permit: std::sync::Mutex::new(Some(permit)),
             last_used: AtomicU64::new(now_ms()),
             inflight,
@@ -545,5 +504,66 @@ impl Drop for UpstreamClient {
             }
         }
         self.state.advance(ConnState::Closed);
+    }
+}
+
+/// What a connect attempt leaves to clean up or to tell, whether or not it succeeded.
+#[derive(Default)]
+struct Attempt {
+    /// stdio: the child's process group.
+    process_group: Option<i32>,
+    /// HTTP: whether the upstream refused the credential.
+    credential: Option<Arc<streamable_http::CredentialCheck>>,
+}
+
+/// Opens `config`'s transport (every HTTP exchange cut by `ct`) and initializes over it; the
+/// caller bounds it by the connect timeout.
+async fn open(
+    config: &UpstreamConfig,
+    handler: UpstreamHandler,
+    ctx: &ConnectContext,
+    ct: &CancellationToken,
+    era: Era,
+    attempt: &mut Attempt,
+) -> Result<RunningService<RoleClient, UpstreamHandler>, String> {
+    let rendered = config.rendered().map_err(|e| e.to_string())?;
+    match &config.transport {
+        UpstreamTransport::StreamableHttp { url, ca_file, .. } => {
+            let headers = streamable_http::header_map(&rendered)?;
+            let http = ctx.http.client(ca_file.as_deref()).await?;
+            let (transport, gate, check) =
+                streamable_http::transport(&http, url, headers, ct.clone());
+            attempt.credential = Some(check);
+            let service = handler
+                .serve_with_lifecycle(transport, era.lifecycle())
+                .await
+                .map_err(|e| error::connect_cause(&e))?;
+            // What the upstream sends unasked rides its GET stream: serve no call
+            // before it is open (bounded; the connect timeout also applies).
+            if !gate.wait(STREAM_WAIT).await {
+                tracing::warn!(upstream = %config.name, "event stream not open after {STREAM_WAIT:?}; serving without waiting");
+            }
+            Ok(service)
+        }
+        UpstreamTransport::Sse { url, ca_file, .. } => {
+            let headers = streamable_http::header_map(&rendered)?;
+            let http = ctx.http.client(ca_file.as_deref()).await?;
+            let check = Arc::new(streamable_http::CredentialCheck::default());
+            attempt.credential = Some(check.clone());
+            let transport = legacy_sse::connect(&http, url, headers, ct.clone(), check).await?;
+            handler
+                .serve_with_lifecycle(transport, era.lifecycle())
+                .await
+                .map_err(|e| error::connect_cause(&e))
+        }
+        UpstreamTransport::Stdio { command, args, .. } => {
+            let (child, group) = stdio::spawn(command, args, &rendered)
+                .map_err(|e| format!("cannot start {command:?}: {e}"))?;
+            attempt.process_group = group;
+            handler
+                .serve_with_lifecycle(child, era.lifecycle())
+                .await
+                .map_err(|e| e.to_string())
+        }
     }
 }
