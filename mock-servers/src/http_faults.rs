@@ -320,83 +320,14 @@ pub async fn apply(State(ctx): State<Arc<HttpFaults>>, request: Request, next: N
         Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response(),
     };
     let message: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-    let method = message
-        .as_ref()
-        .and_then(|m| m.get("method"))
-        .and_then(|m| m.as_str())
-        .unwrap_or("");
-    let id = message.as_ref().and_then(|m| m.get("id")).cloned();
-    let mut disconnect = false;
-    let mut on_stream = None;
-    match method {
-        "initialize" | "server/discover" => {
-            if ctx.state.fire(|k| *k == FaultKind::InitError).is_some() {
-                return injected(StatusCode::INTERNAL_SERVER_ERROR, "init-error");
-            }
-            if let Some(FaultKind::InitGarbage { wrong_id }) = ctx
-                .state
-                .fire(|k| matches!(k, FaultKind::InitGarbage { .. }))
-            {
-                let body = if wrong_id {
-                    let wrong = serde_json::json!(format!("not-{}", id.unwrap_or_default()));
-                    serde_json::json!({ "jsonrpc": "2.0", "id": wrong, "result": {} }).to_string()
-                } else {
-                    "{\"jsonrpc\": \"2.0\", \"id\": ".to_string()
-                };
-                if legacy {
-                    on_stream = Some(StreamFault::Reply(body));
-                } else {
-                    return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
-                }
-            } else if ctx
-                .state
-                .fire(|k| *k == FaultKind::HangInitialize)
-                .is_some()
-            {
-                if !legacy {
-                    return ctx.hang().await;
-                }
-                on_stream = Some(StreamFault::Swallow);
-            }
-        }
-        "tools/call" => {
-            if ctx.state.fire(|k| *k == FaultKind::HangCall).is_some() {
-                if !legacy {
-                    return ctx.hang_call(session.as_deref(), id.as_ref()).await;
-                }
-                on_stream = Some(StreamFault::HangCall { id });
-            } else {
-                if let (Some(session), Some(FaultKind::ExpireSessionAfter(limit))) = (
-                    &session,
-                    ctx.state
-                        .active(|k| matches!(k, FaultKind::ExpireSessionAfter(_))),
-                ) && ctx.session_expired(session, limit)
-                {
-                    ctx.state.record_fired("expire-session-after");
-                    ctx.close_session(session).await;
-                    return injected(
-                        StatusCode::NOT_FOUND,
-                        "expire-session-after (session expired)",
-                    );
-                }
-                disconnect = ctx
-                    .state
-                    .fire(|k| *k == FaultKind::DisconnectMidCall)
-                    .is_some();
-                if disconnect && legacy {
-                    on_stream = Some(StreamFault::CutOnReply { id });
-                    disconnect = false;
-                }
-            }
-        }
-        "notifications/cancelled" => {
-            let request_id = message
-                .as_ref()
-                .and_then(|m| m.pointer("/params/requestId"));
-            ctx.cancel_hung(session.as_deref(), request_id);
-        }
-        _ => {}
-    }
+    let (disconnect, on_stream) =
+        match judge(&ctx, message.as_ref(), session.as_deref(), legacy).await {
+            Verdict::Answer(response) => return response,
+            Verdict::Pass {
+                disconnect,
+                on_stream,
+            } => (disconnect, on_stream),
+        };
     if let Some(fault) = on_stream {
         parts.extensions.insert(fault);
     }
@@ -414,6 +345,104 @@ pub async fn apply(State(ctx): State<Arc<HttpFaults>>, request: Request, next: N
     match ctx.state.fire(|k| matches!(k, FaultKind::SlowDrip { .. })) {
         Some(FaultKind::SlowDrip { per_byte }) => drip(response, per_byte),
         _ => response,
+    }
+}
+
+/// What the fault rules decide for one message: answer it now, or pass it on (cut mid-response,
+/// or with a fault for the legacy session's stream to apply).
+enum Verdict {
+    Answer(Response),
+    Pass {
+        disconnect: bool,
+        on_stream: Option<StreamFault>,
+    },
+}
+
+async fn judge(
+    ctx: &HttpFaults,
+    message: Option<&serde_json::Value>,
+    session: Option<&str>,
+    legacy: bool,
+) -> Verdict {
+    let method = message
+        .and_then(|m| m.get("method"))
+        .and_then(|m| m.as_str())
+        .unwrap_or("");
+    let id = message.and_then(|m| m.get("id")).cloned();
+    let mut disconnect = false;
+    let mut on_stream = None;
+    match method {
+        "initialize" | "server/discover" => {
+            if ctx.state.fire(|k| *k == FaultKind::InitError).is_some() {
+                return Verdict::Answer(injected(StatusCode::INTERNAL_SERVER_ERROR, "init-error"));
+            }
+            if let Some(FaultKind::InitGarbage { wrong_id }) = ctx
+                .state
+                .fire(|k| matches!(k, FaultKind::InitGarbage { .. }))
+            {
+                let body = if wrong_id {
+                    let wrong = serde_json::json!(format!("not-{}", id.unwrap_or_default()));
+                    serde_json::json!({ "jsonrpc": "2.0", "id": wrong, "result": {} }).to_string()
+                } else {
+                    "{\"jsonrpc\": \"2.0\", \"id\": ".to_string()
+                };
+                if legacy {
+                    on_stream = Some(StreamFault::Reply(body));
+                } else {
+                    return Verdict::Answer(
+                        ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+                    );
+                }
+            } else if ctx
+                .state
+                .fire(|k| *k == FaultKind::HangInitialize)
+                .is_some()
+            {
+                if !legacy {
+                    return Verdict::Answer(ctx.hang().await);
+                }
+                on_stream = Some(StreamFault::Swallow);
+            }
+        }
+        "tools/call" => {
+            if ctx.state.fire(|k| *k == FaultKind::HangCall).is_some() {
+                if !legacy {
+                    return Verdict::Answer(ctx.hang_call(session, id.as_ref()).await);
+                }
+                on_stream = Some(StreamFault::HangCall { id });
+            } else {
+                if let (Some(session), Some(FaultKind::ExpireSessionAfter(limit))) = (
+                    session,
+                    ctx.state
+                        .active(|k| matches!(k, FaultKind::ExpireSessionAfter(_))),
+                ) && ctx.session_expired(session, limit)
+                {
+                    ctx.state.record_fired("expire-session-after");
+                    ctx.close_session(session).await;
+                    return Verdict::Answer(injected(
+                        StatusCode::NOT_FOUND,
+                        "expire-session-after (session expired)",
+                    ));
+                }
+                disconnect = ctx
+                    .state
+                    .fire(|k| *k == FaultKind::DisconnectMidCall)
+                    .is_some();
+                if disconnect && legacy {
+                    on_stream = Some(StreamFault::CutOnReply { id });
+                    disconnect = false;
+                }
+            }
+        }
+        "notifications/cancelled" => {
+            let request_id = message.and_then(|m| m.pointer("/params/requestId"));
+            ctx.cancel_hung(session, request_id);
+        }
+        _ => {}
+    }
+    Verdict::Pass {
+        disconnect,
+        on_stream,
     }
 }
 
