@@ -900,14 +900,7 @@ async fn a_changed_secret_replaces_every_replicas_pooled_connection() {
             changed.elapsed()
         );
     }
-    let mut open = u64::MAX;
-    for _ in 0..100 {
-        open = mock.sessions_open().await;
-        if open == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let open = mock.wait_sessions_open(0).await;
     assert_eq!(
         open, 0,
         "both connections made with the old secret were closed"

@@ -139,14 +139,7 @@ async fn each_instance_reaches_one_template_with_its_own_token_and_a_changed_sec
         .await
         .unwrap();
     assert_refused(&echo(&a, "a").await.unwrap_err(), "tok-rotated-away");
-    let mut open = 0;
-    for _ in 0..100 {
-        open = mock.sessions_open().await;
-        if open == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let open = mock.wait_sessions_open(1).await;
     assert_eq!(open, 1, "a's old connection was closed (only b's is left)");
     assert_eq!(echo(&b, "b still").await.unwrap(), "b still");
 
@@ -337,14 +330,7 @@ async fn a_per_session_connection_is_remade_when_the_forwarded_header_changes() 
             .contains("refused the credential"),
         "{other}"
     );
-    let mut open = u64::MAX;
-    for _ in 0..100 {
-        open = mock.sessions_open().await;
-        if open == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let open = mock.wait_sessions_open(0).await;
     assert_eq!(
         open, 0,
         "the connection made with user-1's header was closed"

@@ -70,14 +70,7 @@ async fn calls_reach_a_legacy_sse_upstream_in_every_mode_and_era() {
     stateless.cancel().await.unwrap();
     proxy.shutdown().await;
     // the proxy's shutdown closed every stream it held
-    let mut open = u64::MAX;
-    for _ in 0..100 {
-        open = mock.sessions_open().await;
-        if open == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let open = mock.wait_sessions_open(0).await;
     assert_eq!(open, 0, "every legacy SSE session ended with the proxy");
     mock.stop().await;
 }

@@ -630,6 +630,18 @@ impl MockProcess {
         self.counters().await["sessions_open"].as_u64().unwrap()
     }
 
+    /// Polls until `sessions_open` is `n` or 5 s pass; returns the last value.
+    pub async fn wait_sessions_open(&self, n: u64) -> u64 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = self.sessions_open().await;
+            if now == n || tokio::time::Instant::now() >= deadline {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Polls until `in_flight` is `n` or `timeout` passes; returns the last value.
     pub async fn wait_in_flight(&self, n: u64, timeout: Duration) -> u64 {
         let deadline = tokio::time::Instant::now() + timeout;
