@@ -100,6 +100,20 @@ pub struct Settings {
     /// How long an open circuit fails connects fast before one trial connect.
     #[arg(long, env = "MCP_PROXY_BREAKER_COOLDOWN", default_value = "30s", value_parser = humantime::parse_duration)]
     pub breaker_cooldown: Duration,
+    /// A client connection's request head must be complete within this long: from the moment
+    /// it opens, or on a kept-alive connection from the head's first byte (slowloris).
+    #[arg(long, env = "MCP_PROXY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    pub header_read_timeout: Duration,
+    /// A kept-alive client connection with nothing to do (no request in flight, no open
+    /// stream) is closed after this long.
+    #[arg(long, env = "MCP_PROXY_KEEP_ALIVE_TIMEOUT", default_value = "60s", value_parser = positive_duration)]
+    pub keep_alive_timeout: Duration,
+    /// Client connections served at once; past it new ones are closed at once (16 more are
+    /// served for /health, /ready and /metrics only). Default: the open-files limit (raised to
+    /// its hard limit at start) less 128 + the DB pool + 4 per upstream connection + 16, within
+    /// 8..=32768.
+    #[arg(long, env = "MCP_PROXY_MAX_CONNECTIONS")]
+    pub max_connections: Option<std::num::NonZeroUsize>,
     /// Maximum request body in bytes (larger bodies get 413).
     #[arg(long, env = "MCP_PROXY_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -211,6 +225,15 @@ impl SecretKeyArgs {
     }
 }
 
+/// A duration above zero (a zero timeout would close every connection at once).
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be above zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn read_key(file: &std::path::Path) -> anyhow::Result<SecretKey> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| anyhow::anyhow!("cannot read secret key file {}: {e}", file.display()))?;
@@ -249,6 +272,26 @@ impl Settings {
                 threshold: self.breaker_threshold,
                 cooldown: self.breaker_cooldown,
             },
+        }
+    }
+
+    /// The HTTP server's limits, for an open-files limit of `nofile`: `--max-connections`, or
+    /// what `nofile` leaves once the fds everything else may hold are set aside (128 for the
+    /// process itself, the database pool, 4 per upstream connection: a stdio child's pipes and
+    /// pidfd or an HTTP upstream's sockets) and the ops reserve.
+    pub fn server_config(&self, nofile: u64) -> crate::http::server::ServerConfig {
+        use crate::http::server::OPS_RESERVE;
+        let reserved = 128
+            + u64::from(self.db_pool_size)
+            + 4 * self.max_upstream_connections as u64
+            + OPS_RESERVE as u64;
+        crate::http::server::ServerConfig {
+            header_read_timeout: self.header_read_timeout,
+            keep_alive_timeout: self.keep_alive_timeout,
+            max_connections: self.max_connections.map_or_else(
+                || crate::ops::fd_limit::connection_budget(nofile, reserved),
+                |n| n.get(),
+            ),
         }
     }
 

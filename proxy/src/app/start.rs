@@ -6,8 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::serve::ListenerExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +15,8 @@ use crate::app::state::AppState;
 use crate::data::invalidation;
 use crate::data::store::Store;
 use crate::domain::seed::Seed;
+use crate::http::server::{Routes, ServerConfig};
+use crate::ops::fd_limit;
 use crate::ops::metrics::Metrics;
 
 /// A proxy that is serving. Dropping it does not stop it; call [`RunningProxy::shutdown`].
@@ -67,6 +67,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
     store.check_secret_keys().await?;
     // Validate the seed before anything is bound; it is applied through the state below.
     let seed = settings.seed.as_deref().map(Seed::load).transpose()?;
+    let server = server_config(&settings);
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
     let state = Arc::new(AppState::build(settings, store, metrics)?);
@@ -75,12 +76,43 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
         tracing::info!(?report, "seed applied");
     }
     spawn_background(&state);
-    let app = crate::http::router(state.gateway.clone());
-    let task = tokio::spawn(run(listener, app, state.clone()));
+    let routes = Routes {
+        full: crate::http::router(state.gateway.clone()),
+        ops: crate::http::ops_router(state.gateway.clone()),
+    };
+    let task = tokio::spawn(run(listener, routes, server, state.clone()));
     tracing::info!(%addr, "listening");
     #[cfg(feature = "planted-leaks")]
     crate::ops::planted::current();
     Ok(RunningProxy { addr, state, task })
+}
+
+/// Raises the open-files limit to its hard limit (logged) and derives the server's limits
+/// from it.
+fn server_config(settings: &Settings) -> ServerConfig {
+    let nofile = match fd_limit::raise_nofile() {
+        Ok(limit) => {
+            tracing::info!(
+                soft_before = limit.soft_before,
+                soft = limit.soft,
+                hard = limit.hard,
+                "open-files limit"
+            );
+            limit.soft
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-files limit; assuming 1024");
+            1024
+        }
+    };
+    let config = settings.server_config(nofile);
+    tracing::info!(
+        max_connections = config.max_connections,
+        header_read_timeout = ?config.header_read_timeout,
+        keep_alive_timeout = ?config.keep_alive_timeout,
+        "client connection limits"
+    );
+    config
 }
 
 /// The background tasks, each on the tracker until the background stop token; started once
@@ -105,16 +137,18 @@ fn spawn_background(state: &Arc<AppState>) {
     state.memory.spawn_watcher(stop.clone(), tracker);
 }
 
-async fn run(listener: tokio::net::TcpListener, app: Router, state: Arc<AppState>) {
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+async fn run(
+    listener: tokio::net::TcpListener,
+    routes: Routes,
+    config: ServerConfig,
+    state: Arc<AppState>,
+) {
     let stop = state.shutdown.clone();
-    let mut server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-    });
+    let metrics = state.metrics.clone();
+    // The server owns every connection task: aborting it below cuts them all.
+    let mut server = tokio::spawn(crate::http::server::serve(
+        listener, routes, config, metrics, stop,
+    ));
     // The server also watches the shutdown token: with no connection open its graceful
     // shutdown ends at once, so both branches can be ready together. Whichever wins, the
     // handle is polled to completion at most once and the close path below always runs.

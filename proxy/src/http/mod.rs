@@ -1,11 +1,14 @@
 //! The HTTP surface: routes (SPEC contract), the authenticated entry into each instance's rmcp
 //! service ([`entry`]), the DNS-rebinding guard in front of it ([`origin`]), API-key
-//! authentication ([`auth`]), and the one mapping of a refusal to a status ([`refusal`]).
+//! authentication ([`auth`]), the one mapping of a refusal to a status ([`refusal`]), and the
+//! server that accepts and times client connections ([`server`], [`head_timer`]).
 
 pub mod auth;
 pub mod entry;
+pub mod head_timer;
 pub mod origin;
 pub mod refusal;
+pub mod server;
 
 use std::sync::Arc;
 
@@ -66,6 +69,17 @@ pub fn router(state: Arc<Gateway>) -> Router {
         )
         .fallback(|| async { Refusal::NoSuchRoute })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+        .with_state(state)
+}
+
+/// The ops routes alone (`/health`, `/ready`, `/metrics`), for connections past the cap; any
+/// other path is refused `too_many_connections`.
+pub fn ops_router(state: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { Refusal::ConnectionCap })
         .with_state(state)
 }
 

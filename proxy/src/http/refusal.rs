@@ -40,6 +40,8 @@ pub enum Refusal {
     SessionMemory,
     /// The DNS-rebinding guard: `forbidden_host` / `forbidden_origin`, naming value and setting.
     Forbidden { code: &'static str, message: String },
+    /// Anything but `/health`, `/ready`, `/metrics` on a connection past `--max-connections`.
+    ConnectionCap,
 }
 
 impl From<AuthError> for Refusal {
@@ -112,6 +114,12 @@ impl Refusal {
                 Some(NEW_SESSION_RETRY_AFTER),
             ),
             Refusal::Forbidden { code, message } => (S::FORBIDDEN, code, message.clone(), None),
+            Refusal::ConnectionCap => (
+                unavailable,
+                "too_many_connections",
+                "connection limit reached (--max-connections); only /health, /ready and /metrics are served on this connection".into(),
+                Some("1"),
+            ),
         }
     }
 }

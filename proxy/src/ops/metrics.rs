@@ -46,6 +46,11 @@ pub struct Kind {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Outcome {
     pub outcome: &'static str,
 }
@@ -79,6 +84,7 @@ pub struct Metrics {
     pub rss_bytes: Gauge,
     pub memory_limit_bytes: Gauge,
     pub memory_pressure: Gauge,
+    pub connections: ConnectionMetrics,
 }
 
 impl Default for Metrics {
@@ -109,11 +115,13 @@ impl Default for Metrics {
             rss_bytes: Gauge::default(),
             memory_limit_bytes: Gauge::default(),
             memory_pressure: Gauge::default(),
+            connections: ConnectionMetrics::default(),
             registry: Registry::default(),
         };
         // prometheus-client appends `_total` to counters.
         m.register_traffic(&mut registry);
         m.register_state(&mut registry);
+        m.connections.register(&mut registry);
         Metrics { registry, ..m }
     }
 }
@@ -386,5 +394,40 @@ impl<'a> RequestTimer<'a> {
 impl Drop for RequestTimer<'_> {
     fn drop(&mut self) {
         self.record("cancelled");
+    }
+}
+
+/// Client (downstream) HTTP connections: open ones by slot, those closed before a request, those
+/// a timeout cut.
+#[derive(Default)]
+pub struct ConnectionMetrics {
+    /// Open client connections by `kind`: `full` (under `--max-connections`) or `reserve`
+    /// (past it: `/health`, `/ready`, `/metrics` only).
+    pub open: Family<Kind, Gauge>,
+    /// Connections closed without being served, by `reason`: `cap` (past the cap, cut from
+    /// the reserve by a newer one) or `accept_error` (accept failed, e.g. out of fds).
+    pub refused: Family<Reason, Counter>,
+    /// Connections a timer closed, by `kind`: `header` (no complete request head in time) or
+    /// `idle` (kept alive with nothing to do).
+    pub timeouts: Family<Kind, Counter>,
+}
+
+impl ConnectionMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "mcp_proxy_http_connections",
+            "Open client connections by slot (full, or reserve: health, readiness and metrics only)",
+            self.open.clone(),
+        );
+        r.register(
+            "mcp_proxy_http_connections_refused",
+            "Client connections closed unserved, by reason (cap, accept_error)",
+            self.refused.clone(),
+        );
+        r.register(
+            "mcp_proxy_http_connection_timeouts",
+            "Client connections closed by a timer (header: no complete request head; idle: kept alive unused)",
+            self.timeouts.clone(),
+        );
     }
 }
