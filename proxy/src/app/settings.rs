@@ -108,10 +108,10 @@ pub struct Settings {
     /// stream) is closed after this long.
     #[arg(long, env = "MCP_PROXY_KEEP_ALIVE_TIMEOUT", default_value = "60s", value_parser = positive_duration)]
     pub keep_alive_timeout: Duration,
-    /// Client connections served at once; past it new ones are closed at once (16 more are
-    /// served for /health, /ready and /metrics only). Default: the open-files limit (raised to
-    /// its hard limit at start) less 128 + the DB pool + 4 per upstream connection + 16, within
-    /// 8..=32768.
+    /// Client connections served at once; past it a new one gets one request on /health,
+    /// /ready or /metrics only (at most 16 such, the oldest closed for a newer one). Default:
+    /// the open-files limit (raised to its hard limit at start) less 128 + the DB pool + 4 per
+    /// upstream connection + 16, within 8..=32768.
     #[arg(long, env = "MCP_PROXY_MAX_CONNECTIONS")]
     pub max_connections: Option<std::num::NonZeroUsize>,
     /// Maximum request body in bytes (larger bodies get 413).
