@@ -145,10 +145,6 @@ async fn bad_mcp_requests_get_jsonrpc_errors_naming_the_problem() {
             "nosuchtool",
         ),
         (
-            json!({ "jsonrpc": "2.0", "id": 13, "method": "tools/call", "params": { "arguments": {} } }),
-            "",
-        ),
-        (
             json!({ "jsonrpc": "2.0", "id": 15, "method": "no/such/method" }),
             "",
         ),
@@ -165,6 +161,25 @@ async fn bad_mcp_requests_get_jsonrpc_errors_naming_the_problem() {
             "id {id}: {message:?} should name {needle:?}"
         );
     }
+    // a tools/call without a name does not fit the method: the proxy answers 400 with -32602
+    // naming the field (rmcp alone read it as an unknown method, -32601)
+    let r = post(&url, Some(KEY))
+        .header("mcp-session-id", &sid)
+        .json(&json!({ "jsonrpc": "2.0", "id": 13, "method": "tools/call", "params": { "arguments": {} } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let reply: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(reply["id"], 13, "{reply}");
+    assert_eq!(reply["error"]["code"], -32602, "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `name`"),
+        "{reply}"
+    );
     // invalid arguments are the upstream's to judge: its tool error passes through as a tool
     // error (isError), naming the missing field
     let reply = rpc(json!({ "jsonrpc": "2.0", "id": 14, "method": "tools/call", "params": { "name": "echo__echo", "arguments": { "wrong": 1 } } })).await;

@@ -114,6 +114,7 @@ impl AppState {
             sessions: sessions.clone(),
             memory: memory.clone(),
             instances: instances.clone(),
+            inflight: Default::default(),
             shutdown: shutdown.clone(),
         });
         Ok(Self {

@@ -1,19 +1,24 @@
-//! `POST|GET|DELETE /mcp/{instance_id}`: authenticate, load the instance, apply the session
-//! cap and memory shedding to new sessions, then hand the request to the instance's rmcp
-//! service (which answers 406/415/413/400 for malformed MCP requests), with the config it
-//! loaded ([`AdmittedConfig`]: one load per request) and a [`ClientGone`] token that is
-//! cancelled when the exchange ends.
+//! `POST|GET|DELETE /mcp/{instance_id}`: authenticate, load the instance, read a POST's body
+//! once at the limit and check it is one JSON-RPC message ([`jsonrpc`]), apply the session cap
+//! and memory shedding to new sessions, hold the request's id in its session ([`inflight`]),
+//! then hand the request to the instance's rmcp service with the config it loaded
+//! ([`AdmittedConfig`]: one load per request) and a [`ClientGone`] token that is cancelled
+//! when the exchange ends. rmcp's 406/415 (`Accept`, `Content-Type`) keep their status and get
+//! a JSON-RPC body.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::Gateway;
 use super::auth;
+use super::inflight::HeldId;
+use super::jsonrpc::{self, Message, Rejected};
 use super::refusal::Refusal;
 use crate::data::cache::ConfigError;
+use crate::mcp::error::Refusal as RpcRefusal;
 use crate::mcp::{AdmittedConfig, ClientGone};
 
 pub async fn mcp(
@@ -22,14 +27,19 @@ pub async fn mcp(
     request: Request,
 ) -> Response {
     match admit(&state, &instance_id, request).await {
-        Ok(request) => serve(&state, &instance_id, request).await,
+        Ok((request, held)) => serve(&state, &instance_id, request, held).await,
         Err(refusal) => refusal.into_response(),
     }
 }
 
-/// Everything that may refuse the request before MCP: draining, the key, the instance, new
-/// sessions past the cap or under memory pressure, a DELETE of a session held elsewhere.
-async fn admit(state: &Gateway, instance_id: &str, request: Request) -> Result<Request, Refusal> {
+/// Everything that may refuse the request before MCP: draining, the key, the instance, a POST
+/// body past the limit or not one JSON-RPC message, new sessions past the cap or under memory
+/// pressure, a DELETE of a session held elsewhere, an id already in flight in the session.
+async fn admit(
+    state: &Gateway,
+    instance_id: &str,
+    request: Request,
+) -> Result<(Request, Option<HeldId>), Refusal> {
     if state.shutdown.is_cancelled() {
         return Err(Refusal::Draining { retry: true });
     }
@@ -51,13 +61,16 @@ async fn admit(state: &Gateway, instance_id: &str, request: Request) -> Result<R
             }
         })?;
     state.usage.record(&record.id);
-    let mut request = if state.sessions.at_capacity() {
-        refuse_new_session(request, state.limits.max_body_bytes, Refusal::SessionCap).await?
-    } else if state.memory.under_pressure() {
-        refuse_new_session(request, state.limits.max_body_bytes, Refusal::SessionMemory).await?
-    } else {
-        request
-    };
+    let (mut request, message) = read_message(request, state.limits.max_body_bytes).await?;
+    // a POST `initialize` without `Mcp-Session-Id` opens a session
+    let opens_session = message.as_ref().is_some_and(Message::is_initialize)
+        && !request.headers().contains_key("mcp-session-id");
+    if opens_session && state.sessions.at_capacity() {
+        return Err(Refusal::SessionCap);
+    }
+    if opens_session && state.memory.under_pressure() {
+        return Err(Refusal::SessionMemory);
+    }
     // A DELETE of a session this replica does not hold (another replica's, or one that died
     // with a restart) is 404 like every other request on it (rmcp would answer 202).
     if request.method() == Method::DELETE
@@ -69,13 +82,20 @@ async fn admit(state: &Gateway, instance_id: &str, request: Request) -> Result<R
     {
         return Err(Refusal::UnknownSession);
     }
+    let held = hold_id(state, instance_id, &request, message.as_ref())?;
     request.extensions_mut().insert(AdmittedConfig(config));
-    Ok(request)
+    Ok((request, held))
 }
 
-/// Hands an admitted request to the instance's service; the [`ClientGone`] guard rides with
-/// the response body, so it is cancelled when the body ends or the client goes away.
-async fn serve(state: &Gateway, instance_id: &str, mut request: Request) -> Response {
+/// Hands an admitted request to the instance's service; the [`ClientGone`] guard and the
+/// request's [`HeldId`] ride with the response body, so the token is cancelled and the id
+/// freed when the body ends or the client goes away.
+async fn serve(
+    state: &Gateway,
+    instance_id: &str,
+    mut request: Request,
+    held: Option<HeldId>,
+) -> Response {
     let gone = ClientGone::default();
     let guard = gone.0.clone().drop_guard();
     // the response's guard cancels nothing: work for a client that went away runs on
@@ -89,19 +109,31 @@ async fn serve(state: &Gateway, instance_id: &str, mut request: Request) -> Resp
     request.extensions_mut().insert(gone);
     let service = state.instances.service(instance_id);
     let response = service.handle(request).await;
+    let status = response.status();
+    if status == StatusCode::NOT_ACCEPTABLE || status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        // rmcp's text answer to a wrong `Accept` or `Content-Type`, in its own words
+        let text = axum::body::to_bytes(axum::body::Body::new(response.into_body()), 4096).await;
+        let message = text.map_or_else(
+            |_| status.to_string(),
+            |t| String::from_utf8_lossy(&t).into_owned(),
+        );
+        return Refusal::Media { status, message }.into_response();
+    }
     response.map(|body| {
         axum::body::Body::new(GuardedBody {
             inner: axum::body::Body::new(body),
             _guard: guard,
+            _held: held,
         })
     })
 }
 
-/// A response body that cancels [`ClientGone`] when dropped; frames and size hints (so a JSON
-/// response keeps its `Content-Length`) pass through unchanged.
+/// A response body that cancels [`ClientGone`] and frees its request's id when dropped; frames
+/// and size hints (so a JSON response keeps its `Content-Length`) pass through unchanged.
 struct GuardedBody {
     inner: axum::body::Body,
     _guard: tokio_util::sync::DropGuard,
+    _held: Option<HeldId>,
 }
 
 impl axum::body::HttpBody for GuardedBody {
@@ -124,29 +156,66 @@ impl axum::body::HttpBody for GuardedBody {
     }
 }
 
-/// At the session cap or under memory pressure: a request that would open a session (a POST
-/// `initialize` without `Mcp-Session-Id`) is refused with `why`; any other request is passed
-/// on unchanged (its body read and put back).
-async fn refuse_new_session(
+/// A POST's body, read once at `limit` (chunked too: past it is 413, not rmcp's 500) and
+/// checked as one JSON-RPC message, then put back for rmcp; other methods pass unread.
+async fn read_message(
     request: Request,
     limit: usize,
-    why: Refusal,
-) -> Result<Request, Refusal> {
-    if request.method() != Method::POST || request.headers().contains_key("mcp-session-id") {
-        return Ok(request);
+) -> Result<(Request, Option<Message>), Refusal> {
+    if request.method() != Method::POST {
+        return Ok((request, None));
     }
     let (parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return Err(Refusal::BodyTooLarge);
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|e| unreadable(&e))?;
+    let message = jsonrpc::check(&bytes)?;
+    let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+    Ok((request, Some(message)))
+}
+
+/// A body that could not be read: past the limit (ours, or the router's body-limit layer's on
+/// a chunked body) is 413; anything else (the client broke off) a parse error.
+fn unreadable(e: &axum::Error) -> Refusal {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return Refusal::BodyTooLarge;
+        }
+        cause = c.source();
+    }
+    let why = RpcRefusal::NotJson(format!("the request body could not be read: {e}"));
+    Rejected { id: None, why }.into()
+}
+
+/// Holds a session request's id while its response runs; refused if the session has that id
+/// in flight already (rmcp would route both answers to the second and leave the first hanging).
+/// A request without `Mcp-Session-Id` (2026-07-28, sessionless) is its own exchange in rmcp
+/// and holds nothing.
+fn hold_id(
+    state: &Gateway,
+    instance_id: &str,
+    request: &Request,
+    message: Option<&Message>,
+) -> Result<Option<HeldId>, Refusal> {
+    let id = message.and_then(|m| m.request_id.as_ref());
+    let session = request
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok());
+    let (Some(id), Some(session)) = (id, session) else {
+        return Ok(None);
     };
-    #[derive(serde::Deserialize)]
-    struct Body {
-        method: Option<String>,
+    match state.inflight.hold(instance_id, session, id) {
+        Some(held) => Ok(Some(held)),
+        None => {
+            let shown = id.clone().into_json_value().to_string();
+            let why = RpcRefusal::DuplicateId(shown);
+            Err(Rejected {
+                id: Some(id.clone()),
+                why,
+            }
+            .into())
+        }
     }
-    let initialize = serde_json::from_slice::<Body>(&bytes)
-        .is_ok_and(|m| m.method.as_deref() == Some("initialize"));
-    if initialize {
-        return Err(why);
-    }
-    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }

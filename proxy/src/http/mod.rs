@@ -1,11 +1,15 @@
 //! The HTTP surface: routes (SPEC contract), the authenticated entry into each instance's rmcp
-//! service ([`entry`]), the DNS-rebinding guard in front of it ([`origin`]), API-key
-//! authentication ([`auth`]), the one mapping of a refusal to a status ([`refusal`]), and the
-//! server that accepts and times client connections ([`server`], [`head_timer`]).
+//! service ([`entry`]), the JSON-RPC envelope check of a POSTed message ([`jsonrpc`]), the
+//! request ids in flight per session ([`inflight`]), the DNS-rebinding guard in front of it
+//! ([`origin`]), API-key authentication ([`auth`]), the one mapping of a refusal to a status
+//! ([`refusal`]), and the server that accepts and times client connections ([`server`],
+//! [`head_timer`]).
 
 pub mod auth;
 pub mod entry;
 pub mod head_timer;
+pub mod inflight;
+pub mod jsonrpc;
 pub mod origin;
 pub mod refusal;
 pub mod server;
@@ -49,6 +53,8 @@ pub struct Gateway {
     pub sessions: Arc<Sessions>,
     pub memory: Arc<MemoryGuard>,
     pub instances: Arc<Instances>,
+    /// Request ids in flight per session (a duplicate is refused).
+    pub inflight: Arc<inflight::InflightIds>,
     /// Cancelled when shutdown starts: `/ready` and new MCP requests answer 503.
     pub shutdown: CancellationToken,
 }

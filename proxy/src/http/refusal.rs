@@ -1,7 +1,8 @@
 //! The one place a request refused before MCP becomes an HTTP response: its status, a JSON
 //! body `{"error": code, "message": text}`, and the headers the refusal calls for
-//! (`WWW-Authenticate` on 401, `Retry-After` where a retry can succeed). Failures inside MCP
-//! become JSON-RPC errors in `crate::mcp::error` instead.
+//! (`WWW-Authenticate` on 401, `Retry-After` where a retry can succeed). A POSTed message that
+//! is not one MCP can take gets a JSON-RPC error body instead (its code from
+//! `crate::mcp::error`, where failures inside MCP become JSON-RPC errors too).
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -9,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::auth::AuthError;
+use super::jsonrpc::Rejected;
+use crate::mcp::error::Refusal as RpcRefusal;
 
 /// How long a client refused a new session (session cap, memory) is asked to wait.
 const NEW_SESSION_RETRY_AFTER: &str = "5";
@@ -42,6 +45,18 @@ pub enum Refusal {
     Forbidden { code: &'static str, message: String },
     /// Anything but `/health`, `/ready`, `/metrics` on a connection past `--max-connections`.
     ConnectionCap,
+    /// A POSTed message that is not JSON, not one JSON-RPC 2.0 message, has params that do not
+    /// fit its method, or reuses an id in flight: 400 with a JSON-RPC error.
+    BadMessage(Rejected),
+    /// rmcp refused the request's `Accept` (406) or `Content-Type` (415): that status, with
+    /// rmcp's words as a JSON-RPC error (-32600, id null) instead of its text body.
+    Media { status: StatusCode, message: String },
+}
+
+impl From<Rejected> for Refusal {
+    fn from(r: Rejected) -> Self {
+        Refusal::BadMessage(r)
+    }
 }
 
 impl From<AuthError> for Refusal {
@@ -120,7 +135,21 @@ impl Refusal {
                 "connection limit reached (--max-connections); only /health, /ready and /metrics are served on this connection".into(),
                 Some("1"),
             ),
+            // answered with a JSON-RPC body (`rpc_body`), under this status
+            Refusal::BadMessage(_) => (S::BAD_REQUEST, "bad_message", String::new(), None),
+            Refusal::Media { status, message } => (*status, "bad_media", message.clone(), None),
         }
+    }
+
+    /// The JSON-RPC error body of a refused message (`None` for every other refusal).
+    fn rpc_body(&self) -> Option<serde_json::Value> {
+        let (id, why) = match self {
+            Refusal::BadMessage(Rejected { id, why }) => (id.clone(), why.clone()),
+            Refusal::Media { message, .. } => (None, RpcRefusal::NotJsonRpc(message.clone())),
+            _ => return None,
+        };
+        let error = rmcp::model::ErrorData::from(why);
+        Some(json!({ "jsonrpc": "2.0", "id": id, "error": error }))
     }
 }
 
@@ -131,8 +160,10 @@ impl IntoResponse for Refusal {
             return (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response();
         }
         let (status, code, message, retry_after) = self.parts();
-        let mut response =
-            (status, Json(json!({ "error": code, "message": message }))).into_response();
+        let body = self
+            .rpc_body()
+            .unwrap_or_else(|| json!({ "error": code, "message": message }));
+        let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -241,6 +272,53 @@ mod tests {
                 (status, code.to_string(), retry, auth),
                 "{what}"
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_message_gets_400_with_a_jsonrpc_error_and_its_id() {
+        let cases = [
+            (
+                Refusal::BadMessage(Rejected {
+                    id: None,
+                    why: RpcRefusal::NotJson("EOF".into()),
+                }),
+                400,
+                json!({ "jsonrpc": "2.0", "id": null,
+                    "error": { "code": -32700, "message": "parse error: EOF" } }),
+            ),
+            (
+                Refusal::BadMessage(Rejected {
+                    id: Some(rmcp::model::RequestId::Number(7)),
+                    why: RpcRefusal::DuplicateId("7".into()),
+                }),
+                400,
+                json!({ "jsonrpc": "2.0", "id": 7, "error": { "code": -32600,
+                    "message": "request id 7 is already in flight in this session" } }),
+            ),
+            (
+                Refusal::Media {
+                    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    message: "Content-Type must be application/json".into(),
+                },
+                415,
+                json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32600,
+                    "message": "invalid request: Content-Type must be application/json" } }),
+            ),
+        ];
+        for (refusal, status, body) in cases {
+            let response = refusal.into_response();
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "application/json",
+                "{body}"
+            );
+            let got = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            let got: serde_json::Value = serde_json::from_slice(&got).unwrap();
+            assert_eq!(got, body);
         }
     }
 

@@ -85,6 +85,16 @@ pub enum Refusal {
     SubscribePerRequest { upstream: String },
     /// `completion/complete` for a prompt or template no upstream offers.
     NoCompletionTarget,
+    /// A POSTed body that is not JSON (serde's words).
+    NotJson(String),
+    /// A JSON-RPC batch (an array): MCP 2025-06-18 and later have no batching.
+    Batch,
+    /// JSON that is not a JSON-RPC 2.0 message (`what` says which rule it breaks).
+    NotJsonRpc(String),
+    /// A known method whose params do not fit it (`message` names the field, in serde's words).
+    InvalidParams { method: String, message: String },
+    /// A request reusing the id of one still in flight in the same session.
+    DuplicateId(String),
 }
 
 impl From<Refusal> for ErrorData {
@@ -130,6 +140,23 @@ impl From<Refusal> for ErrorData {
                 "completion/complete: no upstream of this instance offers that prompt or resource template",
                 None,
             ),
+            Refusal::NotJson(e) => ErrorData::parse_error(format!("parse error: {e}"), None),
+            Refusal::Batch => ErrorData::invalid_request(
+                "invalid request: JSON-RPC batches are not supported (MCP 2025-06-18 removed \
+                 batching); send one message per POST",
+                None,
+            ),
+            Refusal::NotJsonRpc(what) => {
+                ErrorData::invalid_request(format!("invalid request: {what}"), None)
+            }
+            Refusal::InvalidParams { method, message } => ErrorData::invalid_params(
+                format!("invalid params: {message}"),
+                Some(json!({ "method": method })),
+            ),
+            Refusal::DuplicateId(id) => ErrorData::invalid_request(
+                format!("request id {id} is already in flight in this session"),
+                None,
+            ),
         }
     }
 }
@@ -147,7 +174,7 @@ mod tests {
 
     #[test]
     fn every_refusal_has_its_code_and_names_the_problem() {
-        let cases: [(ErrorData, i32, &str); 10] = [
+        let cases: [(ErrorData, i32, &str); 15] = [
             (
                 Refusal::TimedOut(Duration::from_secs(2)).into(),
                 -32603,
@@ -200,6 +227,31 @@ mod tests {
                 BadCursor("o:9".into()).into(),
                 -32602,
                 "invalid cursor \"o:9\"",
+            ),
+            (
+                Refusal::NotJson("EOF while parsing".into()).into(),
+                -32700,
+                "parse error: EOF while parsing",
+            ),
+            (Refusal::Batch.into(), -32600, "batches are not supported"),
+            (
+                Refusal::NotJsonRpc("`jsonrpc` must be \"2.0\"".into()).into(),
+                -32600,
+                "invalid request: `jsonrpc` must be",
+            ),
+            (
+                Refusal::InvalidParams {
+                    method: "tools/call".into(),
+                    message: "missing field `name`".into(),
+                }
+                .into(),
+                -32602,
+                "invalid params: missing field `name`",
+            ),
+            (
+                Refusal::DuplicateId("7".into()).into(),
+                -32600,
+                "request id 7 is already in flight in this session",
             ),
         ];
         for (error, code, words) in cases {
