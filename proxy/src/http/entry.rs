@@ -61,10 +61,7 @@ async fn admit(state: &Gateway, instance_id: &str, request: Request) -> Result<R
     // A DELETE of a session this replica does not hold (another replica's, or one that died
     // with a restart) is 404 like every other request on it (rmcp would answer 202).
     if request.method() == Method::DELETE
-        && let Some(id) = request
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
+        && let Some(id) = session_id(&request)
         && !state.instances.knows_session(instance_id, id).await
     {
         return Err(Refusal::UnknownSession);
@@ -87,14 +84,30 @@ async fn serve(state: &Gateway, instance_id: &str, mut request: Request) -> Resp
         guard
     };
     request.extensions_mut().insert(gone);
+    let stream_of = (request.method() == Method::GET)
+        .then(|| session_id(&request).map(str::to_string))
+        .flatten();
     let service = state.instances.service(instance_id);
     let response = service.handle(request).await;
+    let opened = response.status().is_success();
     response.map(|body| {
-        axum::body::Body::new(GuardedBody {
+        let body = axum::body::Body::new(GuardedBody {
             inner: axum::body::Body::new(body),
             _guard: guard,
-        })
+        });
+        match stream_of {
+            // a session's GET event stream that opened: the newest one wins
+            Some(session) if opened => state.streams.claim(instance_id, &session, body),
+            _ => body,
+        }
     })
+}
+
+fn session_id(request: &Request) -> Option<&str> {
+    request
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
 }
 
 /// A response body that cancels [`ClientGone`] when dropped; frames and size hints (so a JSON

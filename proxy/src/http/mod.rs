@@ -6,6 +6,7 @@ pub mod auth;
 pub mod entry;
 pub mod origin;
 pub mod refusal;
+pub mod streams;
 
 use std::sync::Arc;
 
@@ -46,6 +47,8 @@ pub struct Gateway {
     pub sessions: Arc<Sessions>,
     pub memory: Arc<MemoryGuard>,
     pub instances: Arc<Instances>,
+    /// Each session's one GET event stream.
+    pub streams: Arc<streams::StreamSlots>,
     /// Cancelled when shutdown starts: `/ready` and new MCP requests answer 503.
     pub shutdown: CancellationToken,
 }
