@@ -117,6 +117,10 @@ pub struct Settings {
     /// Maximum request body in bytes (larger bodies get 413).
     #[arg(long, env = "MCP_PROXY_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// The largest message (one line) a stdio upstream may write; a reply over it fails its
+    /// call at once with an error naming this limit.
+    #[arg(long, env = "MCP_PROXY_STDIO_MAX_REPLY_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub stdio_max_reply_bytes: usize,
     /// Hosts accepted in the `Host` header (DNS-rebinding protection). Loopback by default;
     /// add the public host name of a deployment.
     #[arg(

@@ -77,6 +77,7 @@ impl AppState {
             sessions: sessions.clone(),
             capabilities: caches.capabilities.clone(),
             server_request_timeout: settings.client_request_timeout,
+            stdio_max_reply: settings.stdio_max_reply_bytes,
         };
         let pool = Arc::new(ConnectionManager::new(
             connect,
@@ -115,6 +116,7 @@ impl AppState {
             memory: memory.clone(),
             instances: instances.clone(),
             inflight: Default::default(),
+            streams: Arc::default(),
             shutdown: shutdown.clone(),
         });
         Ok(Self {

@@ -74,10 +74,7 @@ async fn admit(
     // A DELETE of a session this replica does not hold (another replica's, or one that died
     // with a restart) is 404 like every other request on it (rmcp would answer 202).
     if request.method() == Method::DELETE
-        && let Some(id) = request
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
+        && let Some(id) = session_id(&request)
         && !state.instances.knows_session(instance_id, id).await
     {
         return Err(Refusal::UnknownSession);
@@ -107,6 +104,9 @@ async fn serve(
         guard
     };
     request.extensions_mut().insert(gone);
+    let stream_of = (request.method() == Method::GET)
+        .then(|| session_id(&request).map(str::to_string))
+        .flatten();
     let service = state.instances.service(instance_id);
     let response = service.handle(request).await;
     let status = response.status();
@@ -119,13 +119,26 @@ async fn serve(
         );
         return Refusal::Media { status, message }.into_response();
     }
+    let opened = status.is_success();
     response.map(|body| {
-        axum::body::Body::new(GuardedBody {
+        let body = axum::body::Body::new(GuardedBody {
             inner: axum::body::Body::new(body),
             _guard: guard,
             _held: held,
-        })
+        });
+        match stream_of {
+            // a session's GET event stream that opened: the newest one wins
+            Some(session) if opened => state.streams.claim(instance_id, &session, body),
+            _ => body,
+        }
     })
+}
+
+fn session_id(request: &Request) -> Option<&str> {
+    request
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
 }
 
 /// A response body that cancels [`ClientGone`] and frees its request's id when dropped; frames
@@ -199,11 +212,7 @@ fn hold_id(
     message: Option<&Message>,
 ) -> Result<Option<HeldId>, Refusal> {
     let id = message.and_then(|m| m.request_id.as_ref());
-    let session = request
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok());
-    let (Some(id), Some(session)) = (id, session) else {
+    let (Some(id), Some(session)) = (id, session_id(request)) else {
         return Ok(None);
     };
     match state.inflight.hold(instance_id, session, id) {

@@ -13,6 +13,7 @@ pub mod jsonrpc;
 pub mod origin;
 pub mod refusal;
 pub mod server;
+pub mod streams;
 
 use std::sync::Arc;
 
@@ -55,6 +56,8 @@ pub struct Gateway {
     pub instances: Arc<Instances>,
     /// Request ids in flight per session (a duplicate is refused).
     pub inflight: Arc<inflight::InflightIds>,
+    /// Each session's one GET event stream.
+    pub streams: Arc<streams::StreamSlots>,
     /// Cancelled when shutdown starts: `/ready` and new MCP requests answer 503.
     pub shutdown: CancellationToken,
 }

@@ -20,6 +20,7 @@ pub mod http_clients;
 pub mod legacy_sse;
 pub mod manager;
 pub mod relay;
+mod reply_limit;
 pub mod stdio;
 pub mod streamable_http;
 
@@ -93,6 +94,8 @@ pub struct ConnectContext {
     pub capabilities: Arc<UpstreamCapabilities>,
     /// Bound on one server→client request relayed to a downstream client.
     pub server_request_timeout: Duration,
+    /// The largest message a stdio upstream may write (`--stdio-max-reply-bytes`).
+    pub stdio_max_reply: usize,
 }
 
 /// One live MCP client session to one upstream.
@@ -557,7 +560,7 @@ async fn open(
                 .map_err(|e| error::connect_cause(&e))
         }
         UpstreamTransport::Stdio { command, args, .. } => {
-            let (child, group) = stdio::spawn(command, args, &rendered)
+            let (child, group) = stdio::spawn(command, args, &rendered, ctx.stdio_max_reply)
                 .map_err(|e| format!("cannot start {command:?}: {e}"))?;
             attempt.process_group = group;
             handler
