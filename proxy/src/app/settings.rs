@@ -64,9 +64,10 @@ pub struct Settings {
     #[arg(long, env = "MCP_PROXY_SESSION_IDLE_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
     pub session_idle_timeout: Duration,
     /// Maximum live downstream sessions; past it a new `initialize` gets 503 + `Retry-After`.
-    /// A session holds about 85 KiB (most of it rmcp's per-session channels), so 5000 hold
-    /// about 420 MiB: the default fits a 1 GiB instance with room for requests in flight.
-    #[arg(long, env = "MCP_PROXY_MAX_SESSIONS", default_value_t = 5_000)]
+    /// A session holds about 130 KiB of live allocations (most of it rmcp's per-session tasks
+    /// and channels), so 4000 hold about 520 MiB: the default fits a 1 GiB instance with
+    /// about 400 MiB to spare for requests in flight before shedding starts.
+    #[arg(long, env = "MCP_PROXY_MAX_SESSIONS", default_value_t = 4_000)]
     pub max_sessions: usize,
     /// Interval of SSE keep-alive pings on downstream event streams (`0s` disables them).
     #[arg(long, env = "MCP_PROXY_SSE_KEEPALIVE", default_value = "15s", value_parser = humantime::parse_duration)]
