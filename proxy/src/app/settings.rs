@@ -64,7 +64,10 @@ pub struct Settings {
     #[arg(long, env = "MCP_PROXY_SESSION_IDLE_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
     pub session_idle_timeout: Duration,
     /// Maximum live downstream sessions; past it a new `initialize` gets 503 + `Retry-After`.
-    #[arg(long, env = "MCP_PROXY_MAX_SESSIONS", default_value_t = 10_000)]
+    /// A session holds about 130 KiB of live allocations (most of it rmcp's per-session tasks
+    /// and channels), so 4000 hold about 520 MiB: the default fits a 1 GiB instance with
+    /// about 400 MiB to spare for requests in flight before shedding starts.
+    #[arg(long, env = "MCP_PROXY_MAX_SESSIONS", default_value_t = 4_000)]
     pub max_sessions: usize,
     /// Interval of SSE keep-alive pings on downstream event streams (`0s` disables them).
     #[arg(long, env = "MCP_PROXY_SSE_KEEPALIVE", default_value = "15s", value_parser = humantime::parse_duration)]
@@ -173,9 +176,10 @@ pub struct Settings {
     /// (sampling, elicitation, roots).
     #[arg(long, env = "MCP_PROXY_CLIENT_REQUEST_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub client_request_timeout: Duration,
-    /// The memory bound in MiB (Cloud Run's instance size; 0 disables it). At 90 % of it the
-    /// proxy sheds load: `/ready` answers 503 (the balancer sends traffic elsewhere) and new
-    /// sessions get 503 + `Retry-After`; below 80 % it serves them again.
+    /// The memory bound in MiB (Cloud Run's instance size; 0 disables it), against the
+    /// allocator's live bytes. At 90 % of it the proxy sheds load: `/ready` answers 503 (the
+    /// balancer sends traffic elsewhere) and new sessions get 503 + `Retry-After`; below 80 %
+    /// (once the load is gone) it serves them again.
     #[arg(long, env = "MCP_PROXY_MEMORY_LIMIT_MIB", default_value_t = 1024)]
     pub memory_limit_mib: u64,
     #[command(flatten)]

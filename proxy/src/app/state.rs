@@ -35,7 +35,7 @@ pub struct AppState {
     pub pool: Arc<ConnectionManager>,
     pub sessions: Arc<Sessions>,
     pub usage: Arc<UsageRecorder>,
-    /// Resident memory against `--memory-limit-mib`: load shedding near the bound.
+    /// Allocated memory against `--memory-limit-mib`: load shedding near the bound.
     pub memory: Arc<MemoryGuard>,
     /// The per-instance rmcp services.
     pub instances: Arc<Instances>,

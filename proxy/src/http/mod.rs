@@ -114,6 +114,7 @@ async fn metrics(State(state): State<Arc<Gateway>>) -> Response {
     m.sessions.set(state.sessions.count() as i64);
     m.db_pool_size.set(state.store.pool_size() as i64);
     m.db_pool_idle.set(state.store.pool_idle() as i64);
+    state.memory.sample();
     let mut response = m.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -29,7 +29,7 @@ pub enum Refusal {
     ConfigUnavailable,
     /// Shutting down: `/ready` (`retry: false`), or an MCP request (told to retry in 1 s).
     Draining { retry: bool },
-    /// `/ready` while resident memory is near the bound.
+    /// `/ready` while memory in use is near the bound.
     NotReadyMemory,
     /// `/ready` while the database does not answer.
     DbUnreachable,
@@ -39,7 +39,7 @@ pub enum Refusal {
     BodyTooLarge,
     /// A new session past `--max-sessions`.
     SessionCap,
-    /// A new session while resident memory is near the bound.
+    /// A new session while memory in use is near the bound.
     SessionMemory,
     /// The DNS-rebinding guard: `forbidden_host` / `forbidden_origin`, naming value and setting.
     Forbidden { code: &'static str, message: String },
@@ -100,7 +100,7 @@ impl Refusal {
             Refusal::NotReadyMemory => (
                 unavailable,
                 "memory_pressure",
-                "resident memory is near --memory-limit-mib; send new work elsewhere".into(),
+                "memory in use is near --memory-limit-mib; send new work elsewhere".into(),
                 None,
             ),
             Refusal::DbUnreachable => (
@@ -125,7 +125,7 @@ impl Refusal {
             Refusal::SessionMemory => (
                 unavailable,
                 "memory_pressure",
-                "resident memory is near --memory-limit-mib; retry later (another replica can take the session)".into(),
+                "memory in use is near --memory-limit-mib; retry later (another replica can take the session)".into(),
                 Some(NEW_SESSION_RETRY_AFTER),
             ),
             Refusal::Forbidden { code, message } => (S::FORBIDDEN, code, message.clone(), None),

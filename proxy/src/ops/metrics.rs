@@ -82,6 +82,8 @@ pub struct Metrics {
     pub open_fds: Gauge,
     pub child_processes: Gauge,
     pub rss_bytes: Gauge,
+    pub memory_allocated_bytes: Gauge,
+    pub memory_resident_bytes: Gauge,
     pub memory_limit_bytes: Gauge,
     pub memory_pressure: Gauge,
     pub connections: ConnectionMetrics,
@@ -113,6 +115,8 @@ impl Default for Metrics {
             open_fds: Gauge::default(),
             child_processes: Gauge::default(),
             rss_bytes: Gauge::default(),
+            memory_allocated_bytes: Gauge::default(),
+            memory_resident_bytes: Gauge::default(),
             memory_limit_bytes: Gauge::default(),
             memory_pressure: Gauge::default(),
             connections: ConnectionMetrics::default(),
@@ -244,13 +248,23 @@ impl Metrics {
             self.rss_bytes.clone(),
         );
         r.register(
+            "mcp_proxy_memory_allocated_bytes",
+            "Live bytes the allocator handed out (jemalloc stats.allocated): the memory bound's signal",
+            self.memory_allocated_bytes.clone(),
+        );
+        r.register(
+            "mcp_proxy_memory_resident_bytes",
+            "Resident bytes in the allocator's pages (jemalloc stats.resident)",
+            self.memory_resident_bytes.clone(),
+        );
+        r.register(
             "mcp_proxy_memory_limit_bytes",
             "The memory bound (--memory-limit-mib)",
             self.memory_limit_bytes.clone(),
         );
         r.register(
             "mcp_proxy_memory_pressure",
-            "1 while resident memory is near the bound: /ready is 503 and new sessions are refused",
+            "1 while allocated memory is near the bound: /ready is 503 and new sessions are refused",
             self.memory_pressure.clone(),
         );
     }
