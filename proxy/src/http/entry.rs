@@ -4,9 +4,10 @@
 //! loaded ([`AdmittedConfig`]: one load per request) and a [`ClientGone`] token that is
 //! cancelled when the exchange ends.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 
@@ -36,7 +37,12 @@ async fn admit(state: &Gateway, instance_id: &str, request: Request) -> Result<R
     let key = auth::extract_key(request.headers(), request.uri().query());
     let record = auth::authenticate(&state.caches.auth, instance_id, key.as_deref())
         .await
-        .inspect_err(|_| state.metrics.request("auth", "refused"))?;
+        .inspect_err(|e| {
+            state.metrics.request("auth", "refused");
+            let client = request.extensions().get::<ConnectInfo<SocketAddr>>();
+            let client = client.map(|c| c.0);
+            auth::log_refusal(&state.refused_keys, instance_id, e, key.as_deref(), client);
+        })?;
     drop(key);
     let config = state
         .caches
