@@ -264,7 +264,7 @@ async fn open_store(db: DbArgs) -> anyhow::Result<Store> {
         Default::default(),
     )
     .await
-    .with_context(|| format!("cannot open database {}", redact(&url)))?;
+    .with_context(|| mcp_proxy::app::start_errors::database(&url))?;
     Ok(store.with_notify_channel(&db.notify_channel)?)
 }
 
@@ -315,21 +315,24 @@ fn render_keys(keys: &[KeyInfo], format: ListFormat) -> String {
     }
 }
 
-/// Hides a password in a database URL before it is printed.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+/// Runs the command; an error is printed once, as `error: ` and its cause chain (never
+/// anyhow's `Debug`, which adds a backtrace when `RUST_BACKTRACE` is set), and exits 1.
+/// clap's usage errors exit before this, as clap words them (code 2).
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli.command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
         }
-        _ => url.to_string(),
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    init_logging(cli.log_format);
-    match cli.command {
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(settings) => {
             let proxy = mcp_proxy::start(*settings).await?;
             let stop = proxy.shutdown_token();

@@ -4,4 +4,5 @@
 pub mod settings;
 pub mod shutdown;
 pub mod start;
+pub mod start_errors;
 pub mod state;

@@ -6,11 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::settings::Settings;
 use crate::app::shutdown;
+use crate::app::start_errors;
 use crate::app::state::AppState;
 use crate::data::invalidation;
 use crate::data::store::Store;
@@ -51,24 +53,29 @@ impl RunningProxy {
     }
 }
 
-/// Connects the store (running migrations), applies the seed if any, binds, and serves.
+/// Validates the seed if any, connects the store (running migrations), binds, applies the
+/// seed, and serves. Every error names the setting it is about.
 pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
+    // Validate the seed before the database is touched (no file is created for a bad seed);
+    // it is applied through the state below.
+    let seed = settings.seed.as_deref().map(Seed::load).transpose();
+    let seed = seed.context(start_errors::SEED)?;
     let metrics = Arc::new(Metrics::default());
+    let url = settings.resolved_database_url();
     let store = Store::connect(
-        &settings.resolved_database_url(),
+        &url,
         settings.db_pool_size,
         settings.db_acquire_timeout,
         metrics.clone(),
     )
-    .await?
+    .await
+    .with_context(|| start_errors::database(&url))?
     .with_notify_channel(&settings.notify_channel)?
     .with_keyring(settings.secret_key.keyring()?);
     // A store with secrets this proxy cannot open is refused before anything is served.
     store.check_secret_keys().await?;
-    // Validate the seed before anything is bound; it is applied through the state below.
-    let seed = settings.seed.as_deref().map(Seed::load).transpose()?;
     let server = server_config(&settings);
-    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    let listener = start_errors::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
     let state = Arc::new(AppState::build(settings, store, metrics)?);
     if let Some(seed) = &seed {

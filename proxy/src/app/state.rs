@@ -19,6 +19,7 @@ use crate::domain::seed::Seed;
 use crate::http::{Gateway, HttpLimits};
 use crate::mcp::instances::{Instances, ServiceSettings};
 use crate::mcp::{McpSettings, McpState};
+use crate::ops::log_limit::LogLimiter;
 use crate::ops::memory::MemoryGuard;
 use crate::ops::metrics::Metrics;
 use crate::sessions::Sessions;
@@ -117,6 +118,7 @@ impl AppState {
             instances: instances.clone(),
             inflight: Default::default(),
             streams: Arc::default(),
+            refused_keys: LogLimiter::new(std::time::Duration::from_secs(1)),
             shutdown: shutdown.clone(),
         });
         Ok(Self {

@@ -394,6 +394,36 @@ mod tests {
         assert_eq!(cache.get("b", load).await.unwrap(), (7, true));
         assert_eq!(loads.load(Ordering::SeqCst), 4);
     }
+
+    #[tokio::test]
+    async fn unknown_keys_are_cached_within_the_bound() {
+        let metrics = Arc::new(Metrics::default());
+        let store = Store::connect(
+            "sqlite::memory:",
+            1,
+            Duration::from_secs(5),
+            metrics.clone(),
+        )
+        .await
+        .unwrap();
+        let auth = AuthCache::new(store, metrics.clone(), Duration::from_secs(60), 50);
+        for _ in 0..3 {
+            assert!(auth.lookup(&[7; 32]).await.unwrap().is_none());
+        }
+        assert_eq!(
+            metrics.auth_cache_misses.get(),
+            1,
+            "one query for a repeated unknown key"
+        );
+        for i in 0..500u32 {
+            let mut hash = [0u8; 32];
+            hash[..4].copy_from_slice(&i.to_be_bytes());
+            assert!(auth.lookup(&hash).await.unwrap().is_none());
+        }
+        auth.cache.cache.run_pending_tasks().await;
+        let held = auth.cache.cache.entry_count();
+        assert!(held <= 50, "{held} entries held past a bound of 50");
+    }
 }
 
 /// Every cache of this replica: what the admin path and cross-replica invalidation drop

@@ -4,4 +4,5 @@
 pub mod cache;
 pub mod invalidation;
 pub mod store;
+pub mod url;
 pub mod usage;

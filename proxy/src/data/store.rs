@@ -30,6 +30,16 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// The URL is not one the store speaks (the message lists the accepted forms).
+    #[error("{0}")]
+    BadUrl(String),
+    /// The first connection failed; the cause is the connect error itself, not the pool's
+    /// timeout that retrying it ran into.
+    #[error("cannot connect: {0}")]
+    Connect(sqlx::Error),
+    /// Neither the pool nor a direct connection got an answer in time.
+    #[error("no answer from the database server within {0:?}")]
+    NoAnswer(Duration),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row in {table}: {message}")]
@@ -161,6 +171,24 @@ fn normalise_url(url: &str) -> String {
     }
 }
 
+/// Why the first connection failed. The pool retries a refused connection until its acquire
+/// timeout and then reports only that it timed out; one direct attempt recovers the cause
+/// (connection refused, authentication failed, unknown host, ...).
+async fn first_connect_error(e: sqlx::Error, url: &str, timeout: Duration) -> StoreError {
+    if !matches!(e, sqlx::Error::PoolTimedOut) {
+        return StoreError::Connect(e);
+    }
+    use sqlx::Connection;
+    match tokio::time::timeout(timeout, sqlx::AnyConnection::connect(url)).await {
+        Ok(Err(cause)) => StoreError::Connect(cause),
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            StoreError::Connect(e)
+        }
+        Err(_) => StoreError::NoAnswer(timeout),
+    }
+}
+
 impl Store {
     /// Connects, configures SQLite for concurrent use, and runs the migrations.
     pub async fn connect(
@@ -170,6 +198,7 @@ impl Store {
         metrics: Arc<Metrics>,
     ) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
+        super::url::check(url).map_err(StoreError::BadUrl)?;
         let url = normalise_url(url);
         let is_sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
@@ -188,7 +217,11 @@ impl Store {
                 })
             })
             .connect(&url)
-            .await?;
+            .await;
+        let pool = match pool {
+            Ok(pool) => pool,
+            Err(e) => return Err(first_connect_error(e, &url, acquire_timeout).await),
+        };
         MIGRATOR.run(&pool).await?;
         Ok(Store {
             pool,

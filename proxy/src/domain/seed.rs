@@ -102,8 +102,9 @@ impl Seed {
             path: path.display().to_string(),
             source,
         })?;
+        // Every error of a file names the file.
         Seed::parse(&text).map_err(|e| match e {
-            SeedError::Parse { message, .. } => SeedError::Parse {
+            SeedError::Parse { message, .. } | SeedError::Invalid(message) => SeedError::Parse {
                 path: path.display().to_string(),
                 message,
             },

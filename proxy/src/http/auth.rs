@@ -8,6 +8,8 @@ use subtle::ConstantTimeEq;
 use crate::data::cache::AuthCache;
 use crate::domain::keys::hash_key;
 use crate::domain::model::ApiKeyRecord;
+use crate::ops::log_limit::LogLimiter;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Why a key does not open an instance. Mapped to HTTP in [`super::refusal`] only.
@@ -84,6 +86,57 @@ pub async fn authenticate(
         return Err(AuthError::NotFound);
     }
     Ok(record)
+}
+
+impl AuthError {
+    /// The refusal's label in logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing_api_key",
+            Self::Invalid => "invalid_api_key",
+            Self::Revoked => "revoked_api_key",
+            Self::NotFound => "other_instance_or_unknown",
+            Self::Unavailable => "store_unavailable",
+        }
+    }
+}
+
+/// Logs a refused request (at most one line per reason per second, with the count of those
+/// held back): the instance, the reason, the client's IP address when known, and the key's
+/// fingerprint (the first 8 hex digits of its SHA-256), never the key.
+pub fn log_refusal(
+    limiter: &LogLimiter,
+    instance_id: &str,
+    error: &AuthError,
+    key: Option<&str>,
+    client: Option<SocketAddr>,
+) {
+    let reason = error.reason();
+    let Some(held_back) = limiter.admit(reason) else {
+        return;
+    };
+    let fingerprint = key.map(|k| hex::encode(&hash_key(k)[..4]));
+    let fingerprint = fingerprint.as_deref().unwrap_or("-");
+    let client = client.map(|a| a.ip().to_string());
+    let client = client.as_deref().unwrap_or("-");
+    match error {
+        AuthError::Unavailable => tracing::error!(
+            instance = instance_id,
+            reason,
+            key = fingerprint,
+            client,
+            held_back,
+            "request refused: the key store is unavailable"
+        ),
+        _ => tracing::warn!(
+            instance = instance_id,
+            reason,
+            key = fingerprint,
+            client,
+            held_back,
+            "request refused: {error}"
+        ),
+    }
 }
 
 #[cfg(test)]

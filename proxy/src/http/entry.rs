@@ -6,9 +6,10 @@
 //! when the exchange ends. rmcp's 406/415 (`Accept`, `Content-Type`) keep their status and get
 //! a JSON-RPC body.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -46,7 +47,12 @@ async fn admit(
     let key = auth::extract_key(request.headers(), request.uri().query());
     let record = auth::authenticate(&state.caches.auth, instance_id, key.as_deref())
         .await
-        .inspect_err(|_| state.metrics.request("auth", "refused"))?;
+        .inspect_err(|e| {
+            state.metrics.request("auth", "refused");
+            let client = request.extensions().get::<ConnectInfo<SocketAddr>>();
+            let client = client.map(|c| c.0);
+            auth::log_refusal(&state.refused_keys, instance_id, e, key.as_deref(), client);
+        })?;
     drop(key);
     let config = state
         .caches

@@ -28,6 +28,7 @@ use crate::data::cache::Caches;
 use crate::data::store::Store;
 use crate::data::usage::UsageRecorder;
 use crate::mcp::instances::Instances;
+use crate::ops::log_limit::LogLimiter;
 use crate::ops::memory::MemoryGuard;
 use crate::ops::metrics::Metrics;
 use crate::sessions::Sessions;
@@ -58,6 +59,8 @@ pub struct Gateway {
     pub inflight: Arc<inflight::InflightIds>,
     /// Each session's one GET event stream.
     pub streams: Arc<streams::StreamSlots>,
+    /// Refused keys are logged at most once a second per reason.
+    pub refused_keys: LogLimiter,
     /// Cancelled when shutdown starts: `/ready` and new MCP requests answer 503.
     pub shutdown: CancellationToken,
 }

@@ -16,10 +16,12 @@
 //!   `serve` future (the caller aborts it at the deadline) drops the `JoinSet`, which cuts every
 //!   connection.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use prometheus_client::metrics::gauge::Gauge;
@@ -134,7 +136,7 @@ pub async fn serve(
     let mut conns = JoinSet::new();
     let mut errors = AcceptErrors::default();
     loop {
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             biased;
             _ = stop.cancelled() => break,
             Some(done) = conns.join_next(), if !conns.is_empty() => {
@@ -144,7 +146,7 @@ pub async fn serve(
                 continue;
             }
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     errors.note(&e, &metrics).await;
                     continue;
@@ -167,7 +169,7 @@ pub async fn serve(
             }
         };
         let conn = Connection::open(slot, metrics.clone());
-        conns.spawn(conn.serve(tcp, routes.clone(), config.clone(), stop.clone()));
+        conns.spawn(conn.serve(tcp, peer, routes.clone(), config.clone(), stop.clone()));
     }
     drop(listener);
     while let Some(done) = conns.join_next().await {
@@ -213,6 +215,7 @@ impl Connection {
     async fn serve(
         self,
         tcp: TcpStream,
+        peer: SocketAddr,
         routes: Routes,
         config: ServerConfig,
         stop: CancellationToken,
@@ -245,6 +248,8 @@ impl Connection {
             io: tcp,
             clock: clock.clone(),
         });
+        // each request carries the peer's address (the refused-key log names it)
+        let router = router.layer(axum::Extension(ConnectInfo(peer)));
         let conn = builder.serve_connection(io, TowerToHyperService::new(router));
         tokio::pin!(conn);
         let result = tokio::select! {

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use rmcp::model::ErrorData;
 use rmcp::service::{ClientInitializeError, ServiceError};
+use rmcp::transport::DynamicTransportError;
+use rmcp::transport::streamable_http_client::StreamableHttpError;
 
 /// An upstream failure, naming the upstream and the cause.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +71,7 @@ impl UpstreamError {
             },
             other => Self::Transport {
                 upstream: upstream.to_string(),
-                cause: concise_cause(&other),
+                cause: concise_cause(upstream, &other),
             },
         }
     }
@@ -90,14 +92,64 @@ pub(super) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-/// Why initializing an upstream failed, without rmcp's transport type names: what was being
-/// sent and the innermost cause (its `Display` of a transport error names Rust types).
-pub(super) fn connect_cause(e: &ClientInitializeError) -> String {
+/// Why initializing an upstream failed, in words a caller may see: what was being sent and a
+/// plain cause. rmcp's own `Display` names Rust types (`Transport [..] error`, the `Debug` of
+/// a message) and quotes what the upstream sent; that detail goes to the log at debug only.
+pub(super) fn connect_cause(upstream: &str, e: &ClientInitializeError) -> String {
+    tracing::debug!(upstream, error = %describe(e), "upstream initialize failed");
     match e {
         ClientInitializeError::TransportError { error, context } => {
-            format!("{context}: {}", innermost(error))
+            format!("{context}: {}", transport_cause(error))
+        }
+        ClientInitializeError::ExpectedInitResponse(_)
+        | ClientInitializeError::ExpectedInitResult(_)
+        | ClientInitializeError::ConflictInitResponseId(..)
+        | ClientInitializeError::UncorrelatedErrorResponse { .. } => {
+            "the upstream sent an invalid response to initialize".into()
+        }
+        ClientInitializeError::ConnectionClosed(context) => {
+            format!("the upstream closed the connection ({context})")
+        }
+        // The upstream's own JSON-RPC error: its message is meant for a client.
+        ClientInitializeError::JsonRpcError(error) => {
+            format!("the upstream refused initialize: {}", error.message)
+        }
+        ClientInitializeError::NoCompatibleProtocolVersion {
+            client_supported,
+            server_supported,
+        } => {
+            let list = |v: &[rmcp::model::ProtocolVersion]| {
+                v.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!(
+                "no protocol version in common (the proxy speaks {}; the upstream {})",
+                list(client_supported),
+                list(server_supported)
+            )
         }
         other => other.to_string(),
+    }
+}
+
+/// A transport failure in plain words: the Streamable HTTP client's errors by their kind (a
+/// body that is not JSON-RPC is "an invalid response", never the body), the others by their
+/// innermost cause (an OS or HTTP client error, which names no Rust type).
+fn transport_cause(e: &DynamicTransportError) -> String {
+    type HttpError = StreamableHttpError<reqwest::Error>;
+    match e.error.downcast_ref::<HttpError>() {
+        Some(
+            HttpError::UnexpectedServerResponse(_)
+            | HttpError::Deserialize(_)
+            | HttpError::UnexpectedContentType(_),
+        ) => "the upstream sent an invalid response".into(),
+        Some(HttpError::Sse(_)) => "the upstream sent an invalid event stream".into(),
+        Some(HttpError::HttpStatus(status)) => {
+            format!("the upstream answered HTTP {}", status.status)
+        }
+        _ => innermost(e).to_string(),
     }
 }
 
@@ -112,15 +164,19 @@ fn innermost<'e>(
     cause
 }
 
-/// A transport failure in words a caller can act on. rmcp's own `Display` of a send error
-/// names its Rust transport types; the innermost cause in the source chain is the actual
-/// reason (e.g. `connection closed before message completed`).
-fn concise_cause(e: &ServiceError) -> String {
+/// A transport failure in words a caller can act on (rmcp's own `Display` of a send error
+/// names its Rust transport types); the whole chain goes to the log at debug.
+fn concise_cause(upstream: &str, e: &ServiceError) -> String {
+    tracing::debug!(upstream, error = %describe(e), "upstream request failed");
     match e {
         ServiceError::TransportClosed => "the connection to the upstream is closed".into(),
-        ServiceError::TransportSend(_) => {
-            format!("connection to the upstream failed: {}", innermost(e))
+        ServiceError::TransportSend(error) => {
+            format!(
+                "connection to the upstream failed: {}",
+                transport_cause(error)
+            )
         }
+        ServiceError::UnexpectedResponse => "the upstream sent an invalid response".into(),
         other => other.to_string(),
     }
 }

@@ -99,9 +99,11 @@ pub async fn connect(
             None => return Err("the event stream ended before its endpoint event".into()),
         }
     };
-    let endpoint = base
-        .join(endpoint.trim())
-        .map_err(|e| format!("endpoint event {endpoint:?}: {e}"))?;
+    let endpoint = base.join(endpoint.trim()).map_err(|e| {
+        // What the upstream sent goes to the log only; the caller learns what was wrong.
+        tracing::debug!(endpoint, error = %e, "legacy SSE endpoint event is not a URL");
+        format!("the endpoint event is not a URL or path ({e})")
+    })?;
     if endpoint.origin() != base.origin() {
         return Err(format!(
             "the endpoint event names another origin ({}); refusing to send it this upstream's headers",

@@ -540,7 +540,7 @@ async fn open(
             let service = handler
                 .serve_with_lifecycle(transport, era.lifecycle())
                 .await
-                .map_err(|e| error::connect_cause(&e))?;
+                .map_err(|e| error::connect_cause(&config.name, &e))?;
             // What the upstream sends unasked rides its GET stream: serve no call
             // before it is open (bounded; the connect timeout also applies).
             if !gate.wait(STREAM_WAIT).await {
@@ -557,7 +557,7 @@ async fn open(
             handler
                 .serve_with_lifecycle(transport, era.lifecycle())
                 .await
-                .map_err(|e| error::connect_cause(&e))
+                .map_err(|e| error::connect_cause(&config.name, &e))
         }
         UpstreamTransport::Stdio { command, args, .. } => {
             let (child, group) = stdio::spawn(command, args, &rendered, ctx.stdio_max_reply)
@@ -566,7 +566,7 @@ async fn open(
             handler
                 .serve_with_lifecycle(child, era.lifecycle())
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| error::connect_cause(&config.name, &e))
         }
     }
 }
