@@ -1,20 +1,22 @@
 //! `POST|GET|DELETE /mcp/{instance_id}`: authenticate, load the instance, apply the session
 //! cap and memory shedding to new sessions, then hand the request to the instance's rmcp
 //! service (which answers 406/415/413/400 for malformed MCP requests), with the config it
-//! loaded ([`AdmittedConfig`]: one load per request) and a [`ClientGone`] token that is
-//! cancelled when the exchange ends.
+//! loaded ([`AdmittedConfig`]: one load per request), the key it admitted ([`AdmittedKey`]: a
+//! new session belongs to it) and a [`ClientGone`] token that is cancelled when the exchange
+//! ends. A request on a session this key did not open is 404, as for an unknown session.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
 
 use super::Gateway;
 use super::auth;
 use super::refusal::Refusal;
 use crate::data::cache::ConfigError;
-use crate::mcp::{AdmittedConfig, ClientGone};
+use crate::mcp::{AdmittedConfig, AdmittedKey, ClientGone};
 
 pub async fn mcp(
     State(state): State<Arc<Gateway>>,
@@ -28,7 +30,7 @@ pub async fn mcp(
 }
 
 /// Everything that may refuse the request before MCP: draining, the key, the instance, new
-/// sessions past the cap or under memory pressure, a DELETE of a session held elsewhere.
+/// sessions past the cap or under memory pressure, a session this key did not open here.
 async fn admit(state: &Gateway, instance_id: &str, request: Request) -> Result<Request, Refusal> {
     if state.shutdown.is_cancelled() {
         return Err(Refusal::Draining { retry: true });
@@ -58,18 +60,24 @@ async fn admit(state: &Gateway, instance_id: &str, request: Request) -> Result<R
     } else {
         request
     };
-    // A DELETE of a session this replica does not hold (another replica's, or one that died
-    // with a restart) is 404 like every other request on it (rmcp would answer 202).
-    if request.method() == Method::DELETE
-        && let Some(id) = request
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
-        && !state.instances.knows_session(instance_id, id).await
-    {
-        return Err(Refusal::UnknownSession);
+    // A session belongs to the key that opened it: on one another key opened, or one this
+    // replica does not hold (another replica's, or one that died with a restart), every
+    // request is 404 with rmcp's own unknown-session answer (for a DELETE rmcp would answer
+    // 202), so sessions cannot be probed with another key.
+    if let Some(id) = request.headers().get("mcp-session-id") {
+        let owner = id
+            .to_str()
+            .ok()
+            .and_then(|id| state.instances.session_owner(instance_id, id));
+        let owned = owner.is_some_and(|owner| bool::from(owner.ct_eq(&record.key_hash)));
+        if !owned {
+            return Err(Refusal::UnknownSession);
+        }
     }
     request.extensions_mut().insert(AdmittedConfig(config));
+    request
+        .extensions_mut()
+        .insert(AdmittedKey(record.key_hash));
     Ok(request)
 }
 
