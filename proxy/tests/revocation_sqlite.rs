@@ -3,8 +3,8 @@
 //! although the auth cache keeps entries for 30 s: a revoked key is refused (401) and the
 //! sessions it opened end (their per-session upstream sessions closed); a key added by the CLI
 //! is accepted at once, also after it was refused as unknown. The server's own writes (the
-//! `last_used_at` flush) move SQLite's `data_version` too but invalidate nothing, and the
-//! watcher stops at shutdown.
+//! `last_used_at` flush, the admin path) move SQLite's `data_version` too but invalidate
+//! nothing more than the admin path did at once, and the watcher stops at shutdown.
 
 mod common;
 
@@ -183,7 +183,7 @@ async fn keys_added_by_the_cli_are_accepted_at_once_even_after_a_refusal() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn our_own_last_used_flushes_invalidate_nothing_and_the_watcher_stops_at_shutdown() {
+async fn our_own_writes_are_not_applied_again_and_the_watcher_stops_at_shutdown() {
     let (_mock, proxy) = echo_proxy("shared", |s| {
         s.usage_flush_interval = Duration::from_millis(100);
     })
@@ -235,6 +235,16 @@ async fn our_own_last_used_flushes_invalidate_nothing_and_the_watcher_stops_at_s
         invalidations(&metrics_text(&proxy).await),
         before,
         "nothing invalidated"
+    );
+    // a key created on the admin path is applied once, when written, not again when read back
+    state.create_key("demo").await.unwrap();
+    let reads = query("changes");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(query("changes") > reads, "the watcher read its own row");
+    assert_eq!(
+        invalidations(&metrics_text(&proxy).await),
+        before + 1.0,
+        "our own change applied once"
     );
     proxy.shutdown().await;
     assert_eq!(

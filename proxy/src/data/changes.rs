@@ -7,8 +7,9 @@
 //! [`POLL_INTERVAL`] it asks SQLite's `PRAGMA data_version`, which moves only when another
 //! connection committed (no table is read while nothing changed), and then reads the rows
 //! after the last one it applied and hands each payload to the [`Invalidator`]. Our own pool's
-//! writes (the `last_used_at` flush) move `data_version` too but add no row, so they
-//! invalidate nothing.
+//! writes move `data_version` too: the `last_used_at` flush adds no row, and the rows this
+//! process wrote (the admin path, which applied them at once) are skipped, so neither
+//! invalidates anything twice.
 //!
 //! Like the PostgreSQL listener it is best effort over the TTLs: while its queries fail, caches
 //! fall back to their TTLs (one warning per outage) and it reopens its connection; after an
@@ -142,7 +143,7 @@ async fn poll(
                 ),
             }
         }
-        if changes.payloads.len() < BATCH {
+        if changes.read < BATCH {
             return Ok(());
         }
     }

@@ -95,6 +95,9 @@ pub struct Store {
     /// The SQLite file's URL, when cache-changing writes are logged in `changes` for other
     /// processes ([`Store::change_feed`]); `None` on PostgreSQL and in-memory SQLite.
     change_log: Option<Arc<str>>,
+    /// This store's (so this process's) name in the change log's `writer` column: its own
+    /// feed skips the rows it wrote (the admin path applied them already).
+    writer: Arc<str>,
     /// Seals and opens instance secrets; without it, secrets can be neither written nor read.
     keyring: Option<Arc<Keyring>>,
 }
@@ -207,6 +210,7 @@ impl Store {
             postgres: invalidation::is_postgres_url(&url),
             notify_channel: None,
             change_log: (is_sqlite && !in_memory).then(|| Arc::from(url.as_str())),
+            writer: Arc::from(hex::encode(rand::random::<[u8; 8]>())),
             keyring: None,
         })
     }
@@ -271,10 +275,11 @@ impl Store {
         self.metrics.db_query("change_log");
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO changes (id, payload, at_ms) \
-             SELECT COALESCE(MAX(id), 0) + 1, $1, $2 FROM changes",
+            "INSERT INTO changes (id, payload, writer, at_ms) \
+             SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3 FROM changes",
         )
         .bind(what.encode())
+        .bind(self.writer.as_ref())
         .bind(now)
         .execute(&mut **tx)
         .await?;
@@ -286,7 +291,8 @@ impl Store {
     }
 
     /// A connection of its own that reads the SQLite change log (for the change watcher),
-    /// positioned after the newest row; `None` where there is no log (PostgreSQL, in-memory).
+    /// positioned after the newest row, skipping this store's own rows; `None` where there is
+    /// no log (PostgreSQL, in-memory).
     pub async fn change_feed(&self) -> Result<Option<ChangeFeed>, StoreError> {
         let Some(url) = &self.change_log else {
             return Ok(None);
@@ -304,6 +310,7 @@ impl Store {
         Ok(Some(ChangeFeed {
             conn,
             metrics: self.metrics.clone(),
+            writer: self.writer.clone(),
             last,
         }))
     }
@@ -770,17 +777,22 @@ impl Store {
 pub struct ChangeFeed {
     conn: SqliteConnection,
     metrics: Arc<Metrics>,
-    /// The id of the last row handed out.
+    /// Rows by this writer are skipped: its process applied them when it wrote them.
+    writer: Arc<str>,
+    /// The id of the last row read.
     last: i64,
 }
 
 /// What the change log held after the last row read.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Changes {
-    /// The payloads, oldest first (not yet parsed: a foreign one is the caller's to log).
+    /// Other processes' payloads, oldest first (not yet parsed: a foreign one is the caller's
+    /// to log).
     pub payloads: Vec<String>,
     /// Rows were pruned before this feed read them: what they said is lost.
     pub missed: bool,
+    /// Rows read, own ones included (fewer than asked for: none left).
+    pub read: usize,
 }
 
 impl ChangeFeed {
@@ -797,18 +809,24 @@ impl ChangeFeed {
     /// `limit`).
     pub async fn read(&mut self, limit: usize) -> Result<Changes, StoreError> {
         self.metrics.db_query("changes");
-        let rows: Vec<(i64, String)> =
-            sqlx::query_as("SELECT id, payload FROM changes WHERE id > $1 ORDER BY id LIMIT $2")
-                .bind(self.last)
-                .bind(limit as i64)
-                .fetch_all(&mut self.conn)
-                .await?;
-        let missed = rows.first().is_some_and(|(id, _)| *id != self.last + 1);
-        if let Some((id, _)) = rows.last() {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, payload, writer FROM changes WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(self.last)
+        .bind(limit as i64)
+        .fetch_all(&mut self.conn)
+        .await?;
+        let missed = rows.first().is_some_and(|(id, _, _)| *id != self.last + 1);
+        if let Some((id, _, _)) = rows.last() {
             self.last = *id;
         }
         Ok(Changes {
-            payloads: rows.into_iter().map(|(_, payload)| payload).collect(),
+            read: rows.len(),
+            payloads: rows
+                .into_iter()
+                .filter(|(_, _, writer)| *writer != *self.writer)
+                .map(|(_, payload, _)| payload)
+                .collect(),
             missed,
         })
     }
