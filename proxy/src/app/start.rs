@@ -14,8 +14,8 @@ use crate::app::settings::Settings;
 use crate::app::shutdown;
 use crate::app::start_errors;
 use crate::app::state::AppState;
-use crate::data::invalidation;
 use crate::data::store::Store;
+use crate::data::{changes, invalidation};
 use crate::domain::seed::Seed;
 use crate::http::server::{Routes, ServerConfig};
 use crate::ops::fd_limit;
@@ -82,7 +82,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningProxy> {
         let report = state.apply_seed(seed).await?;
         tracing::info!(?report, "seed applied");
     }
-    spawn_background(&state);
+    spawn_background(&state).await;
     let routes = Routes {
         full: crate::http::router(state.gateway.clone()),
         ops: crate::http::ops_router(state.gateway.clone()),
@@ -124,7 +124,7 @@ fn server_config(settings: &Settings) -> ServerConfig {
 
 /// The background tasks, each on the tracker until the background stop token; started once
 /// the seed is applied, so a start that fails before leaves none behind.
-fn spawn_background(state: &Arc<AppState>) {
+async fn spawn_background(state: &Arc<AppState>) {
     let stop = &state.background_stop;
     let tracker = &state.tracker;
     state.pool.spawn_sweeper(stop.clone());
@@ -136,10 +136,17 @@ fn spawn_background(state: &Arc<AppState>) {
     );
     invalidation::spawn_listener(
         state.listener_config(),
-        state.caches.clone(),
+        state.invalidator.clone(),
         tracker,
         stop.clone(),
     );
+    changes::spawn_watcher(
+        &state.store,
+        state.invalidator.clone(),
+        tracker,
+        stop.clone(),
+    )
+    .await;
     tracker.spawn(shutdown::reload_on_sighup(state.clone(), stop.clone()));
     state.memory.spawn_watcher(stop.clone(), tracker);
 }

@@ -9,7 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::settings::Settings;
 use crate::data::cache::{AuthCache, Caches, CatalogCache, ConfigCache, ToolsCache};
-use crate::data::invalidation::{self, ListenerConfig};
+use crate::data::invalidation::{Invalidator, KeySessions, ListenerConfig};
 use crate::data::store::{CreatedKey, Revoke, SeedReport, Store, StoreError};
 use crate::data::usage::UsageRecorder;
 use crate::domain::capabilities::UpstreamCapabilities;
@@ -40,6 +40,9 @@ pub struct AppState {
     pub memory: Arc<MemoryGuard>,
     /// The per-instance rmcp services.
     pub instances: Arc<Instances>,
+    /// Where every invalidation is applied (admin path, PostgreSQL listener, SQLite change
+    /// watcher): the caches, then the sessions of a key that is now revoked or gone.
+    pub invalidator: Arc<Invalidator>,
     /// What the HTTP routes work with.
     pub gateway: Arc<Gateway>,
     /// Every background task and every deferred close runs here; shutdown waits for it.
@@ -100,6 +103,8 @@ impl AppState {
             sessions_ct: sessions_ct.clone(),
         });
         let instances = Arc::new(Instances::new(mcp, service_settings(&settings)));
+        let key_sessions: Arc<dyn KeySessions> = instances.clone();
+        let invalidator = Arc::new(Invalidator::new(caches.clone(), Some(key_sessions)));
         let memory = MemoryGuard::new(settings.memory_limit_mib, metrics.clone());
         let usage = Arc::new(UsageRecorder::default());
         let shutdown = CancellationToken::new();
@@ -131,6 +136,7 @@ impl AppState {
             usage,
             memory,
             instances,
+            invalidator,
             gateway,
             tracker,
             shutdown,
@@ -158,7 +164,7 @@ impl AppState {
     /// replicas on the same PostgreSQL hear of it through the store's notification.
     pub async fn apply_seed(&self, seed: &Seed) -> Result<SeedReport, StoreError> {
         let report = self.store.apply_seed(seed).await?;
-        invalidation::apply(&self.caches, &Invalidation::All).await;
+        self.invalidator.apply(&Invalidation::All).await;
         Ok(report)
     }
 
@@ -167,16 +173,19 @@ impl AppState {
     pub async fn create_key(&self, instance_id: &str) -> Result<CreatedKey, StoreError> {
         let created = self.store.create_key(instance_id).await?;
         let hash = crate::domain::keys::hash_key(&created.key);
-        invalidation::apply(&self.caches, &Invalidation::Key(hash)).await;
+        self.invalidator.apply(&Invalidation::Key(hash)).await;
         Ok(created)
     }
 
-    /// Revokes a key and makes this replica refuse it at once; other replicas hear of it
-    /// through the store's notification (and fall back to their auth TTL if they cannot).
+    /// Revokes a key and makes this replica refuse it at once and end its sessions; other
+    /// replicas hear of it through the store's notification (and fall back to their auth TTL
+    /// if they cannot).
     pub async fn revoke_key(&self, key_id: &str) -> Result<Revoke, StoreError> {
         let outcome = self.store.revoke_key(key_id).await?;
         if let Revoke::Revoked(key) = &outcome {
-            invalidation::apply(&self.caches, &Invalidation::Key(key.key_hash)).await;
+            self.invalidator
+                .apply(&Invalidation::Key(key.key_hash))
+                .await;
         }
         Ok(outcome)
     }
@@ -192,7 +201,7 @@ impl AppState {
     ) -> Result<(), StoreError> {
         self.store.set_secret(instance_id, name, value).await?;
         let changed = Invalidation::Instance(instance_id.to_string());
-        invalidation::apply(&self.caches, &changed).await;
+        self.invalidator.apply(&changed).await;
         Ok(())
     }
 

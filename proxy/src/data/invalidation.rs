@@ -18,10 +18,15 @@
 //!
 //! The writing replica applies its own change at once (`AppState::{apply_seed, create_key,
 //! revoke_key}` in `app`); hearing its own notification afterwards is harmless.
+//!
+//! Whoever hears a payload hands it to one [`Invalidator`]: it drops what the payload names
+//! from the caches ([`apply`]) and then ends the sessions of a key that is now revoked or gone
+//! (through [`KeySessions`], which the layer holding the sessions implements).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +62,57 @@ pub async fn apply(state: &Caches, invalidation: &Invalidation) {
     state.metrics.invalidation(invalidation.kind());
 }
 
+/// The downstream sessions each key opened, as the layer that holds them sees them (the MCP
+/// layer implements it: this layer may not use it).
+pub trait KeySessions: Send + Sync {
+    /// The keys (SHA-256) that opened at least one session still open.
+    fn owners(&self) -> Vec<[u8; 32]>;
+    /// Ends every session `key` opened (its close path runs as for a DELETE); how many.
+    fn end_sessions(&self, key: [u8; 32]) -> BoxFuture<'_, usize>;
+}
+
+/// Applies what a payload says: the caches first ([`apply`]), then the sessions of every key it
+/// names (`key:` one, `all` every owner) that is now revoked or gone are ended. A key whose
+/// record cannot be read (store down) keeps its sessions: its requests are refused anyway
+/// while the store cannot vouch for it, and the next payload checks again.
+pub struct Invalidator {
+    pub caches: Arc<Caches>,
+    sessions: Option<Arc<dyn KeySessions>>,
+}
+
+impl Invalidator {
+    pub fn new(caches: Arc<Caches>, sessions: Option<Arc<dyn KeySessions>>) -> Self {
+        Self { caches, sessions }
+    }
+
+    pub async fn apply(&self, invalidation: &Invalidation) {
+        apply(&self.caches, invalidation).await;
+        let Some(sessions) = &self.sessions else {
+            return;
+        };
+        let owners = sessions.owners();
+        let named: Vec<[u8; 32]> = match invalidation {
+            Invalidation::Key(hash) => owners.into_iter().filter(|o| o == hash).collect(),
+            Invalidation::All => owners,
+            Invalidation::Instance(_) => Vec::new(),
+        };
+        for key in named {
+            match self.caches.auth.lookup(&key).await {
+                Ok(Some(record)) if !record.revoked => {}
+                Ok(record) => {
+                    let ended = sessions.end_sessions(key).await;
+                    let key_id = record.map(|r| r.id.clone()).unwrap_or_default();
+                    tracing::info!(%key_id, ended, "key revoked or gone: its sessions ended");
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "cannot re-check a key that owns sessions; they stay until the next change"
+                ),
+            }
+        }
+    }
+}
+
 /// Where the listener listens and how it keeps its connection (the `--notify-*` and
 /// `--listener-*` settings).
 #[derive(Clone, Debug)]
@@ -74,10 +130,10 @@ pub struct ListenerConfig {
 
 /// Starts the listener on `tracker` when the database is PostgreSQL (on SQLite there is one
 /// process and nothing to hear). It listens on the channel over the notify URL (default: the
-/// database URL) until `stop` is cancelled, applying what it hears to `caches`.
+/// database URL) until `stop` is cancelled, handing what it hears to `invalidator`.
 pub fn spawn_listener(
     config: ListenerConfig,
-    caches: Arc<Caches>,
+    invalidator: Arc<Invalidator>,
     tracker: &TaskTracker,
     stop: CancellationToken,
 ) {
@@ -95,7 +151,7 @@ pub fn spawn_listener(
         );
         return;
     }
-    tracker.spawn(listen_loop(caches, config, url, stop));
+    tracker.spawn(listen_loop(invalidator, config, url, stop));
 }
 
 /// How a listening connection ended.
@@ -153,12 +209,12 @@ impl Connection {
 
 /// Connect → LISTEN → up → `All` → apply each payload; on any failure: down, backoff, again.
 async fn listen_loop(
-    state: Arc<Caches>,
+    state: Arc<Invalidator>,
     config: ListenerConfig,
     url: String,
     stop: CancellationToken,
 ) {
-    let metrics = state.metrics.clone();
+    let metrics = state.caches.metrics.clone();
     let channel = config.channel.clone();
     let connect_timeout = config.connect_timeout;
     let ping_interval = config.ping_interval;
@@ -197,7 +253,7 @@ async fn listen_loop(
                     None => tracing::debug!(%channel, "invalidation listener up"),
                 }
                 // Whatever was sent while this replica was not listening is lost.
-                apply(&state, &Invalidation::All).await;
+                state.apply(&Invalidation::All).await;
                 let ended = serve(&state, &mut conn, &stop, ping_interval, connect_timeout).await;
                 metrics.invalidation_listener_up.set(0);
                 conn.close().await;
@@ -240,7 +296,7 @@ async fn listen_loop(
 /// (if not zero) a `SELECT 1` bounded by `ping_timeout` proves the connection still answers,
 /// so a silent network partition is noticed instead of leaving the gauge at 1.
 async fn serve(
-    state: &Caches,
+    state: &Invalidator,
     conn: &mut Connection,
     stop: &CancellationToken,
     ping_interval: Duration,
@@ -266,7 +322,7 @@ async fn serve(
             received = conn.listener.try_recv() => match received {
                 Ok(Some(notification)) => {
                     match notification.payload().parse::<Invalidation>() {
-                        Ok(invalidation) => apply(state, &invalidation).await,
+                        Ok(invalidation) => state.apply(&invalidation).await,
                         Err(e) => tracing::warn!(
                             error = %e,
                             payload = %truncated(notification.payload()),
@@ -278,7 +334,7 @@ async fn serve(
                 Err(e) => return Ended::Lost(e.to_string()),
             },
             () = ping_due => {
-                let probe = crate::data::store::ping_listener(&mut conn.listener, &state.metrics);
+                let probe = crate::data::store::ping_listener(&mut conn.listener, &state.caches.metrics);
                 match tokio::time::timeout(ping_timeout, probe).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return Ended::Lost(format!("liveness check failed: {e}")),
@@ -290,7 +346,7 @@ async fn serve(
 }
 
 /// At most 100 characters of a foreign payload, for a log line.
-fn truncated(payload: &str) -> String {
+pub(crate) fn truncated(payload: &str) -> String {
     match payload.char_indices().nth(100) {
         Some((at, _)) => format!("{}…", &payload[..at]),
         None => payload.to_string(),

@@ -4,8 +4,10 @@
 //!
 //! On PostgreSQL, every write that changes what a replica caches also sends a notification
 //! (`pg_notify` on the notify channel) in the same transaction, so other replicas drop their
-//! copies ([`crate::data::invalidation`]); a rolled-back write notifies nobody. SQLite is one
-//! process: nothing to notify.
+//! copies ([`crate::data::invalidation`]); a rolled-back write notifies nobody. On SQLite the
+//! same writes append the payload to the `changes` table instead, in the same transaction, and
+//! a running `serve` reads it through a [`ChangeFeed`] when SQLite's `data_version` moves
+//! ([`crate::data::changes`]), so a key revoked by the CLI in another process is heard too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +15,8 @@ use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::postgres::PgListener;
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{Any, AnyPool, ConnectOptions, Connection, Executor, Row, Transaction};
 
 use crate::domain::invalidation::{self, Invalidation};
 use crate::domain::keys::hash_key;
@@ -25,6 +28,10 @@ use crate::domain::seed::{Seed, first_missing_secret};
 use crate::ops::metrics::Metrics;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How long a row of the SQLite change log is kept (the newest row always stays, so ids never
+/// go back). A reader that missed pruned rows sees a gap in the ids and drops every cache.
+const CHANGE_LOG_KEEP: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -95,6 +102,12 @@ pub struct Store {
     postgres: bool,
     /// Where cache-changing writes are announced (PostgreSQL only; see [`Store::with_notify_channel`]).
     notify_channel: Option<Arc<str>>,
+    /// The SQLite file's URL, when cache-changing writes are logged in `changes` for other
+    /// processes ([`Store::change_feed`]); `None` on PostgreSQL and in-memory SQLite.
+    change_log: Option<Arc<str>>,
+    /// This store's (so this process's) name in the change log's `writer` column: its own
+    /// feed skips the rows it wrote (the admin path applied them already).
+    writer: Arc<str>,
     /// Seals and opens instance secrets; without it, secrets can be neither written nor read.
     keyring: Option<Arc<Keyring>>,
 }
@@ -223,11 +236,14 @@ impl Store {
             Err(e) => return Err(first_connect_error(e, &url, acquire_timeout).await),
         };
         MIGRATOR.run(&pool).await?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         Ok(Store {
             pool,
             metrics,
             postgres: invalidation::is_postgres_url(&url),
             notify_channel: None,
+            change_log: (is_sqlite && !in_memory).then(|| Arc::from(url.as_str())),
+            writer: Arc::from(hex::encode(rand::random::<[u8; 8]>())),
             keyring: None,
         })
     }
@@ -258,13 +274,16 @@ impl Store {
         self.notify_channel.as_deref()
     }
 
-    /// Queues `what` for the other replicas; delivered when `tx` commits, dropped if it rolls
-    /// back.
+    /// Queues `what` for the other replicas (PostgreSQL) or processes (SQLite: a row of the
+    /// change log); delivered when `tx` commits, dropped if it rolls back.
     async fn notify(
         &self,
         tx: &mut Transaction<'static, Any>,
         what: &Invalidation,
     ) -> Result<(), StoreError> {
+        if self.change_log.is_some() {
+            return self.log_change(tx, what).await;
+        }
         let Some(channel) = &self.notify_channel else {
             return Ok(());
         };
@@ -276,6 +295,57 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         Ok(())
+    }
+
+    /// Appends `what` to the SQLite change log inside `tx` (ids contiguous: the writer holds
+    /// SQLite's write lock until it commits) and prunes rows older than [`CHANGE_LOG_KEEP`],
+    /// keeping the newest.
+    async fn log_change(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        what: &Invalidation,
+    ) -> Result<(), StoreError> {
+        self.metrics.db_query("change_log");
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO changes (id, payload, writer, at_ms) \
+             SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3 FROM changes",
+        )
+        .bind(what.encode())
+        .bind(self.writer.as_ref())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("DELETE FROM changes WHERE at_ms < $1 AND id < (SELECT MAX(id) FROM changes)")
+            .bind(now - CHANGE_LOG_KEEP.as_millis() as i64)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// A connection of its own that reads the SQLite change log (for the change watcher),
+    /// positioned after the newest row, skipping this store's own rows; `None` where there is
+    /// no log (PostgreSQL, in-memory).
+    pub async fn change_feed(&self) -> Result<Option<ChangeFeed>, StoreError> {
+        let Some(url) = &self.change_log else {
+            return Ok(None);
+        };
+        let options: SqliteConnectOptions = url.parse()?;
+        let mut conn = options
+            .busy_timeout(Duration::from_secs(5))
+            .disable_statement_logging()
+            .connect()
+            .await?;
+        self.metrics.db_query("changes");
+        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM changes")
+            .fetch_one(&mut conn)
+            .await?;
+        Ok(Some(ChangeFeed {
+            conn,
+            metrics: self.metrics.clone(),
+            writer: self.writer.clone(),
+            last,
+        }))
     }
 
     pub fn pool_size(&self) -> u32 {
@@ -732,6 +802,71 @@ impl Store {
             });
         }
         Ok(keys)
+    }
+}
+
+/// A reader of the SQLite change log over a connection of its own (not the pool's): what
+/// other connections and processes committed since it last looked.
+pub struct ChangeFeed {
+    conn: SqliteConnection,
+    metrics: Arc<Metrics>,
+    /// Rows by this writer are skipped: its process applied them when it wrote them.
+    writer: Arc<str>,
+    /// The id of the last row read.
+    last: i64,
+}
+
+/// What the change log held after the last row read.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Other processes' payloads, oldest first (not yet parsed: a foreign one is the caller's
+    /// to log).
+    pub payloads: Vec<String>,
+    /// Rows were pruned before this feed read them: what they said is lost.
+    pub missed: bool,
+    /// Rows read, own ones included (fewer than asked for: none left).
+    pub read: usize,
+}
+
+impl ChangeFeed {
+    /// SQLite's `PRAGMA data_version`: moves when another connection (of this process or any
+    /// other) committed a change to the file; reads no table.
+    pub async fn data_version(&mut self) -> Result<i64, StoreError> {
+        self.metrics.db_query("data_version");
+        Ok(sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(&mut self.conn)
+            .await?)
+    }
+
+    /// The rows after the last one read, at most `limit` of them (call again while it returns
+    /// `limit`).
+    pub async fn read(&mut self, limit: usize) -> Result<Changes, StoreError> {
+        self.metrics.db_query("changes");
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, payload, writer FROM changes WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(self.last)
+        .bind(limit as i64)
+        .fetch_all(&mut self.conn)
+        .await?;
+        let missed = rows.first().is_some_and(|(id, _, _)| *id != self.last + 1);
+        if let Some((id, _, _)) = rows.last() {
+            self.last = *id;
+        }
+        Ok(Changes {
+            read: rows.len(),
+            payloads: rows
+                .into_iter()
+                .filter(|(_, _, writer)| *writer != *self.writer)
+                .map(|(_, payload, _)| payload)
+                .collect(),
+            missed,
+        })
+    }
+
+    /// Closes the connection.
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
     }
 }
 

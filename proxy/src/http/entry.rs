@@ -1,10 +1,11 @@
 //! `POST|GET|DELETE /mcp/{instance_id}`: authenticate, load the instance, read a POST's body
 //! once at the limit and check it is one JSON-RPC message ([`jsonrpc`]), apply the session cap
-//! and memory shedding to new sessions, hold the request's id in its session ([`inflight`]),
-//! then hand the request to the instance's rmcp service with the config it loaded
-//! ([`AdmittedConfig`]: one load per request) and a [`ClientGone`] token that is cancelled
-//! when the exchange ends. rmcp's 406/415 (`Accept`, `Content-Type`) keep their status and get
-//! a JSON-RPC body.
+//! and memory shedding to new sessions, refuse a session this key did not open (404, as for an
+//! unknown session), hold the request's id in its session ([`inflight`]), then hand the
+//! request to the instance's rmcp service with the config it loaded ([`AdmittedConfig`]: one
+//! load per request), the key it admitted ([`AdmittedKey`]: a new session belongs to it) and a
+//! [`ClientGone`] token that is cancelled when the exchange ends. rmcp's 406/415 (`Accept`,
+//! `Content-Type`) keep their status and get a JSON-RPC body.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
 
 use super::Gateway;
 use super::auth;
@@ -20,7 +22,7 @@ use super::jsonrpc::{self, Message, Rejected};
 use super::refusal::Refusal;
 use crate::data::cache::ConfigError;
 use crate::mcp::error::Refusal as RpcRefusal;
-use crate::mcp::{AdmittedConfig, ClientGone};
+use crate::mcp::{AdmittedConfig, AdmittedKey, ClientGone};
 
 pub async fn mcp(
     State(state): State<Arc<Gateway>>,
@@ -35,7 +37,7 @@ pub async fn mcp(
 
 /// Everything that may refuse the request before MCP: draining, the key, the instance, a POST
 /// body past the limit or not one JSON-RPC message, new sessions past the cap or under memory
-/// pressure, a DELETE of a session held elsewhere, an id already in flight in the session.
+/// pressure, a session this key did not open here, an id already in flight in the session.
 async fn admit(
     state: &Gateway,
     instance_id: &str,
@@ -77,16 +79,24 @@ async fn admit(
     if opens_session && state.memory.under_pressure() {
         return Err(Refusal::SessionMemory);
     }
-    // A DELETE of a session this replica does not hold (another replica's, or one that died
-    // with a restart) is 404 like every other request on it (rmcp would answer 202).
-    if request.method() == Method::DELETE
-        && let Some(id) = session_id(&request)
-        && !state.instances.knows_session(instance_id, id).await
-    {
-        return Err(Refusal::UnknownSession);
+    // A session belongs to the key that opened it: on one another key opened, or one this
+    // replica does not hold (another replica's, or one that died with a restart), every
+    // request is 404 with rmcp's own unknown-session answer (for a DELETE rmcp would answer
+    // 202), so sessions cannot be probed with another key.
+    if let Some(id) = request.headers().get("mcp-session-id") {
+        let owner = id
+            .to_str()
+            .ok()
+            .and_then(|id| state.instances.session_owner(instance_id, id));
+        if !owner.is_some_and(|owner| bool::from(owner.ct_eq(&record.key_hash))) {
+            return Err(Refusal::UnknownSession);
+        }
     }
     let held = hold_id(state, instance_id, &request, message.as_ref())?;
     request.extensions_mut().insert(AdmittedConfig(config));
+    request
+        .extensions_mut()
+        .insert(AdmittedKey(record.key_hash));
     Ok((request, held))
 }
 

@@ -1,5 +1,5 @@
 //! What every [`super::ProxyHandler`] works with (shared by all handlers of all instances), and
-//! what the HTTP entry hands each request ([`ClientGone`], [`AdmittedConfig`]).
+//! what the HTTP entry hands each request ([`ClientGone`], [`AdmittedConfig`], [`AdmittedKey`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,3 +49,8 @@ pub struct ClientGone(pub CancellationToken);
 /// request's extensions so one request loads its config once.
 #[derive(Clone)]
 pub struct AdmittedConfig(pub Arc<InstanceConfig>);
+
+/// The SHA-256 of the key the HTTP entry authenticated a request with; the session manager
+/// binds a session to the key whose `initialize` opened it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct AdmittedKey(pub [u8; 32]);

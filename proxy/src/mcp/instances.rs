@@ -1,17 +1,22 @@
-//! The per-instance rmcp services: one `StreamableHttpService` and one `LocalSessionManager`
-//! per instance, created after authentication, so a session of one instance can never be used
-//! on another.
+//! The per-instance rmcp services: one `StreamableHttpService` and one session manager
+//! ([`OwnedSessions`]: rmcp's `LocalSessionManager`, each session bound to the key that opened
+//! it) per instance, created after authentication, so a session of one instance can never be
+//! used on another. `Instances` tells the invalidation path which keys own sessions and ends
+//! a revoked key's sessions ([`KeySessions`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
+use super::owned_sessions::OwnedSessions;
 use super::{McpState, ProxyHandler};
+use crate::data::invalidation::KeySessions;
 
-pub type InstanceService = StreamableHttpService<ProxyHandler, LocalSessionManager>;
+pub type InstanceService = StreamableHttpService<ProxyHandler, OwnedSessions>;
 
 /// How each instance's service is configured (from the proxy's settings).
 #[derive(Clone, Debug)]
@@ -27,7 +32,7 @@ pub struct ServiceSettings {
 
 struct InstanceEntry {
     service: Arc<InstanceService>,
-    sessions: Arc<LocalSessionManager>,
+    sessions: Arc<OwnedSessions>,
 }
 
 /// Owns every instance's service and session manager until [`Instances::clear`].
@@ -73,7 +78,7 @@ impl Instances {
             // no idle TTL: an abandoned session lives until shutdown
             manager.session_config.keep_alive = None;
         }
-        let sessions = Arc::new(manager);
+        let sessions = Arc::new(OwnedSessions::new(manager));
         let config = StreamableHttpServerConfig::default()
             .with_allowed_hosts(settings.allowed_hosts.clone())
             .with_allowed_origins(settings.allowed_origins.clone())
@@ -93,33 +98,31 @@ impl Instances {
         }
     }
 
-    /// Whether this replica holds session `id` of `instance_id` (false before the instance's
-    /// service exists: nothing of it was opened here).
-    pub async fn knows_session(&self, instance_id: &str, id: &str) -> bool {
-        let manager = self
-            .map
+    /// The key (SHA-256) that opened session `id` of `instance_id`, if this replica holds it
+    /// (`None` before the instance's service exists: nothing of it was opened here).
+    pub fn session_owner(&self, instance_id: &str, id: &str) -> Option<[u8; 32]> {
+        self.map
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(instance_id)
-            .map(|e| e.sessions.clone());
-        match manager {
-            Some(m) => m.sessions.read().await.contains_key(id),
-            None => false,
-        }
+            .get(instance_id)?
+            .sessions
+            .owner(id)
     }
 
-    /// Open downstream sessions over all instances, as rmcp's session managers hold them.
-    pub async fn session_count(&self) -> usize {
-        let managers: Vec<Arc<LocalSessionManager>> = self
-            .map
+    fn managers(&self) -> Vec<Arc<OwnedSessions>> {
+        self.map
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .map(|e| e.sessions.clone())
-            .collect();
+            .collect()
+    }
+
+    /// Open downstream sessions over all instances, as rmcp's session managers hold them.
+    pub async fn session_count(&self) -> usize {
         let mut total = 0;
-        for m in managers {
-            total += m.sessions.read().await.len();
+        for m in self.managers() {
+            total += m.inner.sessions.read().await.len();
         }
         total
     }
@@ -128,5 +131,25 @@ impl Instances {
     /// their handlers hold can be freed.
     pub fn clear(&self) {
         self.map.write().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+impl KeySessions for Instances {
+    fn owners(&self) -> Vec<[u8; 32]> {
+        let mut keys = std::collections::HashSet::new();
+        for m in self.managers() {
+            keys.extend(m.owner_keys());
+        }
+        keys.into_iter().collect()
+    }
+
+    fn end_sessions(&self, key: [u8; 32]) -> BoxFuture<'_, usize> {
+        Box::pin(async move {
+            let mut ended = 0;
+            for m in self.managers() {
+                ended += m.end_sessions_of(&key).await;
+            }
+            ended
+        })
     }
 }

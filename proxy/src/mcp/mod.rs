@@ -10,6 +10,7 @@ mod catalog;
 pub mod context;
 pub mod error;
 pub mod instances;
+pub mod owned_sessions;
 
 use std::sync::{Arc, OnceLock};
 
@@ -32,7 +33,7 @@ use crate::sessions::SessionScope;
 use crate::upstream::manager::Lease;
 use crate::upstream::relay::{Downstream, forwarded_meta};
 use crate::upstream::{Era, UpstreamError};
-pub use context::{AdmittedConfig, ClientGone, McpSettings, McpState};
+pub use context::{AdmittedConfig, AdmittedKey, ClientGone, McpSettings, McpState};
 use error::Refusal;
 
 /// How long `initialize` waits to learn the capabilities of upstreams not seen yet.

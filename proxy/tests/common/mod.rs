@@ -2,6 +2,7 @@
 //! PostgreSQL of `TEST_DATABASE_URL`), rmcp clients, raw HTTP, and the mock binary.
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod sessions;
 pub mod surface;
 
