@@ -24,22 +24,9 @@ async fn setup() -> (MockServer, TestProxy) {
     (mock, proxy)
 }
 
-/// Initializes a raw session and returns its id.
+/// Initializes a raw 2025-11-25 session and returns its id.
 async fn session(url: &str) -> String {
-    let r = post(url, Some(KEY))
-        .json(&initialize_body("2025-11-25"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let sid = r.headers()["mcp-session-id"].to_str().unwrap().to_string();
-    post(url, Some(KEY))
-        .header("mcp-session-id", &sid)
-        .json(&json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }))
-        .send()
-        .await
-        .unwrap();
-    sid
+    common::sessions::open_session(&common::sessions::http(), url).await
 }
 
 #[tokio::test]

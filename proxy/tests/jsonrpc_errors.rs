@@ -27,21 +27,7 @@ async fn setup() -> (MockServer, TestProxy) {
 
 /// Initializes a raw 2025-11-25 session and returns its id.
 async fn session(url: &str) -> String {
-    let r = post(url, Some(KEY))
-        .json(&initialize_body("2025-11-25"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let sid = r.headers()["mcp-session-id"].to_str().unwrap().to_string();
-    let r = post(url, Some(KEY))
-        .header("mcp-session-id", &sid)
-        .json(&json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    sid
+    common::sessions::open_session(&common::sessions::http(), url).await
 }
 
 /// POSTs `body` (raw bytes) in the session; the status and the JSON body, which must be JSON.
