@@ -17,7 +17,7 @@ mod common;
 
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
@@ -149,6 +149,9 @@ impl Proxy {
 struct GoodClient {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<(usize, Vec<String>)>,
+    /// Set: the client finishes its round and waits (`parked` says it is waiting).
+    pause: Arc<AtomicBool>,
+    parked: Arc<AtomicBool>,
 }
 
 impl GoodClient {
@@ -160,9 +163,19 @@ impl GoodClient {
         let until = stop.clone();
         let done = Arc::new(AtomicUsize::new(0));
         let counted = done.clone();
+        let (pause, parked) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (paused, parking) = (pause.clone(), parked.clone());
         let task = tokio::spawn(async move {
             let (mut rounds, mut failures) = (0, Vec::new());
             while !until.is_cancelled() {
+                parking.store(paused.load(Ordering::SeqCst), Ordering::SeqCst);
+                if paused.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
                 counted.store(rounds, Ordering::SeqCst);
                 let said = format!("round {rounds}");
                 match client
@@ -185,7 +198,27 @@ impl GoodClient {
         // its connections are open before any flood
         let warm = eventually(Duration::from_secs(10), || done.load(Ordering::SeqCst) >= 2).await;
         assert!(warm, "the good client never completed two rounds");
-        GoodClient { stop, task }
+        GoodClient {
+            stop,
+            task,
+            pause,
+            parked,
+        }
+    }
+
+    /// Holds the client between rounds (its connections stay open, none opens or closes)
+    /// until [`resume`](GoodClient::resume), so a test can count connections exactly.
+    async fn pause(&self) {
+        self.pause.store(true, Ordering::SeqCst);
+        let parked = eventually(Duration::from_secs(10), || {
+            self.parked.load(Ordering::SeqCst)
+        })
+        .await;
+        assert!(parked, "the good client did not finish its round");
+    }
+
+    fn resume(&self) {
+        self.pause.store(false, Ordering::SeqCst);
     }
 
     /// Stops it; panics if any round failed.
@@ -481,7 +514,11 @@ async fn past_the_cap_new_connections_are_closed_and_the_probes_still_answer() {
         refused, expected,
         "closed at once (cap {CAP}, {held} held, reserve 16)"
     );
-    // the flood still holds every full slot; the probes answer on new connections
+    // The good client's own connections can come and go between its rounds (a response body
+    // dropped before its end closes its connection, and the next round opens another): hold
+    // it while the cap is checked, so the flood below takes every full slot and keeps it.
+    good.pause().await;
+    // the flood holds every full slot; the probes answer on new connections
     let mut flood = idle_flood(&proxy.addr(), 40, Duration::from_secs(8), &opened);
     let mut answered = false;
     for _ in 0..50 {
@@ -505,6 +542,7 @@ async fn past_the_cap_new_connections_are_closed_and_the_probes_still_answer() {
         .send()
         .await
         .unwrap();
+    good.resume();
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["retry-after"], "1");
     let body: serde_json::Value = r.json().await.unwrap();
